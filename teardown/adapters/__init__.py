@@ -1,0 +1,1 @@
+"""Adapters: implementations of the ports for clouds, SSH, Pulumi and fakes."""

@@ -1,0 +1,1 @@
+"""Pulumi adapter: reading exported state (and, later, the Automation API and hooks)."""

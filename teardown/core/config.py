@@ -1,0 +1,192 @@
+"""The configuration model (``teardown.toml``): pure frozen dataclasses with safe defaults.
+
+Loading and validation live in ``teardown.config``; the ``__pydantic_config__`` attributes are
+plain dicts read by that validator (unknown keys are errors), so this module stays stdlib-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import PurePath
+
+from teardown.core.model import PullMethod, SnapshotKind
+
+_STRICT = {"extra": "forbid"}
+
+
+class PrepaidPolicy(StrEnum):
+    """What to do with a prepaid (yearly/monthly) resource."""
+
+    UNSUBSCRIBE = "unsubscribe"
+    """Release it now; a refund follows the billing rules."""
+    KEEP_TO_EXPIRY = "keep_to_expiry"
+    """Keep it until it expires: cancel auto-renew and unsubscribe renewals not yet in effect."""
+
+
+class DestroyMethod(StrEnum):
+    """Who destroys resources that came from a Pulumi stack."""
+
+    PULUMI = "pulumi"
+    """The Pulumi engine (Automation API, targeted destroy)."""
+    CLOUD = "cloud"
+    """The cloud API directly; the stack is reconciled afterwards (``pulumi refresh``)."""
+
+
+@dataclass(frozen=True)
+class ScopeConfig:
+    """``[scope]``: what a run may touch at most.
+
+    Example::
+
+        [scope]
+        name = "ci-env-42"
+        max_resources = 50
+        refuse_patterns = ["*prod*", "*live*"]
+    """
+
+    __pydantic_config__ = _STRICT
+    name: str | None = None
+    """Scope name (default: the stack's name, or the state file's stem)."""
+    max_resources: int = 100
+    """Refuse to plan more resources than this (blast-radius limit)."""
+    refuse_patterns: tuple[str, ...] = ("*prod*",)
+    """Scope names matching any of these glob patterns are refused."""
+
+
+@dataclass(frozen=True)
+class TypesConfig:
+    """``[types]``: how to treat types the planner does not know (I7).
+
+    Example::
+
+        [types]
+        stateless = ["huaweicloud:Dns/recordset:Recordset"]
+        accept_loss = ["urn:pulumi:dev::app::huaweicloud:Rds/instance:Instance::cache"]
+    """
+
+    __pydantic_config__ = _STRICT
+    stateless: tuple[str, ...] = ()
+    """Type tokens that hold no data: destroyed without backup."""
+    accept_loss: tuple[str, ...] = ()
+    """URNs or resource names whose data may be lost without backup."""
+
+
+@dataclass(frozen=True)
+class PullRule:
+    """``[[backup.pull]]``: files to pull over SSH from the matching servers.
+
+    Example::
+
+        [[backup.pull]]
+        name = "site"
+        match = "web-*"
+        paths = ["/var/www", "/etc/nginx"]
+        excludes = ["*.log"]
+        before = ["mysqldump --all-databases > /var/backups/all.sql"]
+        after = []
+    """
+
+    __pydantic_config__ = _STRICT
+    paths: tuple[str, ...]
+    name: str = "data"
+    match: str = "*"
+    """Glob over the server's name or URN."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """All of these tags must be present with these values."""
+    excludes: tuple[str, ...] = ()
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    method: PullMethod = PullMethod.TAR
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    """``[backup]``: the cloud-side backup kind, and SSH pulls.
+
+    Example::
+
+        [backup]
+        snapshot = "cbr"      # cbr | image | evs | none
+    """
+
+    __pydantic_config__ = _STRICT
+    snapshot: SnapshotKind = SnapshotKind.CBR
+    pull: tuple[PullRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class DestroyConfig:
+    """``[destroy]``: who destroys stack resources.
+
+    Example::
+
+        [destroy]
+        method = "cloud"
+    """
+
+    __pydantic_config__ = _STRICT
+    method: DestroyMethod = DestroyMethod.CLOUD
+
+
+@dataclass(frozen=True)
+class BillingConfig:
+    """``[billing]``: the billing close policy.
+
+    Example::
+
+        [billing]
+        prepaid = "unsubscribe"
+        max_fee = 50
+    """
+
+    __pydantic_config__ = _STRICT
+    prepaid: PrepaidPolicy = PrepaidPolicy.UNSUBSCRIBE
+    cancel_pending_orders: bool = True
+    cancel_auto_renew: bool = True
+    max_fee: Decimal | None = None
+    """Refuse to unsubscribe when the estimated handling fee is above this (currency units)."""
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    """``[journal]``: where the run journal lives.
+
+    Example::
+
+        [journal]
+        path = ".teardown/journal.db"
+    """
+
+    __pydantic_config__ = _STRICT
+    path: PurePath = PurePath(".teardown/journal.db")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``[run]``: execution.
+
+    Example::
+
+        [run]
+        parallel = 4
+    """
+
+    __pydantic_config__ = _STRICT
+    parallel: int = 4
+    """How many resources are worked on at once."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole ``teardown.toml``. Every table is optional."""
+
+    __pydantic_config__ = _STRICT
+    scope: ScopeConfig = field(default_factory=ScopeConfig)
+    types: TypesConfig = field(default_factory=TypesConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
+    destroy: DestroyConfig = field(default_factory=DestroyConfig)
+    billing: BillingConfig = field(default_factory=BillingConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    run: RunConfig = field(default_factory=RunConfig)

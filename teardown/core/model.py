@@ -1,0 +1,272 @@
+"""The resource model and the plan: pure, frozen data shared by every layer.
+
+Nothing here performs I/O or reads a clock. Identity is a Pulumi URN when the resource came from a
+stack, or a synthetic ``cloud:<provider>:<type>:<id>`` key when it came from the cloud directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What a resource is, as far as backing up and destroying go."""
+
+    SERVER = "server"
+    """A virtual machine: holds data on its disks and is reachable over SSH."""
+    VOLUME = "volume"
+    """A block storage disk: holds data."""
+    ADDRESS = "address"
+    """A public IP or bandwidth: holds no data, but may bill."""
+    NETWORK = "network"
+    """VPC, subnet, security group and similar: holds no data."""
+    STATELESS = "stateless"
+    """A type the user declared (in config) to hold no data."""
+    UNKNOWN = "unknown"
+    """A type the planner cannot classify: blocks the plan (I7)."""
+
+
+DATA_KINDS = frozenset({Kind.SERVER, Kind.VOLUME})
+"""Kinds whose destruction loses data unless backed up."""
+
+
+class BillingMode(StrEnum):
+    """How a resource is paid for (Huawei ``charging_mode``)."""
+
+    POST_PAID = "postPaid"
+    """Pay per use: deleting the resource stops billing."""
+    PRE_PAID = "prePaid"
+    """Yearly/monthly: released by unsubscribing; refunds follow the billing rules."""
+    SPOT = "spot"
+    """Spot pay-per-use: deleted like postPaid."""
+    FREE = "free"
+    """Not billed on its own (VPC, subnet, security group)."""
+    UNKNOWN = "unknown"
+    """Not known from the source (e.g. a state without ``chargingMode``)."""
+
+
+class SnapshotKind(StrEnum):
+    """A cloud-side backup kind."""
+
+    CBR = "cbr"
+    """A Cloud Backup and Recovery backup: stored in a vault, survives the source's deletion."""
+    IMAGE = "image"
+    """A full-server image (IMS): survives the server's deletion."""
+    EVS = "evs"
+    """An EVS disk snapshot: deleted together with its disk, so only for disks that are kept."""
+    NONE = "none"
+    """No cloud-side backup."""
+
+
+SURVIVES_DESTROY: dict[SnapshotKind, bool] = {
+    SnapshotKind.CBR: True,
+    SnapshotKind.IMAGE: True,
+    SnapshotKind.EVS: False,
+    SnapshotKind.NONE: False,
+}
+"""Whether a backup of this kind outlives the destruction of its source (huawei.md R22, R24)."""
+
+
+class PullMethod(StrEnum):
+    """How an SSH pull moves files."""
+
+    TAR = "tar"
+    """One tar stream over an exec channel (fast for many small files)."""
+    SFTP = "sftp"
+    """SFTP, for hosts that refuse exec."""
+
+
+class DestroyAction(StrEnum):
+    """How a resource is taken away."""
+
+    DELETE = "delete"
+    """Delete through the cloud API (pay-per-use, spot, free resources)."""
+    UNSUBSCRIBE = "unsubscribe"
+    """Unsubscribe a prepaid resource (BSS type 1): releasing it *is* its destroy."""
+    PULUMI = "pulumi"
+    """Destroy through the Pulumi engine (targeted ``pulumi destroy``)."""
+    KEEP_TO_EXPIRY = "keep_to_expiry"
+    """Leave a prepaid resource running until it expires; only its renewals are cancelled."""
+
+
+class StepKind(StrEnum):
+    """One side effect the runner performs; each has an intent and an outcome in the journal."""
+
+    CANCEL_PENDING_ORDER = "cancel_pending_order"
+    """Cancel an order still pending payment (nothing provisioned; may run first, I4)."""
+    SNAPSHOT = "snapshot"
+    """Make a cloud-side backup and wait until it is verified."""
+    PULL = "pull"
+    """Pull files over SSH into the store and verify their sha256 end to end."""
+    DESTROY = "destroy"
+    """Delete or unsubscribe the resource (only after I1 holds)."""
+    UNSUBSCRIBE_RENEWALS = "unsubscribe_renewals"
+    """Unsubscribe renewal periods not yet in effect (BSS type 2)."""
+    CANCEL_AUTO_RENEW = "cancel_auto_renew"
+    """Turn auto-renew off on a resource that is kept."""
+    RECORD_REFUND = "record_refund"
+    """Read the unsubscribe orders of a released resource and record refund and fees."""
+
+
+BACKUP_STEPS = frozenset({StepKind.SNAPSHOT, StepKind.PULL})
+BILLING_STEPS = frozenset(
+    {
+        StepKind.CANCEL_PENDING_ORDER,
+        StepKind.UNSUBSCRIBE_RENEWALS,
+        StepKind.CANCEL_AUTO_RENEW,
+        StepKind.RECORD_REFUND,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Disk:
+    """A disk attached to a server."""
+
+    id: str
+    size_gb: int | None = None
+    system: bool = False
+    """The boot disk: always deleted with its server."""
+    bound: bool = True
+    """Bought with the server (released with it). False: bought separately and attached."""
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class Address:
+    """A network address of a resource."""
+
+    ip: str
+    public: bool = False
+
+
+@dataclass(frozen=True)
+class Billing:
+    """How a resource bills, and the facts the billing close needs."""
+
+    mode: BillingMode = BillingMode.UNKNOWN
+    order_id: str | None = None
+    expires_at: datetime | None = None
+    auto_renew: bool = False
+    pending_order_ids: tuple[str, ...] = ()
+    """Orders pending payment that touch this resource (cancel them first, R3)."""
+    locked: bool = False
+    """Locked by an order in progress: needs support to unlock; blocks unsubscribing."""
+    frozen: bool = False
+    """Frozen (arrears, violation): blocks unsubscribing."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One thing in scope: a server, a disk, a network object, or an unknown type."""
+
+    urn: str
+    """Identity: a Pulumi URN, or ``cloud:<provider>:<type>:<id>`` for resources found in the cloud."""
+    type: str
+    """The provider's type token, e.g. ``huaweicloud:Ecs/instance:Instance``."""
+    kind: Kind
+    name: str
+    cloud_id: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    disks: tuple[Disk, ...] = ()
+    addresses: tuple[Address, ...] = ()
+    billing: Billing = field(default_factory=Billing)
+    parent: str | None = None
+    """URN of the resource this one is attached to (a disk's server), if known."""
+    dependencies: tuple[str, ...] = ()
+    protected: bool = False
+    """Pulumi ``protect``: the engine will refuse to delete it."""
+
+    def tag(self, key: str) -> str | None:
+        """The value of tag ``key``, or None."""
+        for k, v in self.tags:
+            if k == key:
+                return v
+        return None
+
+
+@dataclass(frozen=True)
+class PullSpec:
+    """What to pull over SSH from one server, and the commands around it."""
+
+    paths: tuple[str, ...]
+    excludes: tuple[str, ...] = ()
+    before: tuple[str, ...] = ()
+    """Run on the host first (e.g. a database dump); a failure means no backup and no destroy."""
+    after: tuple[str, ...] = ()
+    """Run on the host afterwards whether or not the transfer succeeded (e.g. unfreeze)."""
+    method: PullMethod = PullMethod.TAR
+    name: str = "data"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One side effect of a plan; ``id`` is deterministic and serves as the idempotency key."""
+
+    id: str
+    kind: StepKind
+    urn: str
+    after: tuple[str, ...] = ()
+    """Steps that must have succeeded before this one may start."""
+    snapshot: SnapshotKind | None = None
+    pull: PullSpec | None = None
+    action: DestroyAction | None = None
+    order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why a resource (and so the plan) cannot proceed, and what a person can do about it."""
+
+    code: str
+    message: str
+    urn: str
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    """Everything the plan does to one resource."""
+
+    resource: Resource
+    backups: tuple[Step, ...] = ()
+    destroy: Step | None = None
+    billing: tuple[Step, ...] = ()
+    blockers: tuple[Blocker, ...] = ()
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """Backups, destroy, billing, in order."""
+        d = (self.destroy,) if self.destroy is not None else ()
+        return self.backups + d + self.billing
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The reviewed, pure-data description of a run."""
+
+    scope: str
+    resources: tuple[ResourcePlan, ...]
+    pre: tuple[Step, ...] = ()
+    """Steps that may run before any backup: cancelling pending-payment orders (I4)."""
+    skipped: tuple[str, ...] = ()
+    """URNs read but not part of the plan (the stack itself, providers)."""
+
+    @property
+    def blockers(self) -> tuple[Blocker, ...]:
+        return tuple(b for rp in self.resources for b in rp.blockers)
+
+    @property
+    def blocked(self) -> bool:
+        return any(rp.blockers for rp in self.resources)
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return self.pre + tuple(s for rp in self.resources for s in rp.steps)
+
+    def resource_plan(self, urn: str) -> ResourcePlan:
+        for rp in self.resources:
+            if rp.resource.urn == urn:
+                return rp
+        raise KeyError(urn)

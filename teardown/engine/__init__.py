@@ -1,0 +1,1 @@
+"""Engine: the SQLite journal, the runner, retry policies and events."""

@@ -1,0 +1,205 @@
+"""Ports: one narrow Protocol per capability the engine needs from the outside world.
+
+Adapters (``teardown.adapters``) implement them for a real cloud, the sandbox, SSH, Pulumi, or a
+fake. Every method raises only ``teardown.core.errors`` types: ``TransientError`` when retrying may
+help, ``PermanentError`` when it will not. Every mutating method takes the step's idempotency key so
+a reconciling run can find the effect of a call whose outcome was lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+from teardown.core.model import DestroyAction, PullSpec, Resource, SnapshotKind
+
+
+class Clock(Protocol):
+    """Time, as a port, so the journal and runner can be tested with a fake clock."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A backup that exists somewhere: a cloud snapshot or a pulled set of files in the store."""
+
+    kind: str
+    """``cbr``, ``image``, ``evs`` or ``pull``."""
+    ref: str
+    """Cloud id of the backup, or the store path of the pulled set's manifest."""
+    verified: bool
+    survives_destroy: bool
+    size: int = 0
+    sha256: str | None = None
+    """For pulls: sha256 of the manifest (which holds each file's sha256)."""
+    detail: str = ""
+    """Why it is not verified, or what was verified."""
+
+
+class Inventory(Protocol):
+    """Reads what exists. Never changes anything."""
+
+    def resources(self) -> Sequence[Resource]:
+        """Every resource in scope with its disks, billing and pending orders.
+
+        Raises PermanentError for bad credentials or scope, TransientError for throttling/5xx.
+        """
+        ...
+
+
+class Snapshotter(Protocol):
+    """Cloud-side backups (CBR server backup, image, EVS snapshot).
+
+    Example::
+
+        ref = snap.create(server, SnapshotKind.CBR, key="a1b2c3")
+        art = snap.wait(ref)   # polls until available or error
+    """
+
+    def create(self, resource: Resource, kind: SnapshotKind, key: str) -> str:
+        """Start a backup named after ``key``; return its cloud id. Does not wait."""
+        ...
+
+    def find(self, resource: Resource, kind: SnapshotKind, key: str) -> str | None:
+        """The id of a backup earlier started with ``key``, or None (used to reconcile)."""
+        ...
+
+    def wait(self, ref: str) -> Artifact:
+        """Poll until the backup is terminal; return it, ``verified`` only if fully usable.
+
+        A backup that ended in error, or skipped a resource, is returned with verified=False and
+        the reason in ``detail``; raises TransientError only for failures of the poll itself.
+        """
+        ...
+
+
+ProgressCallback = Callable[[int, int], None]
+"""Called with (bytes so far, files so far) while pulling."""
+
+
+class Fetcher(Protocol):
+    """Pulls data from a server over SSH into the backup store, verifying sha256 end to end."""
+
+    def pull(
+        self, resource: Resource, spec: PullSpec, key: str, progress: ProgressCallback | None
+    ) -> Artifact:
+        """Run ``before`` commands, pull ``spec.paths``, run ``after`` commands; verify each file.
+
+        Idempotent: files already verified in the store under ``key`` are not sent again.
+        Returns an Artifact with verified=False (and the reason) when any checksum, size or count
+        differs or a ``before`` command failed; raises TransientError for connection failures.
+        """
+        ...
+
+    def find(self, resource: Resource, spec: PullSpec, key: str) -> Artifact | None:
+        """The verified artifact stored earlier under ``key``, or None."""
+        ...
+
+
+class Presence(StrEnum):
+    """What the cloud says about a resource."""
+
+    EXISTS = "exists"
+    GOING = "going"
+    """Deletion or release is under way."""
+    GONE = "gone"
+
+
+@dataclass(frozen=True)
+class DestroyResult:
+    """What a destroy call returned."""
+
+    presence: Presence
+    job_id: str | None = None
+    order_ids: tuple[str, ...] = ()
+
+
+class Destroyer(Protocol):
+    """Deletes or unsubscribes resources. Called only after the engine checked I1."""
+
+    def destroy(self, resource: Resource, action: DestroyAction, key: str) -> DestroyResult:
+        """Delete (pay-per-use) or unsubscribe (prepaid) the resource and wait until it is gone.
+
+        Raises PermanentError when the cloud refuses (locked, frozen, prepaid delete).
+        """
+        ...
+
+    def presence(self, resource: Resource) -> Presence:
+        """Ask the cloud whether the resource still exists (used to reconcile, never guessed)."""
+        ...
+
+
+class OrderState(StrEnum):
+    """What the billing side says about an order."""
+
+    PENDING_PAYMENT = "pending_payment"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    OTHER = "other"
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True)
+class RefundRecord:
+    """Money recorded from the orders themselves after a release."""
+
+    order_ids: tuple[str, ...]
+    refund: Decimal
+    consumed: Decimal
+    fee: Decimal
+    currency: str = "CNY"
+
+
+class Billing(Protocol):
+    """Orders, subscriptions and refunds (Huawei BSS)."""
+
+    def cancel_order(self, order_id: str, key: str) -> None:
+        """Cancel an order pending payment. PermanentError when its state does not allow it."""
+        ...
+
+    def order_state(self, order_id: str) -> OrderState:
+        """The order's current state (used to reconcile a cancel)."""
+        ...
+
+    def unsubscribe_renewals(self, resource: Resource, key: str) -> tuple[str, ...]:
+        """Unsubscribe renewal periods not yet in effect (type 2); return the new order ids."""
+        ...
+
+    def renewals_pending(self, resource: Resource) -> bool:
+        """True while renewal periods not yet in effect remain (used to reconcile)."""
+        ...
+
+    def cancel_auto_renew(self, resource: Resource, key: str) -> None:
+        """Turn auto-renew off. Idempotent: already off is success."""
+        ...
+
+    def auto_renew(self, resource: Resource) -> bool:
+        """Whether auto-renew is on."""
+        ...
+
+    def refund(self, resource: Resource) -> RefundRecord:
+        """Read the unsubscribe orders of a released resource; record refund, consumption, fee."""
+        ...
+
+
+__all__ = [
+    "Artifact",
+    "Billing",
+    "Clock",
+    "DestroyResult",
+    "Destroyer",
+    "Fetcher",
+    "Inventory",
+    "OrderState",
+    "Presence",
+    "ProgressCallback",
+    "RefundRecord",
+    "Snapshotter",
+]
