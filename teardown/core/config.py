@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from pathlib import PurePath
 
 from teardown.core.model import PullMethod, SnapshotKind
 
@@ -53,6 +52,10 @@ class ScopeConfig:
     """Refuse to plan more resources than this (blast-radius limit)."""
     refuse_patterns: tuple[str, ...] = ("*prod*",)
     """Scope names matching any of these glob patterns are refused."""
+
+    def __post_init__(self) -> None:
+        if self.max_resources < 1:
+            raise ValueError("max_resources must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,10 @@ class PullRule:
     before: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     method: PullMethod = PullMethod.TAR
+
+    def __post_init__(self) -> None:
+        if not self.paths or not all(p.strip() for p in self.paths):
+            raise ValueError("paths must list at least one non-empty path")
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,10 @@ class BillingConfig:
     max_fee: Decimal | None = None
     """Refuse to unsubscribe when the estimated handling fee is above this (currency units)."""
 
+    def __post_init__(self) -> None:
+        if self.max_fee is not None and self.max_fee < 0:
+            raise ValueError("max_fee must not be negative")
+
 
 @dataclass(frozen=True)
 class JournalConfig:
@@ -160,7 +171,8 @@ class JournalConfig:
     """
 
     __pydantic_config__ = _STRICT
-    path: PurePath = PurePath(".teardown/journal.db")
+    path: str = ".teardown/journal.db"
+    """Relative paths are relative to the working directory."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +188,10 @@ class RunConfig:
     __pydantic_config__ = _STRICT
     parallel: int = 4
     """How many resources are worked on at once."""
+
+    def __post_init__(self) -> None:
+        if self.parallel < 1:
+            raise ValueError("parallel must be at least 1")
 
 
 @dataclass(frozen=True)

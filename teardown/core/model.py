@@ -163,7 +163,7 @@ class Resource:
     """One thing in scope: a server, a disk, a network object, or an unknown type."""
 
     urn: str
-    """Identity: a Pulumi URN, or ``cloud:<provider>:<type>:<id>`` for resources found in the cloud."""
+    """Identity: a Pulumi URN, or ``cloud:<provider>:<type>:<id>`` for cloud-found resources."""
     type: str
     """The provider's type token, e.g. ``huaweicloud:Ecs/instance:Instance``."""
     kind: Kind
@@ -226,14 +226,35 @@ class Blocker:
 
 
 @dataclass(frozen=True)
+class Artifact:
+    """A backup that exists somewhere: a cloud snapshot or a pulled set of files in the store."""
+
+    kind: str
+    """``cbr``, ``image``, ``evs`` or ``pull``."""
+    ref: str
+    """Cloud id of the backup, or the store path of the pulled set's manifest."""
+    verified: bool
+    survives_destroy: bool
+    size: int = 0
+    sha256: str | None = None
+    """For pulls: sha256 of the manifest (which holds each file's sha256)."""
+    detail: str = ""
+    """Why it is not verified, or what was verified."""
+
+
+@dataclass(frozen=True)
 class ResourcePlan:
     """Everything the plan does to one resource."""
 
     resource: Resource
+    action: DestroyAction
     backups: tuple[Step, ...] = ()
     destroy: Step | None = None
+    """None when the resource is kept (keep to expiry)."""
     billing: tuple[Step, ...] = ()
     blockers: tuple[Blocker, ...] = ()
+    loss_accepted: bool = False
+    """The config accepts losing this resource's data without backup (I7)."""
 
     @property
     def steps(self) -> tuple[Step, ...]:

@@ -33,7 +33,7 @@ class Phase(StrEnum):
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.PLANNED: frozenset({Phase.BACKING_UP, Phase.VERIFIED, Phase.BLOCKED, Phase.FAILED}),
     Phase.BACKING_UP: frozenset({Phase.VERIFIED, Phase.FAILED}),
-    Phase.VERIFIED: frozenset({Phase.DESTROYING, Phase.FAILED}),
+    Phase.VERIFIED: frozenset({Phase.DESTROYING, Phase.CLOSING, Phase.FAILED}),
     Phase.DESTROYING: frozenset({Phase.DESTROYED, Phase.FAILED}),
     Phase.DESTROYED: frozenset({Phase.CLOSING, Phase.DONE}),
     Phase.CLOSING: frozenset({Phase.DONE, Phase.FAILED}),
@@ -43,7 +43,8 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.DONE: frozenset(),
     Phase.BLOCKED: frozenset(),
 }
-"""Allowed moves. A resumed run re-enters from FAILED (or from the phase it was killed in)."""
+"""Allowed moves. VERIFIED -> CLOSING is the keep-to-expiry path (no destroy). A resumed run
+re-enters from FAILED, or carries on from the phase it was killed in."""
 
 
 class IllegalTransition(TeardownError):
@@ -51,7 +52,7 @@ class IllegalTransition(TeardownError):
 
 
 def check_transition(current: Phase, new: Phase) -> None:
-    """Raise IllegalTransition unless ``current -> new`` is in TRANSITIONS (same phase is a no-op)."""
+    """Raise IllegalTransition unless ``current -> new`` is allowed (same phase: a no-op)."""
     if current == new and current not in (Phase.DONE, Phase.BLOCKED):
         return
     if new not in TRANSITIONS[current]:

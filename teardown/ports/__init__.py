@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from teardown.core.model import DestroyAction, PullSpec, Resource, SnapshotKind
+from teardown.core.model import Artifact, DestroyAction, PullSpec, Resource, SnapshotKind
 
 
 class Clock(Protocol):
@@ -24,23 +24,6 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
         ...
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A backup that exists somewhere: a cloud snapshot or a pulled set of files in the store."""
-
-    kind: str
-    """``cbr``, ``image``, ``evs`` or ``pull``."""
-    ref: str
-    """Cloud id of the backup, or the store path of the pulled set's manifest."""
-    verified: bool
-    survives_destroy: bool
-    size: int = 0
-    sha256: str | None = None
-    """For pulls: sha256 of the manifest (which holds each file's sha256)."""
-    detail: str = ""
-    """Why it is not verified, or what was verified."""
 
 
 class Inventory(Protocol):

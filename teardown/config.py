@@ -1,0 +1,58 @@
+"""Loading ``teardown.toml`` into the core Config, with one clear error naming file and key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from teardown.core.config import Config
+from teardown.core.errors import ConfigError
+
+DEFAULT_CONFIG = Path("teardown.toml")
+_ADAPTER = TypeAdapter(Config)
+
+
+def parse_config(text: str, source: str) -> Config:
+    """Parse TOML text; ConfigError(source, problem) naming the first bad key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(source, f"not valid TOML: {e}") from None
+    return config_from_mapping(data, source)
+
+
+def config_from_mapping(data: dict[str, Any], source: str) -> Config:
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "unexpected_keyword_argument":
+            problem = f"unknown key {loc!r}"
+        elif err["type"] == "missing_argument" or err["type"] == "missing":
+            problem = f"missing key {loc!r}"
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            problem = f"{loc}: {msg}" if loc else msg
+        more = len(e.errors()) - 1
+        if more:
+            problem += f" (and {more} more problem{'s' if more > 1 else ''})"
+        raise ConfigError(source, problem) from None
+
+
+def load_config(path: Path | None) -> Config:
+    """Load ``path``; with None, ``./teardown.toml`` if present, else the defaults."""
+    if path is None:
+        if not DEFAULT_CONFIG.exists():
+            return Config()
+        path = DEFAULT_CONFIG
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(str(path), f"cannot read: {e}") from None
+    return parse_config(text, str(path))

@@ -1,0 +1,75 @@
+"""JSON-ready views of core data, shared by the CLI's text and JSON output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from teardown.core.model import Plan, ResourcePlan, Step
+
+PLAN_SCHEMA_VERSION = 1
+
+
+def _step_view(step: Step) -> dict[str, Any]:
+    view: dict[str, Any] = {"id": step.id, "kind": step.kind.value}
+    if step.snapshot is not None:
+        view["snapshot"] = step.snapshot.value
+    if step.pull is not None:
+        view["pull"] = {
+            "name": step.pull.name,
+            "paths": list(step.pull.paths),
+            "excludes": list(step.pull.excludes),
+            "before": len(step.pull.before),
+            "after": len(step.pull.after),
+            "method": step.pull.method.value,
+        }
+    if step.action is not None:
+        view["action"] = step.action.value
+    if step.order_id is not None:
+        view["order_id"] = step.order_id
+    if step.after:
+        view["after"] = list(step.after)
+    return view
+
+
+def resource_view(rp: ResourcePlan) -> dict[str, Any]:
+    """One resource of the plan: identity, billing facts and actions, backups, destroy, blockers."""
+    r = rp.resource
+    b = r.billing
+    return {
+        "urn": r.urn,
+        "type": r.type,
+        "kind": r.kind.value,
+        "name": r.name,
+        "cloud_id": r.cloud_id,
+        "billing": {
+            "mode": b.mode.value,
+            "order_id": b.order_id,
+            "expires_at": b.expires_at.isoformat() if b.expires_at else None,
+            "auto_renew": b.auto_renew,
+            "pending_orders": list(b.pending_order_ids),
+            "actions": [_step_view(s) for s in rp.billing],
+        },
+        "disks": [
+            {"id": d.id, "size_gb": d.size_gb, "system": d.system, "bound": d.bound}
+            for d in r.disks
+        ],
+        "backups": [_step_view(s) for s in rp.backups],
+        "loss_accepted": rp.loss_accepted,
+        "destroy": {
+            "action": rp.action.value,
+            "step": _step_view(rp.destroy) if rp.destroy else None,
+        },
+        "blockers": [{"code": x.code, "message": x.message} for x in rp.blockers],
+    }
+
+
+def plan_view(plan: Plan) -> dict[str, Any]:
+    """The whole plan as the ``teardown plan --json`` document."""
+    return {
+        "schema_version": PLAN_SCHEMA_VERSION,
+        "scope": plan.scope,
+        "blocked": plan.blocked,
+        "pre": [_step_view(s) for s in plan.pre],
+        "resources": [resource_view(rp) for rp in plan.resources],
+        "skipped": list(plan.skipped),
+    }

@@ -1,0 +1,472 @@
+"""The runner: executes a plan through the ports, journal first, invariants checked in one place.
+
+Order of work (each stage in parallel across resources, bounded by ``parallel``):
+
+1. cancel orders pending payment (allowed before anything else, I4);
+2. backups, each verified; a resource is VERIFIED only when all of its backups are;
+3. destroys, in waves that respect the plan's ``after`` edges, each gated by ``may_destroy`` (I1)
+   evaluated on what the *journal* records, not on in-memory results;
+4. billing close, each gated by ``may_close_billing`` (I4).
+
+Every side effect is an intent in the journal first and an outcome after (I2). A step found with
+an intent and no outcome is reconciled by asking the cloud; only when the cloud says the effect is
+absent is the call made again.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from teardown.core.errors import PermanentError, TeardownError, TransientError
+from teardown.core.invariants import may_close_billing, may_destroy
+from teardown.core.model import (
+    Artifact,
+    Plan,
+    ResourcePlan,
+    SnapshotKind,
+    Step,
+    StepKind,
+)
+from teardown.core.phases import Phase, RunPhase, StepStatus
+from teardown.engine.codec import plan_digest, plan_from_json, plan_to_json
+from teardown.engine.events import (
+    Event,
+    Observer,
+    PhaseChanged,
+    Progress,
+    RunFinished,
+    RunStarted,
+    StepFailed,
+    StepStarted,
+    StepSucceeded,
+)
+from teardown.engine.journal import Journal
+from teardown.engine.retry import RetryPolicy
+from teardown.ports import (
+    Billing,
+    Clock,
+    Destroyer,
+    Fetcher,
+    OrderState,
+    Presence,
+    RefundRecord,
+    Snapshotter,
+)
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The adapters a run needs."""
+
+    snapshotter: Snapshotter
+    fetcher: Fetcher
+    destroyer: Destroyer
+    billing: Billing
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended, per resource."""
+
+    run_id: str
+    phase: RunPhase
+    phases: dict[str, Phase]
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    result: dict[str, Any]
+    artifact: Artifact | None = None
+    refund: RefundRecord | None = None
+
+
+class _StepError(TeardownError):
+    """A step ended without its effect (e.g. a backup that did not verify)."""
+
+
+T = TypeVar("T")
+
+_FINISHED = (Phase.DONE, Phase.BLOCKED)
+_DESTROYED_OR_LATER = (Phase.DESTROYED, Phase.CLOSING, Phase.DONE)
+
+
+def new_run_id(clock: Clock) -> str:
+    """``YYYYmmddTHHMMSSZ-xxxxxx``: sortable, unique enough for one journal."""
+    return clock.now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+class Runner:
+    """Runs plans. One Runner per journal; thread-safe only through the journal.
+
+    Example::
+
+        runner = Runner(journal, ports, clock=SystemClock(), retry=RetryPolicy())
+        result = runner.start(plan)          # or runner.resume(run_id)
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        ports: Ports,
+        *,
+        clock: Clock,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        parallel: int = 4,
+        observers: Sequence[Observer] = (),
+    ) -> None:
+        self.journal = journal
+        self.ports = ports
+        self.clock = clock
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+        self.parallel = max(1, parallel)
+        self.observers = list(observers)
+        self._scopes: dict[str, str] = {}
+
+    # -- entry points --------------------------------------------------------------------
+
+    def start(self, plan: Plan, run_id: str | None = None) -> RunResult:
+        """Record the plan as a new run and execute it. A blocked plan changes nothing."""
+        run_id = run_id or new_run_id(self.clock)
+        text = plan_to_json(plan)
+        self.journal.acquire_lock(plan.scope, run_id)
+        try:
+            self.journal.create_run(run_id, plan.scope, text, plan_digest(text))
+            self._emit(RunStarted(run_id, plan.scope, len(plan.resources), resumed=False))
+            if plan.blocked:
+                for rp in plan.resources:
+                    if rp.blockers:
+                        self._move(
+                            run_id,
+                            rp.resource.urn,
+                            Phase.BLOCKED,
+                            "; ".join(b.message for b in rp.blockers),
+                        )
+                return self._finish(run_id, RunPhase.BLOCKED)
+            return self._execute(run_id, plan)
+        finally:
+            self.journal.release_lock(plan.scope, run_id)
+
+    def resume(self, run_id: str) -> RunResult:
+        """Continue an interrupted or partially failed run from what the journal records."""
+        rec = self.journal.run(run_id)
+        plan = plan_from_json(rec.plan_json, f"journal run {run_id}")
+        if rec.phase in (RunPhase.COMPLETED, RunPhase.BLOCKED):
+            return self._result(run_id, rec.phase)
+        self.journal.acquire_lock(plan.scope, run_id)
+        try:
+            self._emit(RunStarted(run_id, plan.scope, len(plan.resources), resumed=True))
+            if rec.phase is not RunPhase.RUNNING:
+                self.journal.set_run_phase(run_id, RunPhase.RUNNING)
+            return self._execute(run_id, plan)
+        finally:
+            self.journal.release_lock(plan.scope, run_id)
+
+    # -- stages --------------------------------------------------------------------------
+
+    def _execute(self, run_id: str, plan: Plan) -> RunResult:
+        phases = self.journal.resource_phases(run_id)
+        live = [rp for rp in plan.resources if phases.get(rp.resource.urn) not in _FINISHED]
+
+        for step in plan.pre:
+            self._run_step(run_id, step, plan.resource_plan(step.urn))
+
+        self._parallel(lambda rp: self._backups(run_id, rp), live)
+
+        pending = [rp for rp in live if rp.destroy is not None]
+        while pending:
+            done = self._succeeded(run_id)
+            failed = self._failed(run_id)
+            ready = [rp for rp in pending if rp.destroy and set(rp.destroy.after) <= done]
+            stuck = [
+                rp
+                for rp in pending
+                if rp not in ready and rp.destroy and set(rp.destroy.after) & failed
+            ]
+            for rp in stuck:
+                if self._phase(run_id, rp.resource.urn) is not Phase.FAILED:
+                    self._fail_resource(run_id, rp, "waits for a step that failed")
+            if not ready:
+                for rp in pending:
+                    if rp not in stuck and self._phase(run_id, rp.resource.urn) is not Phase.FAILED:
+                        self._fail_resource(run_id, rp, "waits for a step that did not run")
+                break
+            self._parallel(lambda rp: self._destroy(run_id, rp), ready)
+            pending = [rp for rp in pending if rp not in ready and rp not in stuck]
+
+        self._parallel(lambda rp: self._close(run_id, rp), live)
+
+        final = self.journal.resource_phases(run_id)
+        succeeded = self._succeeded(run_id)
+        if all(final.get(rp.resource.urn) is Phase.DONE for rp in plan.resources):
+            phase = RunPhase.COMPLETED
+        elif any(rp.destroy and rp.destroy.id in succeeded for rp in plan.resources):
+            phase = RunPhase.PARTIALLY_FAILED
+        else:
+            phase = RunPhase.FAILED
+        return self._finish(run_id, phase)
+
+    def _backups(self, run_id: str, rp: ResourcePlan) -> None:
+        urn = rp.resource.urn
+        phase = self._phase(run_id, urn)
+        if phase not in (Phase.PLANNED, Phase.BACKING_UP, Phase.FAILED):
+            return
+        succeeded = self._succeeded(run_id)
+        if all(s.id in succeeded for s in rp.backups):
+            self._move(run_id, urn, Phase.VERIFIED)
+            return
+        self._move(run_id, urn, Phase.BACKING_UP)
+        ok = True
+        for step in rp.backups:
+            ok = self._run_step(run_id, step, rp) and ok
+        if ok:
+            self._move(run_id, urn, Phase.VERIFIED)
+        else:
+            self._move(run_id, urn, Phase.FAILED, "a backup failed; nothing destroyed")
+
+    def _destroy(self, run_id: str, rp: ResourcePlan) -> None:
+        urn = rp.resource.urn
+        assert rp.destroy is not None
+        phase = self._phase(run_id, urn)
+        if phase in _DESTROYED_OR_LATER:
+            return
+        if phase is Phase.FAILED and self._backups_done(run_id, rp):
+            self._move(run_id, urn, Phase.VERIFIED)
+            phase = Phase.VERIFIED
+        if phase not in (Phase.VERIFIED, Phase.DESTROYING):
+            return
+        verdict = may_destroy(rp, self.journal.artifacts(run_id))
+        if not verdict.ok:
+            self._fail_resource(run_id, rp, "refused to destroy: " + "; ".join(verdict.reasons))
+            return
+        self._move(run_id, urn, Phase.DESTROYING)
+        if self._run_step(run_id, rp.destroy, rp):
+            self._move(run_id, urn, Phase.DESTROYED)
+        else:
+            self._move(run_id, urn, Phase.FAILED, "destroy failed")
+
+    def _close(self, run_id: str, rp: ResourcePlan) -> None:
+        urn = rp.resource.urn
+        phase = self._phase(run_id, urn)
+        kept = rp.destroy is None
+        if phase is Phase.FAILED:
+            # Resume into billing only from a billing failure: destroy done, or nothing to destroy.
+            if not (self._backups_done(run_id, rp) and (kept or self._destroy_done(run_id, rp))):
+                return
+            self._move(run_id, urn, Phase.CLOSING)
+        elif phase is Phase.VERIFIED and kept:
+            self._move(run_id, urn, Phase.CLOSING)
+        elif phase is Phase.DESTROYED:
+            self._move(run_id, urn, Phase.CLOSING if rp.billing else Phase.DONE)
+        elif phase is not Phase.CLOSING:
+            return
+        if not rp.billing and self._phase(run_id, urn) is Phase.DONE:
+            return
+        ok = True
+        for step in rp.billing:
+            verdict = may_close_billing(step, frozenset(self._succeeded(run_id)))
+            if not verdict.ok:
+                ok = False
+                break
+            ok = self._run_step(run_id, step, rp) and ok
+        if ok:
+            self._move(run_id, urn, Phase.DONE)
+        else:
+            self._move(run_id, urn, Phase.FAILED, "billing close failed")
+
+    # -- one step, journal first (I2) ----------------------------------------------------
+
+    def _run_step(self, run_id: str, step: Step, rp: ResourcePlan) -> bool:
+        rec = self.journal.step(run_id, step.id)
+        if rec is not None and rec.status is StepStatus.SUCCEEDED:
+            return True
+        self.journal.heartbeat(self._scope(run_id), run_id)
+        if rec is not None and rec.status is StepStatus.STARTED:
+            try:
+                found = self._retrying(lambda: self._reconcile(step, rp, rec.idem_key))
+            except TeardownError as e:
+                self.journal.record_failure(run_id, step.id, f"reconcile: {e}")
+                self._emit(StepFailed(run_id, step.id, step.urn, step.kind, str(e)))
+                return False
+            if found is not None:
+                self.journal.record_success(
+                    run_id, step.id, found.result, artifact=found.artifact, refund=found.refund
+                )
+                self._emit(StepSucceeded(run_id, step.id, step.urn, step.kind, reconciled=True))
+                return True
+        attempt = (rec.attempt if rec else 0) + 1
+        key = self._key(step, attempt)
+        self.journal.record_intent(run_id, step, key)
+        self._emit(StepStarted(run_id, step.id, step.urn, step.kind, attempt))
+        try:
+            outcome = self._retrying(lambda: self._do(run_id, step, rp, key))
+        except TeardownError as e:
+            self.journal.record_failure(run_id, step.id, str(e))
+            self._emit(StepFailed(run_id, step.id, step.urn, step.kind, str(e)))
+            return False
+        self.journal.record_success(
+            run_id, step.id, outcome.result, artifact=outcome.artifact, refund=outcome.refund
+        )
+        self._emit(StepSucceeded(run_id, step.id, step.urn, step.kind))
+        return True
+
+    @staticmethod
+    def _key(step: Step, attempt: int) -> str:
+        # Pulls resume into the same store location; other steps get a fresh key per attempt so
+        # a failed cloud-side backup is never mistaken for the new one.
+        return step.id if step.kind is StepKind.PULL else f"{step.id}-{attempt}"
+
+    def _do(self, run_id: str, step: Step, rp: ResourcePlan, key: str) -> _Outcome:
+        p = self.ports
+        r = rp.resource
+        match step.kind:
+            case StepKind.SNAPSHOT:
+                kind = step.snapshot or SnapshotKind.CBR
+                ref = p.snapshotter.find(r, kind, key) or p.snapshotter.create(r, kind, key)
+                return self._checked(p.snapshotter.wait(ref))
+            case StepKind.PULL:
+                assert step.pull is not None
+
+                def progress(nbytes: int, files: int) -> None:
+                    self._emit(Progress(run_id, step.id, r.urn, nbytes, files))
+
+                return self._checked(p.fetcher.pull(r, step.pull, key, progress))
+            case StepKind.DESTROY:
+                assert step.action is not None
+                res = p.destroyer.destroy(r, step.action, key)
+                if res.presence is not Presence.GONE:
+                    raise TransientError(f"{r.name} is still {res.presence.value} after destroy")
+                return _Outcome({"job_id": res.job_id, "order_ids": list(res.order_ids)})
+            case StepKind.CANCEL_PENDING_ORDER:
+                assert step.order_id is not None
+                p.billing.cancel_order(step.order_id, key)
+                return _Outcome({"order_id": step.order_id, "state": "cancelled"})
+            case StepKind.UNSUBSCRIBE_RENEWALS:
+                orders = p.billing.unsubscribe_renewals(r, key)
+                return _Outcome({"order_ids": list(orders)})
+            case StepKind.CANCEL_AUTO_RENEW:
+                p.billing.cancel_auto_renew(r, key)
+                return _Outcome({"auto_renew": False})
+            case StepKind.RECORD_REFUND:
+                refund = p.billing.refund(r)
+                return _Outcome({"order_ids": list(refund.order_ids)}, refund=refund)
+        raise PermanentError(f"no handler for step kind {step.kind}")  # pragma: no cover
+
+    def _reconcile(self, step: Step, rp: ResourcePlan, key: str) -> _Outcome | None:
+        """Ask the cloud whether a step whose outcome was lost took effect. None: it did not."""
+        p = self.ports
+        r = rp.resource
+        match step.kind:
+            case StepKind.SNAPSHOT:
+                kind = step.snapshot or SnapshotKind.CBR
+                ref = p.snapshotter.find(r, kind, key)
+                return None if ref is None else self._checked(p.snapshotter.wait(ref))
+            case StepKind.PULL:
+                assert step.pull is not None
+                art = p.fetcher.find(r, step.pull, key)
+                return (
+                    None
+                    if art is None or not art.verified
+                    else _Outcome({"ref": art.ref}, artifact=art)
+                )
+            case StepKind.DESTROY:
+                presence = p.destroyer.presence(r)
+                if presence is Presence.GONE:
+                    return _Outcome({"reconciled": True})
+                if presence is Presence.GOING:
+                    raise TransientError(f"{r.name} is still going away")
+                return None
+            case StepKind.CANCEL_PENDING_ORDER:
+                assert step.order_id is not None
+                state = p.billing.order_state(step.order_id)
+                if state is OrderState.CANCELLED:
+                    return _Outcome({"order_id": step.order_id, "state": "cancelled"})
+                if state is OrderState.PENDING_PAYMENT:
+                    return None
+                raise PermanentError(
+                    f"order {step.order_id} is {state.value}, no longer pending payment"
+                )
+            case StepKind.UNSUBSCRIBE_RENEWALS:
+                return None if p.billing.renewals_pending(r) else _Outcome({"reconciled": True})
+            case StepKind.CANCEL_AUTO_RENEW:
+                return None if p.billing.auto_renew(r) else _Outcome({"auto_renew": False})
+            case StepKind.RECORD_REFUND:
+                return None  # read-only: simply read again
+        raise PermanentError(f"no handler for step kind {step.kind}")  # pragma: no cover
+
+    @staticmethod
+    def _checked(art: Artifact) -> _Outcome:
+        if not art.verified:
+            raise _StepError(f"backup {art.ref} not verified: {art.detail}")
+        return _Outcome({"ref": art.ref, "kind": art.kind}, artifact=art)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _retrying(self, fn: Callable[[], T]) -> T:
+        result: T = self.retry.retrying(sleep=self.sleep)(fn)
+        return result
+
+    def _parallel(self, fn: Callable[[ResourcePlan], None], items: Iterable[ResourcePlan]) -> None:
+        items = list(items)
+        if self.parallel == 1 or len(items) <= 1:
+            for it in items:
+                fn(it)
+            return
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            for fut in [pool.submit(fn, it) for it in items]:
+                fut.result()
+
+    def _scope(self, run_id: str) -> str:
+        scope = self._scopes.get(run_id)
+        if scope is None:
+            scope = self._scopes[run_id] = self.journal.run(run_id).scope
+        return scope
+
+    def _phase(self, run_id: str, urn: str) -> Phase:
+        return self.journal.resource_phases(run_id).get(urn, Phase.PLANNED)
+
+    def _move(self, run_id: str, urn: str, phase: Phase, detail: str = "") -> None:
+        if self._phase(run_id, urn) is phase and not detail:
+            return
+        self.journal.set_phase(run_id, urn, phase, detail)
+        self._emit(PhaseChanged(run_id, urn, phase, detail))
+
+    def _fail_resource(self, run_id: str, rp: ResourcePlan, why: str) -> None:
+        self._move(run_id, rp.resource.urn, Phase.FAILED, why)
+
+    def _succeeded(self, run_id: str) -> set[str]:
+        return {s.step_id for s in self.journal.steps(run_id) if s.status is StepStatus.SUCCEEDED}
+
+    def _failed(self, run_id: str) -> set[str]:
+        return {s.step_id for s in self.journal.steps(run_id) if s.status is StepStatus.FAILED}
+
+    def _backups_done(self, run_id: str, rp: ResourcePlan) -> bool:
+        done = self._succeeded(run_id)
+        return all(s.id in done for s in rp.backups)
+
+    def _destroy_done(self, run_id: str, rp: ResourcePlan) -> bool:
+        return rp.destroy is not None and rp.destroy.id in self._succeeded(run_id)
+
+    def _finish(self, run_id: str, phase: RunPhase) -> RunResult:
+        self.journal.set_run_phase(run_id, phase)
+        self._emit(RunFinished(run_id, phase))
+        return self._result(run_id, phase)
+
+    def _result(self, run_id: str, phase: RunPhase) -> RunResult:
+        return RunResult(
+            run_id=run_id,
+            phase=phase,
+            phases=self.journal.resource_phases(run_id),
+            errors={u: d for u, d in self.journal.resource_details(run_id).items() if d},
+        )
+
+    def _emit(self, event: Event) -> None:
+        for obs in self.observers:
+            obs(event)
