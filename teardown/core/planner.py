@@ -172,9 +172,10 @@ def _plan_resource(r: Resource, config: Config, scope: str) -> ResourcePlan:
 
     backups: list[Step] = []
     if r.kind in DATA_KINDS and not accepted:
+        # A kept-to-expiry resource is released at expiry, so it needs the same surviving
+        # backups as one destroyed now; EVS snapshots never qualify (they die with the disk).
         snap = config.backup.snapshot
-        destroyed = action is not DestroyAction.KEEP_TO_EXPIRY
-        if snap is not SnapshotKind.NONE and (SURVIVES_DESTROY[snap] or not destroyed):
+        if SURVIVES_DESTROY[snap]:
             backups.append(
                 Step(
                     id=step_id(scope, r.urn, StepKind.SNAPSHOT, snap.value),
@@ -202,7 +203,7 @@ def _plan_resource(r: Resource, config: Config, scope: str) -> ResourcePlan:
                             pull=spec,
                         )
                     )
-        if destroyed and not backups:
+        if not backups:
             why = (
                 "EVS snapshots are deleted with their disk"
                 if snap is SnapshotKind.EVS

@@ -262,6 +262,11 @@ class Runner:
                 return
             self._move(run_id, urn, Phase.CLOSING)
         elif phase is Phase.VERIFIED and kept:
+            # Unsubscribing renewals dooms the data at expiry: the same I1 gate as a destroy.
+            verdict = may_destroy(rp, self.journal.artifacts(run_id))
+            if not verdict.ok:
+                self._fail_resource(run_id, rp, "refused to close: " + "; ".join(verdict.reasons))
+                return
             self._move(run_id, urn, Phase.CLOSING)
         elif phase is Phase.DESTROYED:
             self._move(run_id, urn, Phase.CLOSING if rp.billing else Phase.DONE)

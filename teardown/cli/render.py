@@ -1,0 +1,99 @@
+"""CLI text rendering: rich colour on a terminal, plain text otherwise; NO_COLOR honoured."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from teardown.core.model import Kind, Plan, Step, StepKind
+from teardown.engine.journal import RunRecord
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _describe(step: Step) -> str:
+    match step.kind:
+        case StepKind.SNAPSHOT:
+            return f"{step.snapshot} backup" if step.snapshot else "snapshot"
+        case StepKind.PULL:
+            assert step.pull is not None
+            ex = f", excluding {', '.join(step.pull.excludes)}" if step.pull.excludes else ""
+            cmds = f", {len(step.pull.before)} command(s) before" if step.pull.before else ""
+            return (
+                f"pull '{step.pull.name}' over SSH ({step.pull.method}): "
+                f"{', '.join(step.pull.paths)}{ex}{cmds}"
+            )
+        case StepKind.CANCEL_PENDING_ORDER:
+            return f"cancel pending order {step.order_id}"
+        case StepKind.UNSUBSCRIBE_RENEWALS:
+            return "unsubscribe renewals not yet in effect"
+        case StepKind.CANCEL_AUTO_RENEW:
+            return "cancel auto-renew"
+        case StepKind.RECORD_REFUND:
+            return "record refund from the unsubscribe orders"
+        case StepKind.DESTROY:
+            return str(step.action)
+    return step.kind.value  # pragma: no cover
+
+
+def render_plan(plan: Plan) -> None:
+    """Per resource: kind, billing mode, backups, destroy action, billing actions, blockers."""
+    out = _console()
+    state = "[bold red]BLOCKED[/]" if plan.blocked else "[green]ready[/]"
+    out.print(
+        f"Plan for scope [bold]{escape(plan.scope)}[/]: {len(plan.resources)} resources, "
+        f"{len(plan.skipped)} skipped (stack, providers): {state}"
+    )
+    for step in plan.pre:
+        out.print(f"  first: {escape(_describe(step))}")
+    for rp in plan.resources:
+        r = rp.resource
+        out.print()
+        out.print(f"[bold]{escape(r.name)}[/]  {r.kind}  billing {r.billing.mode}")
+        out.print(f"  urn       {escape(r.urn)}")
+        if rp.loss_accepted:
+            backups = "none (loss accepted in config)"
+        elif r.kind is Kind.UNKNOWN:
+            backups = "cannot tell what to back up (unknown type)"
+        else:
+            backups = "; ".join(_describe(s) for s in rp.backups) or "none needed"
+        out.print(f"  backups   {escape(backups)}")
+        out.print(f"  destroy   {rp.action}")
+        billing = "; ".join(_describe(s) for s in rp.billing) or "-"
+        out.print(f"  billing   {escape(billing)}")
+        for b in rp.blockers:
+            out.print(f"  [red]BLOCKER[/]   {escape(b.message)}")
+    out.print()
+    if plan.blocked:
+        out.print(f"[red]{len(plan.blockers)} blocker(s): nothing will be changed.[/]")
+
+
+def render_runs(runs: Sequence[RunRecord]) -> None:
+    out = _console()
+    if not runs:
+        out.print("No runs recorded.")
+        return
+    for r in runs:
+        out.print(f"{r.id}  {r.phase:<17} {escape(r.scope)}  {r.updated_at:%Y-%m-%d %H:%M:%S}")
+
+
+def render_status(view: dict[str, Any]) -> None:
+    out = _console()
+    out.print(f"Run [bold]{view['run_id']}[/] scope {escape(view['scope'])}: {view['phase']}")
+    for res in view["resources"]:
+        out.print()
+        out.print(f"[bold]{escape(res['name'])}[/]  {res['kind']}  {res['phase']}")
+        if res["detail"]:
+            out.print(f"  note      {escape(res['detail'])}")
+        for b in res["backups"]:
+            out.print(f"  backup    {b['kind']}: {b['status']}")
+        d = res["destroy"]
+        out.print(f"  destroy   {d['action']}: {d.get('status', 'not planned')}")
+        for b in res["billing"]:
+            extra = f" (refund {b['refund']['refund']})" if "refund" in b else ""
+            out.print(f"  billing   {b['kind']}: {b['status']}{extra}")
