@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from teardown.core.config import BackupConfig, BillingConfig, Config, PrepaidPolicy, PullRule
-from teardown.core.model import BillingMode, DestroyAction, StepKind
+from teardown.core.model import BillingMode, DestroyAction, ResourcePlan, Step, StepKind
 from teardown.core.phases import Phase, RunPhase, StepStatus
 from teardown.core.planner import make_plan
 from teardown.engine.codec import plan_to_json
 from teardown.engine.events import StepSucceeded
-from tests.helpers import make_rig, network, server, volume
+from tests.helpers import Rig, make_rig, network, server, volume
 
 PULL = Config(backup=BackupConfig(pull=(PullRule(paths=("/srv",), name="site"),)))
 
@@ -117,21 +117,26 @@ def test_blocked_plan_changes_nothing_and_is_recorded(tmp_path: Path) -> None:
     assert result.phases == {odd.urn: Phase.BLOCKED}
 
 
-def test_intent_without_outcome_is_reconciled_not_repeated(tmp_path: Path) -> None:
+def destroy_intent_written(tmp_path: Path) -> tuple[Rig, ResourcePlan, Step]:
+    """A run that backed up ``web`` and wrote its destroy intent, then the process died."""
     web = server("web")
     plan = make_plan([web], Config(), "dev")
     rp = plan.resources[0]
     assert rp.destroy is not None
     rig = make_rig(tmp_path, [web])
-    # A previous process backed up, wrote the destroy intent, destroyed, and died before
-    # writing the outcome.
     rig.journal.create_run("r1", "dev", plan_to_json(plan), "d")
     for step in rp.backups:
         rig.runner._run_step("r1", step, rp)
     rig.journal.set_phase("r1", web.urn, Phase.VERIFIED)
     rig.journal.set_phase("r1", web.urn, Phase.DESTROYING)
     rig.journal.record_intent("r1", rp.destroy, f"{rp.destroy.id}-1")
-    rig.runner.ports.destroyer.destroy(web, DestroyAction.DELETE, f"{rp.destroy.id}-1")
+    return rig, rp, rp.destroy
+
+
+def test_intent_without_outcome_is_reconciled_not_repeated(tmp_path: Path) -> None:
+    rig, rp, destroy = destroy_intent_written(tmp_path)
+    # The call itself had gone through before the process died.
+    rig.runner.ports.destroyer.destroy(rp.resource, DestroyAction.DELETE, f"{destroy.id}-1")
 
     result = rig.runner.resume("r1")
     assert result.phase is RunPhase.COMPLETED
@@ -140,19 +145,9 @@ def test_intent_without_outcome_is_reconciled_not_repeated(tmp_path: Path) -> No
 
 
 def test_intent_whose_effect_never_happened_is_carried_out_on_resume(tmp_path: Path) -> None:
-    web = server("web")
-    plan = make_plan([web], Config(), "dev")
-    rp = plan.resources[0]
-    assert rp.destroy is not None
-    rig = make_rig(tmp_path, [web])
-    rig.journal.create_run("r1", "dev", plan_to_json(plan), "d")
-    for step in rp.backups:
-        rig.runner._run_step("r1", step, rp)
-    rig.journal.set_phase("r1", web.urn, Phase.VERIFIED)
-    rig.journal.set_phase("r1", web.urn, Phase.DESTROYING)
-    rig.journal.record_intent("r1", rp.destroy, f"{rp.destroy.id}-1")  # died before the call
+    rig, _, destroy = destroy_intent_written(tmp_path)  # died before the call
 
     result = rig.runner.resume("r1")
     assert result.phase is RunPhase.COMPLETED
     (call,) = rig.cloud.calls("destroy")
-    assert call["key"] == f"{rp.destroy.id}-2" and call["backups"]
+    assert call["key"] == f"{destroy.id}-2" and call["backups"]
