@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from teardown.core.config import BackupConfig, BillingConfig, Config, PrepaidPolicy, PullRule
+from teardown.core.errors import LockHeld
 from teardown.core.model import BillingMode, DestroyAction, ResourcePlan, Step, StepKind
 from teardown.core.phases import Phase, RunPhase, StepStatus
 from teardown.core.planner import make_plan
@@ -151,3 +158,23 @@ def test_intent_whose_effect_never_happened_is_carried_out_on_resume(tmp_path: P
     assert result.phase is RunPhase.COMPLETED
     (call,) = rig.cloud.calls("destroy")
     assert call["key"] == f"{destroy.id}-2" and call["backups"]
+
+
+def test_a_second_run_on_a_locked_scope_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    web = server("web")
+    rig = make_rig(tmp_path, [web])
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with sqlite3.connect(rig.journal.path) as c:
+            at = rig.clock.now().isoformat()
+            c.execute(
+                "INSERT INTO locks VALUES ('dev', 'other-run', ?, ?, ?, ?)",
+                (holder.pid, socket.gethostname(), at, at),
+            )
+        with pytest.raises(LockHeld, match="other-run"):
+            rig.runner.start(make_plan([web], Config(), "dev"))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert rig.cloud.calls() == []
+    assert rig.journal.runs() == []

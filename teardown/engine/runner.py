@@ -256,35 +256,34 @@ class Runner:
         urn = rp.resource.urn
         phase = self._phase(run_id, urn)
         kept = rp.destroy is None
+        if phase is Phase.DESTROYED and not rp.billing:
+            self._move(run_id, urn, Phase.DONE)
+            return
         if phase is Phase.FAILED:
             # Resume into billing only from a billing failure: destroy done, or nothing to destroy.
             if not (self._backups_done(run_id, rp) and (kept or self._destroy_done(run_id, rp))):
                 return
-            self._move(run_id, urn, Phase.CLOSING)
-        elif phase is Phase.VERIFIED and kept:
+        elif not (phase in (Phase.DESTROYED, Phase.CLOSING) or (phase is Phase.VERIFIED and kept)):
+            return
+        if kept:
             # Unsubscribing renewals dooms the data at expiry: the same I1 gate as a destroy.
             verdict = may_destroy(rp, self.journal.artifacts(run_id))
             if not verdict.ok:
                 self._fail_resource(run_id, rp, "refused to close: " + "; ".join(verdict.reasons))
                 return
-            self._move(run_id, urn, Phase.CLOSING)
-        elif phase is Phase.DESTROYED:
-            self._move(run_id, urn, Phase.CLOSING if rp.billing else Phase.DONE)
-        elif phase is not Phase.CLOSING:
-            return
-        if not rp.billing and self._phase(run_id, urn) is Phase.DONE:
-            return
-        ok = True
+        self._move(run_id, urn, Phase.CLOSING)
+        why = ""
         for step in rp.billing:
             verdict = may_close_billing(step, frozenset(self._succeeded(run_id)))
             if not verdict.ok:
-                ok = False
+                why = "; ".join(verdict.reasons)
                 break
-            ok = self._run_step(run_id, step, rp) and ok
-        if ok:
-            self._move(run_id, urn, Phase.DONE)
+            if not self._run_step(run_id, step, rp):
+                why = f"{step.kind} failed"
+        if why:
+            self._move(run_id, urn, Phase.FAILED, f"billing close failed: {why}")
         else:
-            self._move(run_id, urn, Phase.FAILED, "billing close failed")
+            self._move(run_id, urn, Phase.DONE)
 
     # -- one step, journal first (I2) ----------------------------------------------------
 
