@@ -80,10 +80,20 @@ def test_runner_killed_at_random_points_always_finishes_safely(tmp_path: Path) -
     check_invariants(ref_cloud)
     expected = final_state(ref_cloud)
 
+    labels = trace.read_text().splitlines()
+    ops = [c["op"] for c in ref_cloud.read()["calls"]]
     rng = random.Random(SEED)
     points = [("commit", n) for n in rng.sample(range(1, transitions + 1), 18)]
     points += [("effect", n) for n in rng.sample(range(1, effects + 1), min(effects, 8))]
     assert len(points) >= 20
+    # The points span backup, destroy and billing: the commit just before each kill, or the
+    # effect it follows, names the stage.
+    stages = {labels[n - 1] for k, n in points if k == "commit"} | {
+        ops[n - 1] for k, n in points if k == "effect"
+    }
+    assert stages & {"intent.snapshot", "intent.pull", "snapshot.create", "pull"}
+    assert stages & {"intent.destroy", "destroy"}
+    assert stages & {"intent.record_refund", "intent.cancel_pending_order", "cancel_order"}
 
     for kind, n in points:
         work = tmp_path / f"{kind}-{n}"
@@ -103,4 +113,7 @@ def test_runner_killed_at_random_points_always_finishes_safely(tmp_path: Path) -
         assert resumed.stdout.strip() == "completed", f"{kind} {n}: {resumed.stdout}"
         check_invariants(cloud)
         assert final_state(cloud) == expected, f"{kind} {n}: final state differs"
-    print(f"crash points: {len(points)} (seed {SEED}, {transitions} commits, {effects} effects)")
+    print(
+        f"crash points: {len(points)} (seed {SEED}, of {transitions} commits and {effects} "
+        f"effects; stages hit: {sorted(stages)})"
+    )
