@@ -1,0 +1,225 @@
+"""Servers and disks of the sandbox: their wire shapes, and the effects that destroy data.
+
+Deleting a disk here deletes its files on local disk and all of its EVS snapshots (R22), exactly
+the consequence teardown exists to guard against; CBR backups are separate copies and survive.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from teardown.sandbox.http import ApiError
+from teardown.sandbox.store import parse_ts, ts
+
+SSH_PORT_TAG = "sandbox.ssh_port"
+"""Server tag: the port of the server's SSH server on 127.0.0.1."""
+DATA_TAG = "sandbox.data"
+"""Server tag: the absolute local paths of the server's disks, separated by ``;``."""
+
+
+def server_row(conn: sqlite3.Connection, server_id: str) -> sqlite3.Row:
+    row = conn.execute(
+        "SELECT * FROM servers WHERE id=? AND deleted=0", (server_id,)
+    ).fetchone()
+    if row is None:
+        raise ApiError(404, "Ecs.0114", f"Instance[{server_id}] could not be found.")
+    return row  # type: ignore[no-any-return]
+
+
+def volume_row(conn: sqlite3.Connection, volume_id: str) -> sqlite3.Row:
+    row = conn.execute(
+        "SELECT * FROM volumes WHERE id=? AND deleted=0", (volume_id,)
+    ).fetchone()
+    if row is None:
+        raise ApiError(404, "EVS.5404", f"volume {volume_id} could not be found")
+    return row  # type: ignore[no-any-return]
+
+
+def server_volumes(conn: sqlite3.Connection, server_id: str) -> list[sqlite3.Row]:
+    return list(
+        conn.execute(
+            "SELECT * FROM volumes WHERE server_id=? AND deleted=0 ORDER BY bootable DESC, device",
+            (server_id,),
+        )
+    )
+
+
+def _data_dir(data_root: Path, volume_id: str) -> Path:
+    return data_root / "disks" / volume_id
+
+
+def server_tags(conn: sqlite3.Connection, row: sqlite3.Row, data_root: Path) -> list[str]:
+    tags: list[str] = json.loads(row["tags"])
+    dirs = [str(_data_dir(data_root, v["id"])) for v in server_volumes(conn, row["id"])]
+    return [*tags, f"{SSH_PORT_TAG}={row['ssh_port']}", f"{DATA_TAG}={';'.join(dirs)}"]
+
+
+def server_json(conn: sqlite3.Connection, row: sqlite3.Row, data_root: Path) -> dict[str, Any]:
+    """A ServerDetail as ECS returns it (the fields teardown reads, and the usual companions)."""
+    volumes = server_volumes(conn, row["id"])
+    addresses: list[dict[str, Any]] = []
+    if row["private_ip"]:
+        addresses.append(
+            {
+                "version": "4",
+                "addr": row["private_ip"],
+                "primary": True,
+                "OS-EXT-IPS:type": "fixed",
+                "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01",
+                "OS-EXT-IPS:port_id": "port-" + row["id"][:8],
+            }
+        )
+    if row["public_ip"]:
+        addresses.append(
+            {
+                "version": "4",
+                "addr": row["public_ip"],
+                "OS-EXT-IPS:type": "floating",
+                "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01",
+                "OS-EXT-IPS:port_id": "port-" + row["id"][:8],
+            }
+        )
+    metadata: dict[str, str] = {"charging_mode": row["charging_mode"], "os_type": "Linux"}
+    if row["order_id"]:
+        metadata["metering.order_id"] = row["order_id"]
+        metadata["metering.product_id"] = row["product_id"] or ""
+    if row["frozen"]:
+        metadata["EcmResStatus"] = "freeze"
+    if row["locked"]:
+        metadata["lockSource"] = "ORDER"
+        metadata["lockSourceId"] = row["lock_source_id"] or ""
+        metadata["lockScene"] = row["lock_scene"] or "TO_PERIOD_LOCK"
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "status": row["status"],
+        "locked": bool(row["locked"]),
+        "created": row["created"],
+        "updated": row["updated"],
+        "OS-EXT-AZ:availability_zone": row["az"],
+        "OS-EXT-STS:vm_state": "active" if row["status"] == "ACTIVE" else "stopped",
+        "OS-EXT-STS:power_state": 1 if row["status"] == "ACTIVE" else 4,
+        "flavor": {"id": row["flavor"], "name": row["flavor"]},
+        "image": {"id": row["image_id"]},
+        "addresses": {"vpc-sandbox": addresses},
+        "os-extended-volumes:volumes_attached": [
+            {
+                "id": v["id"],
+                "delete_on_termination": "true" if v["bootable"] else "false",
+                "bootIndex": "0" if v["bootable"] else "-1",
+                "device": v["device"],
+            }
+            for v in volumes
+        ],
+        "metadata": metadata,
+        "tags": server_tags(conn, row, data_root),
+        "enterprise_project_id": "0",
+        "progress": 0,
+    }
+
+
+def volume_json(row: sqlite3.Row, data_root: Path) -> dict[str, Any]:
+    """A VolumeDetail as EVS returns it."""
+    metadata: dict[str, Any] = {}
+    if row["charging_mode"] == "prePaid" and row["order_id"]:
+        metadata["orderID"] = row["order_id"]
+    attachments = []
+    if row["server_id"]:
+        attachments.append(
+            {
+                "server_id": row["server_id"],
+                "volume_id": row["id"],
+                "device": row["device"],
+                "attachment_id": "att-" + row["id"][:8],
+                "id": row["id"],
+                "attached_at": row["created"],
+                "host_name": None,
+            }
+        )
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "status": row["status"],
+        "size": row["size"],
+        "bootable": "true" if row["bootable"] else "false",
+        "multiattach": False,
+        "availability_zone": row["az"],
+        "volume_type": row["volume_type"],
+        "attachments": attachments,
+        "metadata": metadata,
+        "created_at": row["created"],
+        "updated_at": row["updated"],
+        "tags": json.loads(row["tags"]),
+        "service_type": "EVS",
+        "encrypted": False,
+    }
+
+
+def volume_data_dir(data_root: Path, volume_id: str) -> Path:
+    """Where a disk's files live on local disk."""
+    return _data_dir(data_root, volume_id)
+
+
+def delete_volume(
+    conn: sqlite3.Connection, volume_id: str, now: datetime, data_root: Path
+) -> None:
+    """Delete a disk: its files and every EVS snapshot of it go too (R22)."""
+    conn.execute(
+        "UPDATE volumes SET deleted=1, status='deleted', server_id=NULL, updated=? WHERE id=?",
+        (ts(now), volume_id),
+    )
+    conn.execute("DELETE FROM snapshots WHERE volume_id=?", (volume_id,))
+    shutil.rmtree(_data_dir(data_root, volume_id), ignore_errors=True)
+
+
+def detach_volume(conn: sqlite3.Connection, volume_id: str, now: datetime) -> None:
+    conn.execute(
+        "UPDATE volumes SET server_id=NULL, device=NULL, status='available', updated=? "
+        "WHERE id=?",
+        (ts(now), volume_id),
+    )
+
+
+def remove_server(
+    conn: sqlite3.Connection,
+    server_id: str,
+    now: datetime,
+    data_root: Path,
+    *,
+    delete_data_volumes: bool,
+) -> None:
+    """The server goes; its system disk always, its data disks only when asked (else detached)."""
+    for v in server_volumes(conn, server_id):
+        if v["bootable"] or delete_data_volumes:
+            delete_volume(conn, v["id"], now, data_root)
+        else:
+            detach_volume(conn, v["id"], now)
+    conn.execute(
+        "UPDATE servers SET deleted=1, status='DELETED', updated=? WHERE id=?",
+        (ts(now), server_id),
+    )
+
+
+def release_server(
+    conn: sqlite3.Connection, server_id: str, now: datetime, data_root: Path
+) -> None:
+    """Release an unsubscribed prepaid server: it and its bound disks go; separately bought
+    attached disks are detached and keep billing (R17)."""
+    for v in server_volumes(conn, server_id):
+        if v["bootable"] or v["bound"]:
+            delete_volume(conn, v["id"], now, data_root)
+        else:
+            detach_volume(conn, v["id"], now)
+    conn.execute(
+        "UPDATE servers SET deleted=1, status='DELETED', updated=? WHERE id=?",
+        (ts(now), server_id),
+    )
+
+
+def age_hours(created: str, now: datetime) -> float:
+    return (now - parse_ts(created)).total_seconds() / 3600

@@ -1,0 +1,213 @@
+"""Scenarios: data files (TOML) describing the servers, disks, files and billing a sandbox starts
+with. Bundled ones live in ``teardown/sandbox/scenarios/``; users can copy and edit them.
+
+Example (abridged)::
+
+    name = "demo"
+    [[servers]]
+    name = "web-1"
+    charging = "postPaid"
+    hourly_price = "0.62"
+    tags = { role = "web" }
+    [servers.system_disk]
+    size = 40
+    files = { "srv/www/index.html" = "<h1>shop</h1>" }
+
+The ``[[subscriptions]]`` and ``[[orders]]`` tables are the billing side (see ``ledger.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from teardown.core.errors import ConfigError
+from teardown.sandbox.resources import volume_data_dir
+from teardown.sandbox.store import new_id, ts
+
+_STRICT = {"extra": "forbid"}
+BUNDLED = Path(__file__).parent / "scenarios"
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """A disk: ``size`` in GB, ``files`` maps relative paths to text content."""
+
+    __pydantic_config__ = _STRICT
+    size: int = 40
+    type: str = "SSD"
+    name: str | None = None
+    bound: bool = True
+    """Bought with its server (released with it); false for a separately bought disk."""
+    charging: str = "postPaid"
+    hourly_price: Decimal = Decimal(0)
+    files: dict[str, str] = field(default_factory=dict)
+    generated_mb: int = 0
+    """Also write a file ``generated.bin`` of this many MiB of pseudo-random bytes."""
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    __pydantic_config__ = _STRICT
+    name: str
+    charging: str = "postPaid"
+    """``postPaid``, ``prePaid`` or ``spot``."""
+    flavor: str = "s6.medium.2"
+    hourly_price: Decimal = Decimal(0)
+    private_ip: str | None = None
+    public_ip: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    provisioned_days_ago: float = 1.0
+    locked: bool = False
+    frozen: bool = False
+    system_disk: DiskSpec = field(default_factory=DiskSpec)
+    data_disks: tuple[DiskSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    """A disk that is not attached to any server."""
+
+    __pydantic_config__ = _STRICT
+    name: str
+    disk: DiskSpec = field(default_factory=DiskSpec)
+    provisioned_days_ago: float = 1.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    __pydantic_config__ = _STRICT
+    name: str
+    description: str = ""
+    servers: tuple[ServerSpec, ...] = ()
+    volumes: tuple[VolumeSpec, ...] = ()
+    subscriptions: tuple[dict[str, Any], ...] = ()
+    """Billing side, validated by the ledger."""
+    orders: tuple[dict[str, Any], ...] = ()
+    five_day_refunds_used: int = 0
+    """Five-day full refunds already used this calendar year (quota 10)."""
+
+
+_ADAPTER = TypeAdapter(Scenario)
+
+_MODES = {"postPaid": "0", "prePaid": "1", "spot": "2"}
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A bundled scenario by name (``demo``), or a TOML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = BUNDLED / f"{name_or_path}.toml"
+        if not path.exists():
+            known = ", ".join(sorted(p.stem for p in BUNDLED.glob("*.toml")))
+            raise ConfigError(name_or_path, f"no such scenario (bundled: {known})")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "no such file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(str(path), f"cannot read: {e}") from None
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(str(path), f"{loc}: {err['msg']}") from None
+
+
+def _write_files(root: Path, disk: DiskSpec, seed: str) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, content in disk.files.items():
+        target = (root / rel).resolve()
+        if root.resolve() not in target.parents:
+            raise ConfigError(seed, f"file path {rel!r} escapes the disk")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    if disk.generated_mb:
+        import hashlib
+
+        block = hashlib.sha256(seed.encode()).digest() * 32768  # 1 MiB, deterministic
+        with open(root / "generated.bin", "wb") as f:
+            for _ in range(disk.generated_mb):
+                f.write(block)
+
+
+def add_volume(
+    conn: sqlite3.Connection,
+    data_root: Path,
+    created: datetime,
+    disk: DiskSpec,
+    *,
+    name: str,
+    server_id: str | None = None,
+    bootable: bool = False,
+    device: str | None = None,
+    order_id: str | None = None,
+) -> str:
+    """Create a disk (row and files). Returns its id."""
+    vid = new_id()
+    conn.execute(
+        "INSERT INTO volumes(id, name, status, size, volume_type, bootable, server_id, device, "
+        "bound, charging_mode, order_id, az, created, updated, tags, hourly_price) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (vid, name, "in-use" if server_id else "available", disk.size, disk.type, int(bootable),
+         server_id, device, int(disk.bound), disk.charging, order_id, "cn-north-4a", ts(created),
+         ts(created), json.dumps({}), str(disk.hourly_price)),
+    )
+    _write_files(volume_data_dir(data_root, vid), disk, f"{name}:{vid}")
+    return vid
+
+
+def add_server(
+    conn: sqlite3.Connection, data_root: Path, now: datetime, spec: ServerSpec, ssh_port: int = 0
+) -> str:
+    """Create a server with its system disk and data disks. Returns its id."""
+    if spec.charging not in _MODES:
+        raise ConfigError(spec.name, f"charging must be one of {', '.join(_MODES)}")
+    sid = new_id()
+    created = now - timedelta(days=spec.provisioned_days_ago)
+    prepaid = spec.charging == "prePaid"
+    order_id = "CS" + sid.replace("-", "")[:14].upper() if prepaid else None
+    conn.execute(
+        "INSERT INTO servers(id, name, status, created, updated, flavor, az, image_id, "
+        "charging_mode, order_id, product_id, locked, lock_source_id, lock_scene, frozen, tags, "
+        "private_ip, public_ip, ssh_port, hourly_price) "
+        "VALUES (?,?, 'ACTIVE', ?,?,?, 'cn-north-4a', 'img-ubuntu-22.04', ?,?,?,?,?,?,?,?,?,?,?,?)",
+        (sid, spec.name, ts(created), ts(created), spec.flavor, _MODES[spec.charging], order_id,
+         "OFFI" + sid[:8] if prepaid else None, int(spec.locked),
+         order_id if spec.locked else None, "TO_PERIOD_LOCK" if spec.locked else None,
+         int(spec.frozen), json.dumps([f"{k}={v}" for k, v in sorted(spec.tags.items())]),
+         spec.private_ip, spec.public_ip, ssh_port, str(spec.hourly_price)),
+    )
+    add_volume(conn, data_root, created, spec.system_disk, name=f"{spec.name}-sys",
+               server_id=sid, bootable=True, device="/dev/vda",
+               order_id=order_id if spec.system_disk.bound else None)
+    for i, disk in enumerate(spec.data_disks):
+        add_volume(conn, data_root, created, disk, name=disk.name or f"{spec.name}-data{i + 1}",
+                   server_id=sid, device=f"/dev/vd{chr(ord('b') + i)}",
+                   order_id=order_id if disk.bound and prepaid else None)
+    return sid
+
+
+def seed(conn: sqlite3.Connection, data_root: Path, scenario: Scenario, now: datetime) -> dict[str, str]:
+    """Create everything the scenario describes; return resource name -> cloud id."""
+    conn.execute("INSERT OR IGNORE INTO vaults(id, name) VALUES ('vault-sandbox', 'sandbox')")
+    ids: dict[str, str] = {}
+    for spec in scenario.servers:
+        if spec.name in ids:
+            raise ConfigError(scenario.name, f"two resources are named {spec.name!r}")
+        ids[spec.name] = add_server(conn, data_root, now, spec)
+        for v in conn.execute("SELECT id, name FROM volumes WHERE server_id=?", (ids[spec.name],)):
+            ids.setdefault(v["name"], v["id"])
+    for vol in scenario.volumes:
+        created = now - timedelta(days=vol.provisioned_days_ago)
+        ids[vol.name] = add_volume(conn, data_root, created, vol.disk, name=vol.name)
+    return ids

@@ -1,0 +1,5 @@
+"""The sandbox's API handlers, one module per Huawei service; importing this registers them."""
+
+from teardown.sandbox.services import bss, cbr, ecs, evs
+
+__all__ = ["bss", "cbr", "ecs", "evs"]

@@ -1,0 +1,1 @@
+"""BSS: orders, subscriptions, unsubscription and refunds (being built)."""

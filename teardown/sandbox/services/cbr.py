@@ -1,0 +1,255 @@
+"""CBR: CreateCheckpoint, ShowCheckpoint, ListBackups, ShowBackup.
+
+A server backup is a parent backup with one child per disk; each child holds a real copy of the
+disk's files under ``DIR/cbr/<backup id>``, so a restore can be checked, and it survives the
+deletion of its source (R24). The sandbox's vaults accept any server or disk of the account, so
+no separate "add to vault" call is needed (a real vault must have the resource bound first).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from teardown.sandbox.http import ApiError, Ctx, Reply, paged, route
+from teardown.sandbox.resources import volume_data_dir
+from teardown.sandbox.store import new_id, schedule, timer, ts
+
+P = "/v3/<project_id>"
+NOT_FOUND = "BackupService.6016"
+SERVER_TYPE = "OS::Nova::Server"
+VOLUME_TYPE = "OS::Cinder::Volume"
+
+
+def backup_dir(data_root: Path, backup_id: str) -> Path:
+    """Where the files of a disk backup are kept."""
+    return data_root / "cbr" / backup_id
+
+
+def _resources(ctx: Ctx, params: dict[str, Any]) -> list[tuple[str, str | None]]:
+    if isinstance(params.get("resources"), list):
+        out: list[tuple[str, str | None]] = []
+        for r in params["resources"]:
+            if not isinstance(r, str):
+                raise ctx.bad("parameters.resources must be a list of ids")
+            out.append((r, None))
+        return out
+    details = params.get("resource_details")
+    if isinstance(details, list):
+        out = []
+        for d in details:
+            if not isinstance(d, dict) or not isinstance(d.get("id"), str):
+                raise ctx.bad("each resource_details entry needs an id")
+            out.append((d["id"], d.get("type")))
+        return out
+    raise ctx.bad("parameters.resources or parameters.resource_details is required")
+
+
+def _copy_disk(ctx: Ctx, checkpoint: str, parent: str | None, vol: sqlite3.Row, vault: str,
+               retention: int | None) -> str:
+    bid = new_id()
+    src = volume_data_dir(ctx.sandbox.data_dir, vol["id"])
+    dest = backup_dir(ctx.sandbox.data_dir, bid)
+    if src.exists():
+        shutil.copytree(src, dest, symlinks=True)
+    else:
+        dest.mkdir(parents=True)
+    expires = ts(ctx.now + timedelta(days=retention)) if retention else None
+    ctx.conn.execute(
+        "INSERT INTO backups(id, checkpoint_id, vault_id, parent_id, resource_id, resource_type, "
+        "resource_name, resource_size, status, snapshot_id, bootable, system_disk, created, "
+        "updated, expired_at) VALUES (?,?,?,?,?,?,?,?, 'protecting', ?,?,?,?,?,?)",
+        (bid, checkpoint, vault, parent, vol["id"], VOLUME_TYPE, vol["name"], vol["size"],
+         "autobk_snapshot_" + bid[:8], vol["bootable"], vol["bootable"], ts(ctx.now),
+         ts(ctx.now), expires),
+    )
+    return bid
+
+
+@route("cbr", "POST", P + "/checkpoints", "CreateCheckpoint")
+def create_checkpoint(ctx: Ctx) -> Reply:
+    spec = ctx.body().get("checkpoint")
+    if not isinstance(spec, dict) or not isinstance(spec.get("vault_id"), str):
+        raise ctx.bad("checkpoint.vault_id is required")
+    params = spec.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise ctx.bad("checkpoint.parameters must be an object")
+    retention = params.get("retention_duration_days")
+    if retention is not None and (not isinstance(retention, int) or not 1 <= retention <= 36500):
+        raise ctx.bad("retention_duration_days must be 1..36500")
+    vault = ctx.conn.execute("SELECT * FROM vaults WHERE id=?", (spec["vault_id"],)).fetchone()
+    if vault is None:
+        raise ApiError(404, NOT_FOUND, f"vault {spec['vault_id']} not found")
+    resources = _resources(ctx, params)
+    cid = new_id()
+    faults = ctx.sandbox.config.faults
+    done: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    failing = False
+    for rid, _type in resources:
+        server = ctx.conn.execute(
+            "SELECT * FROM servers WHERE id=? AND deleted=0", (rid,)
+        ).fetchone()
+        if server is not None:
+            disks = list(ctx.conn.execute(
+                "SELECT * FROM volumes WHERE server_id=? AND deleted=0", (rid,)
+            ))
+            parent = new_id()
+            size = sum(int(d["size"]) for d in disks)
+            ctx.conn.execute(
+                "INSERT INTO backups(id, checkpoint_id, vault_id, parent_id, resource_id, "
+                "resource_type, resource_name, resource_size, status, created, updated, "
+                "expired_at) VALUES (?,?,?,NULL,?,?,?,?, 'protecting', ?, ?, ?)",
+                (parent, cid, vault["id"], rid, SERVER_TYPE, server["name"], size, ts(ctx.now),
+                 ts(ctx.now),
+                 ts(ctx.now + timedelta(days=retention)) if retention else None),
+            )
+            for d in disks:
+                _copy_disk(ctx, cid, parent, d, vault["id"], retention)
+            done.append({"id": rid, "name": server["name"], "type": SERVER_TYPE,
+                         "resource_size": size})
+            failing = failing or rid in faults.snapshot_error
+            continue
+        vol = ctx.conn.execute(
+            "SELECT * FROM volumes WHERE id=? AND deleted=0", (rid,)
+        ).fetchone()
+        if vol is not None:
+            _copy_disk(ctx, cid, None, vol, vault["id"], retention)
+            done.append({"id": rid, "name": vol["name"], "type": VOLUME_TYPE,
+                         "resource_size": vol["size"]})
+            failing = failing or rid in faults.snapshot_error
+            continue
+        skipped.append({"id": rid, "type": _type or SERVER_TYPE, "name": rid,
+                        "code": "BackupService.6010", "reason": "resource not found"})
+    if not done:
+        raise ApiError(400, "BackupService.6010", "none of the resources can be backed up")
+    ctx.conn.execute(
+        "INSERT INTO checkpoints(id, vault_id, status, name, description, resources, skipped, "
+        "retention_days, created) VALUES (?, ?, 'protecting', ?, ?, ?, ?, ?, ?)",
+        (cid, vault["id"], params.get("name"), params.get("description"),
+         json.dumps(done), json.dumps(skipped), retention, ts(ctx.now)),
+    )
+    schedule(ctx.conn, ctx.now, timedelta(seconds=ctx.sandbox.config.durations.checkpoint),
+             "cbr.checkpoint_done", checkpoint_id=cid, failing=failing)
+    return 200, {"checkpoint": _checkpoint_json(ctx, cid)}
+
+
+@timer("cbr.checkpoint_done")
+def _checkpoint_done(conn: sqlite3.Connection, p: dict[str, Any], now: datetime) -> None:
+    status = "error" if p["failing"] else "available"
+    conn.execute("UPDATE checkpoints SET status=? WHERE id=?", (status, p["checkpoint_id"]))
+    conn.execute(
+        "UPDATE backups SET status=?, updated=? WHERE checkpoint_id=? AND status='protecting'",
+        (status, ts(now), p["checkpoint_id"]),
+    )
+
+
+def _checkpoint_json(ctx: Ctx, checkpoint_id: str) -> dict[str, Any]:
+    row = ctx.conn.execute("SELECT * FROM checkpoints WHERE id=?", (checkpoint_id,)).fetchone()
+    if row is None:
+        raise ApiError(404, NOT_FOUND, f"checkpoint {checkpoint_id} not found")
+    vault = ctx.conn.execute("SELECT * FROM vaults WHERE id=?", (row["vault_id"],)).fetchone()
+    resources = json.loads(row["resources"])
+    return {
+        "id": row["id"],
+        "status": row["status"],
+        "created_at": row["created"],
+        "project_id": ctx.sandbox.config.account.project_id,
+        "extra_info": {
+            "name": row["name"],
+            "description": row["description"],
+            "retention_duration": row["retention_days"] or -1,
+        },
+        "vault": {
+            "id": row["vault_id"],
+            "name": vault["name"] if vault else "",
+            "resources": [
+                {
+                    "id": r["id"],
+                    "name": r["name"],
+                    "type": r["type"],
+                    "protect_status": row["status"],
+                    "resource_size": str(r["resource_size"]),
+                    "backup_size": "0",
+                    "backup_count": "1",
+                    "extra_info": "{}",
+                }
+                for r in resources
+            ],
+            "skipped_resources": json.loads(row["skipped"]),
+        },
+    }
+
+
+@route("cbr", "GET", P + "/checkpoints/<checkpoint_id>", "ShowCheckpoint")
+def show_checkpoint(ctx: Ctx, checkpoint_id: str) -> Reply:
+    return 200, {"checkpoint": _checkpoint_json(ctx, checkpoint_id)}
+
+
+def _backup_json(ctx: Ctx, row: sqlite3.Row) -> dict[str, Any]:
+    children = [
+        _backup_json(ctx, c)
+        for c in ctx.conn.execute(
+            "SELECT * FROM backups WHERE parent_id=? ORDER BY system_disk DESC, id", (row["id"],)
+        )
+    ]
+    return {
+        "id": row["id"],
+        "checkpoint_id": row["checkpoint_id"],
+        "vault_id": row["vault_id"],
+        "parent_id": row["parent_id"],
+        "resource_id": row["resource_id"],
+        "resource_type": row["resource_type"],
+        "resource_name": row["resource_name"],
+        "resource_size": row["resource_size"],
+        "resource_az": "cn-north-4a",
+        "status": row["status"],
+        "name": "manualbk_" + row["id"][:8],
+        "created_at": row["created"],
+        "updated_at": row["updated"],
+        "expired_at": row["expired_at"],
+        "image_type": "backup",
+        "incremental": False,
+        "project_id": ctx.sandbox.config.account.project_id,
+        "extend_info": {
+            "bootable": bool(row["bootable"]),
+            "system_disk": bool(row["system_disk"]),
+            "snapshot_id": row["snapshot_id"],
+        },
+        "children": children,
+    }
+
+
+@route("cbr", "GET", P + "/backups", "ListBackups")
+def list_backups(ctx: Ctx) -> Reply:
+    limit = ctx.query_int("limit", 1000)
+    offset = ctx.query_int("offset", 0)
+    if not 1 <= limit <= 1000 or offset < 0:
+        raise ctx.bad("limit must be 1..1000 and offset at least 0")
+    rows = list(ctx.conn.execute("SELECT * FROM backups ORDER BY created, id"))
+    parent = ctx.query("parent_id")
+    rows = [r for r in rows if r["parent_id"] == parent] if parent else [
+        r for r in rows if r["parent_id"] is None
+    ]
+    for key in ("checkpoint_id", "resource_id", "vault_id", "status", "resource_type"):
+        value = ctx.query(key)
+        if value:
+            rows = [r for r in rows if r[key] == value]
+    return 200, {
+        "backups": [_backup_json(ctx, r) for r in paged(rows, offset, limit)],
+        "count": len(rows),
+        "offset": offset,
+        "limit": limit,
+    }
+
+
+@route("cbr", "GET", P + "/backups/<backup_id>", "ShowBackup")
+def show_backup(ctx: Ctx, backup_id: str) -> Reply:
+    row = ctx.conn.execute("SELECT * FROM backups WHERE id=?", (backup_id,)).fetchone()
+    if row is None:
+        raise ApiError(404, NOT_FOUND, f"backup {backup_id} not found")
+    return 200, {"backup": _backup_json(ctx, row)}
