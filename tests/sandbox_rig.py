@@ -42,25 +42,33 @@ class SandboxRig:
 def ecs(rig: SandboxRig, account: Account | None = None) -> EcsClient:
     a = account or rig.app.config.account
     creds = BasicCredentials(a.ak, a.sk, a.project_id)
-    return EcsClient.new_builder().with_credentials(creds).with_endpoints([rig.endpoints.ecs]).build()
+    return (
+        EcsClient.new_builder().with_credentials(creds).with_endpoints([rig.endpoints.ecs]).build()
+    )
 
 
 def evs(rig: SandboxRig, account: Account | None = None) -> EvsClient:
     a = account or rig.app.config.account
     creds = BasicCredentials(a.ak, a.sk, a.project_id)
-    return EvsClient.new_builder().with_credentials(creds).with_endpoints([rig.endpoints.evs]).build()
+    return (
+        EvsClient.new_builder().with_credentials(creds).with_endpoints([rig.endpoints.evs]).build()
+    )
 
 
 def cbr(rig: SandboxRig, account: Account | None = None) -> CbrClient:
     a = account or rig.app.config.account
     creds = BasicCredentials(a.ak, a.sk, a.project_id)
-    return CbrClient.new_builder().with_credentials(creds).with_endpoints([rig.endpoints.cbr]).build()
+    return (
+        CbrClient.new_builder().with_credentials(creds).with_endpoints([rig.endpoints.cbr]).build()
+    )
 
 
 def bss(rig: SandboxRig, account: Account | None = None) -> BssClient:
     a = account or rig.app.config.account
     creds = GlobalCredentials(a.ak, a.sk, a.domain_id)
-    return BssClient.new_builder().with_credentials(creds).with_endpoints([rig.endpoints.bss]).build()
+    return (
+        BssClient.new_builder().with_credentials(creds).with_endpoints([rig.endpoints.bss]).build()
+    )
 
 
 @contextmanager
@@ -87,16 +95,8 @@ def running_sandbox(
 
 
 def _extra_schemas() -> tuple[str, ...]:
-    try:
-        from teardown.sandbox.ledger import BSS_SCHEMA
-    except ImportError:  # the ledger is not there yet
-        return ()
-    return (BSS_SCHEMA,)
+    return ()
 
 
 def _seed_billing(conn: object, scenario: Scenario, ids: dict[str, str], clock: FakeClock) -> None:
-    try:
-        from teardown.sandbox.ledger import seed_billing
-    except ImportError:
-        return
-    seed_billing(conn, scenario, ids, clock.now())  # type: ignore[arg-type]
+    """Billing seeding arrives with the ledger."""

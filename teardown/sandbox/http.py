@@ -100,7 +100,9 @@ class Ctx:
         try:
             data = json.loads(raw or b"{}")
         except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, _BAD_BODY_CODE[self.service], "request body is not valid JSON")
+            raise ApiError(
+                400, _BAD_BODY_CODE[self.service], "request body is not valid JSON"
+            ) from None
         if not isinstance(data, dict):
             raise ApiError(400, _BAD_BODY_CODE[self.service], "request body must be an object")
         return data
@@ -173,15 +175,16 @@ class SandboxApp:
             try:
                 rule, args = self._maps[service].bind_to_environ(request.environ).match()
             except NotFound:
-                raise ApiError(404, "APIGW.0101", "the API does not exist or has not been published")
+                raise ApiError(
+                    404, "APIGW.0101", "the API does not exist or has not been published"
+                ) from None
             except MethodNotAllowed:
                 raise ApiError(405, "APIGW.0101", "method not allowed for this API") from None
             assert isinstance(rule, _Route)
             operation = f"{service}.{rule.operation}"
             self._inject_faults(operation)
-            args.pop("project_id", None)
-            args.pop("domain_id", None)
-            status, body = self._run(service, request, rule, args)
+            kwargs = {k: v for k, v in args.items() if k not in ("project_id", "domain_id")}
+            status, body = self._run(service, request, rule, kwargs)
         except ApiError as e:
             status, body = e.status, self._error_body(service, e, request_id)
         self._log(service, operation, status)
@@ -236,7 +239,9 @@ class SandboxApp:
         account = self.config.account
         auth = request.headers.get("Authorization", "")
         fail = ApiError(
-            401, "APIGW.0301", "Incorrect IAM authentication information: verify aksk signature fail"
+            401,
+            "APIGW.0301",
+            "Incorrect IAM authentication information: verify aksk signature fail",
         )
         if not auth.startswith("SDK-HMAC-SHA256 "):
             raise fail
@@ -253,7 +258,7 @@ class SandboxApp:
         expected_id = account.domain_id if service in GLOBAL_SERVICES else account.project_id
         if headers.get(id_header) != expected_id:
             raise fail
-        raw_path = request.environ.get("RAW_URI", request.environ.get("PATH_INFO", "/"))
+        raw_path = str(request.environ.get("RAW_URI") or request.environ.get("PATH_INFO") or "/")
         sdk = SdkRequest(
             method=request.method,
             resource_path=unquote(raw_path.split("?", 1)[0]),

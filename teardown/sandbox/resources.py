@@ -23,18 +23,14 @@ DATA_TAG = "sandbox.data"
 
 
 def server_row(conn: sqlite3.Connection, server_id: str) -> sqlite3.Row:
-    row = conn.execute(
-        "SELECT * FROM servers WHERE id=? AND deleted=0", (server_id,)
-    ).fetchone()
+    row = conn.execute("SELECT * FROM servers WHERE id=? AND deleted=0", (server_id,)).fetchone()
     if row is None:
         raise ApiError(404, "Ecs.0114", f"Instance[{server_id}] could not be found.")
     return row  # type: ignore[no-any-return]
 
 
 def volume_row(conn: sqlite3.Connection, volume_id: str) -> sqlite3.Row:
-    row = conn.execute(
-        "SELECT * FROM volumes WHERE id=? AND deleted=0", (volume_id,)
-    ).fetchone()
+    row = conn.execute("SELECT * FROM volumes WHERE id=? AND deleted=0", (volume_id,)).fetchone()
     if row is None:
         raise ApiError(404, "EVS.5404", f"volume {volume_id} could not be found")
     return row  # type: ignore[no-any-return]
@@ -165,9 +161,7 @@ def volume_data_dir(data_root: Path, volume_id: str) -> Path:
     return _data_dir(data_root, volume_id)
 
 
-def delete_volume(
-    conn: sqlite3.Connection, volume_id: str, now: datetime, data_root: Path
-) -> None:
+def delete_volume(conn: sqlite3.Connection, volume_id: str, now: datetime, data_root: Path) -> None:
     """Delete a disk: its files and every EVS snapshot of it go too (R22)."""
     conn.execute(
         "UPDATE volumes SET deleted=1, status='deleted', server_id=NULL, updated=? WHERE id=?",
@@ -179,8 +173,7 @@ def delete_volume(
 
 def detach_volume(conn: sqlite3.Connection, volume_id: str, now: datetime) -> None:
     conn.execute(
-        "UPDATE volumes SET server_id=NULL, device=NULL, status='available', updated=? "
-        "WHERE id=?",
+        "UPDATE volumes SET server_id=NULL, device=NULL, status='available', updated=? WHERE id=?",
         (ts(now), volume_id),
     )
 

@@ -158,9 +158,24 @@ def add_volume(
         "INSERT INTO volumes(id, name, status, size, volume_type, bootable, server_id, device, "
         "bound, charging_mode, order_id, az, created, updated, tags, hourly_price) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (vid, name, "in-use" if server_id else "available", disk.size, disk.type, int(bootable),
-         server_id, device, int(disk.bound), disk.charging, order_id, "cn-north-4a", ts(created),
-         ts(created), json.dumps({}), str(disk.hourly_price)),
+        (
+            vid,
+            name,
+            "in-use" if server_id else "available",
+            disk.size,
+            disk.type,
+            int(bootable),
+            server_id,
+            device,
+            int(disk.bound),
+            disk.charging,
+            order_id,
+            "cn-north-4a",
+            ts(created),
+            ts(created),
+            json.dumps({}),
+            str(disk.hourly_price),
+        ),
     )
     _write_files(volume_data_dir(data_root, vid), disk, f"{name}:{vid}")
     return vid
@@ -181,23 +196,54 @@ def add_server(
         "charging_mode, order_id, product_id, locked, lock_source_id, lock_scene, frozen, tags, "
         "private_ip, public_ip, ssh_port, hourly_price) "
         "VALUES (?,?, 'ACTIVE', ?,?,?, 'cn-north-4a', 'img-ubuntu-22.04', ?,?,?,?,?,?,?,?,?,?,?,?)",
-        (sid, spec.name, ts(created), ts(created), spec.flavor, _MODES[spec.charging], order_id,
-         "OFFI" + sid[:8] if prepaid else None, int(spec.locked),
-         order_id if spec.locked else None, "TO_PERIOD_LOCK" if spec.locked else None,
-         int(spec.frozen), json.dumps([f"{k}={v}" for k, v in sorted(spec.tags.items())]),
-         spec.private_ip, spec.public_ip, ssh_port, str(spec.hourly_price)),
+        (
+            sid,
+            spec.name,
+            ts(created),
+            ts(created),
+            spec.flavor,
+            _MODES[spec.charging],
+            order_id,
+            "OFFI" + sid[:8] if prepaid else None,
+            int(spec.locked),
+            order_id if spec.locked else None,
+            "TO_PERIOD_LOCK" if spec.locked else None,
+            int(spec.frozen),
+            json.dumps([f"{k}={v}" for k, v in sorted(spec.tags.items())]),
+            spec.private_ip,
+            spec.public_ip,
+            ssh_port,
+            str(spec.hourly_price),
+        ),
     )
-    add_volume(conn, data_root, created, spec.system_disk, name=f"{spec.name}-sys",
-               server_id=sid, bootable=True, device="/dev/vda",
-               order_id=order_id if spec.system_disk.bound else None)
+    add_volume(
+        conn,
+        data_root,
+        created,
+        spec.system_disk,
+        name=f"{spec.name}-sys",
+        server_id=sid,
+        bootable=True,
+        device="/dev/vda",
+        order_id=order_id if spec.system_disk.bound else None,
+    )
     for i, disk in enumerate(spec.data_disks):
-        add_volume(conn, data_root, created, disk, name=disk.name or f"{spec.name}-data{i + 1}",
-                   server_id=sid, device=f"/dev/vd{chr(ord('b') + i)}",
-                   order_id=order_id if disk.bound and prepaid else None)
+        add_volume(
+            conn,
+            data_root,
+            created,
+            disk,
+            name=disk.name or f"{spec.name}-data{i + 1}",
+            server_id=sid,
+            device=f"/dev/vd{chr(ord('b') + i)}",
+            order_id=order_id if disk.bound and prepaid else None,
+        )
     return sid
 
 
-def seed(conn: sqlite3.Connection, data_root: Path, scenario: Scenario, now: datetime) -> dict[str, str]:
+def seed(
+    conn: sqlite3.Connection, data_root: Path, scenario: Scenario, now: datetime
+) -> dict[str, str]:
     """Create everything the scenario describes; return resource name -> cloud id."""
     conn.execute("INSERT OR IGNORE INTO vaults(id, name) VALUES ('vault-sandbox', 'sandbox')")
     ids: dict[str, str] = {}

@@ -49,8 +49,14 @@ def _resources(ctx: Ctx, params: dict[str, Any]) -> list[tuple[str, str | None]]
     raise ctx.bad("parameters.resources or parameters.resource_details is required")
 
 
-def _copy_disk(ctx: Ctx, checkpoint: str, parent: str | None, vol: sqlite3.Row, vault: str,
-               retention: int | None) -> str:
+def _copy_disk(
+    ctx: Ctx,
+    checkpoint: str,
+    parent: str | None,
+    vol: sqlite3.Row,
+    vault: str,
+    retention: int | None,
+) -> str:
     bid = new_id()
     src = volume_data_dir(ctx.sandbox.data_dir, vol["id"])
     dest = backup_dir(ctx.sandbox.data_dir, bid)
@@ -63,9 +69,22 @@ def _copy_disk(ctx: Ctx, checkpoint: str, parent: str | None, vol: sqlite3.Row, 
         "INSERT INTO backups(id, checkpoint_id, vault_id, parent_id, resource_id, resource_type, "
         "resource_name, resource_size, status, snapshot_id, bootable, system_disk, created, "
         "updated, expired_at) VALUES (?,?,?,?,?,?,?,?, 'protecting', ?,?,?,?,?,?)",
-        (bid, checkpoint, vault, parent, vol["id"], VOLUME_TYPE, vol["name"], vol["size"],
-         "autobk_snapshot_" + bid[:8], vol["bootable"], vol["bootable"], ts(ctx.now),
-         ts(ctx.now), expires),
+        (
+            bid,
+            checkpoint,
+            vault,
+            parent,
+            vol["id"],
+            VOLUME_TYPE,
+            vol["name"],
+            vol["size"],
+            "autobk_snapshot_" + bid[:8],
+            vol["bootable"],
+            vol["bootable"],
+            ts(ctx.now),
+            ts(ctx.now),
+            expires,
+        ),
     )
     return bid
 
@@ -95,46 +114,76 @@ def create_checkpoint(ctx: Ctx) -> Reply:
             "SELECT * FROM servers WHERE id=? AND deleted=0", (rid,)
         ).fetchone()
         if server is not None:
-            disks = list(ctx.conn.execute(
-                "SELECT * FROM volumes WHERE server_id=? AND deleted=0", (rid,)
-            ))
+            disks = list(
+                ctx.conn.execute("SELECT * FROM volumes WHERE server_id=? AND deleted=0", (rid,))
+            )
             parent = new_id()
             size = sum(int(d["size"]) for d in disks)
             ctx.conn.execute(
                 "INSERT INTO backups(id, checkpoint_id, vault_id, parent_id, resource_id, "
                 "resource_type, resource_name, resource_size, status, created, updated, "
                 "expired_at) VALUES (?,?,?,NULL,?,?,?,?, 'protecting', ?, ?, ?)",
-                (parent, cid, vault["id"], rid, SERVER_TYPE, server["name"], size, ts(ctx.now),
-                 ts(ctx.now),
-                 ts(ctx.now + timedelta(days=retention)) if retention else None),
+                (
+                    parent,
+                    cid,
+                    vault["id"],
+                    rid,
+                    SERVER_TYPE,
+                    server["name"],
+                    size,
+                    ts(ctx.now),
+                    ts(ctx.now),
+                    ts(ctx.now + timedelta(days=retention)) if retention else None,
+                ),
             )
             for d in disks:
                 _copy_disk(ctx, cid, parent, d, vault["id"], retention)
-            done.append({"id": rid, "name": server["name"], "type": SERVER_TYPE,
-                         "resource_size": size})
+            done.append(
+                {"id": rid, "name": server["name"], "type": SERVER_TYPE, "resource_size": size}
+            )
             failing = failing or rid in faults.snapshot_error
             continue
-        vol = ctx.conn.execute(
-            "SELECT * FROM volumes WHERE id=? AND deleted=0", (rid,)
-        ).fetchone()
+        vol = ctx.conn.execute("SELECT * FROM volumes WHERE id=? AND deleted=0", (rid,)).fetchone()
         if vol is not None:
             _copy_disk(ctx, cid, None, vol, vault["id"], retention)
-            done.append({"id": rid, "name": vol["name"], "type": VOLUME_TYPE,
-                         "resource_size": vol["size"]})
+            done.append(
+                {"id": rid, "name": vol["name"], "type": VOLUME_TYPE, "resource_size": vol["size"]}
+            )
             failing = failing or rid in faults.snapshot_error
             continue
-        skipped.append({"id": rid, "type": _type or SERVER_TYPE, "name": rid,
-                        "code": "BackupService.6010", "reason": "resource not found"})
+        skipped.append(
+            {
+                "id": rid,
+                "type": _type or SERVER_TYPE,
+                "name": rid,
+                "code": "BackupService.6010",
+                "reason": "resource not found",
+            }
+        )
     if not done:
         raise ApiError(400, "BackupService.6010", "none of the resources can be backed up")
     ctx.conn.execute(
         "INSERT INTO checkpoints(id, vault_id, status, name, description, resources, skipped, "
         "retention_days, created) VALUES (?, ?, 'protecting', ?, ?, ?, ?, ?, ?)",
-        (cid, vault["id"], params.get("name"), params.get("description"),
-         json.dumps(done), json.dumps(skipped), retention, ts(ctx.now)),
+        (
+            cid,
+            vault["id"],
+            params.get("name"),
+            params.get("description"),
+            json.dumps(done),
+            json.dumps(skipped),
+            retention,
+            ts(ctx.now),
+        ),
     )
-    schedule(ctx.conn, ctx.now, timedelta(seconds=ctx.sandbox.config.durations.checkpoint),
-             "cbr.checkpoint_done", checkpoint_id=cid, failing=failing)
+    schedule(
+        ctx.conn,
+        ctx.now,
+        timedelta(seconds=ctx.sandbox.config.durations.checkpoint),
+        "cbr.checkpoint_done",
+        checkpoint_id=cid,
+        failing=failing,
+    )
     return 200, {"checkpoint": _checkpoint_json(ctx, cid)}
 
 
@@ -232,9 +281,11 @@ def list_backups(ctx: Ctx) -> Reply:
         raise ctx.bad("limit must be 1..1000 and offset at least 0")
     rows = list(ctx.conn.execute("SELECT * FROM backups ORDER BY created, id"))
     parent = ctx.query("parent_id")
-    rows = [r for r in rows if r["parent_id"] == parent] if parent else [
-        r for r in rows if r["parent_id"] is None
-    ]
+    rows = (
+        [r for r in rows if r["parent_id"] == parent]
+        if parent
+        else [r for r in rows if r["parent_id"] is None]
+    )
     for key in ("checkpoint_id", "resource_id", "vault_id", "status", "resource_type"):
         value = ctx.query(key)
         if value:

@@ -86,8 +86,12 @@ def _new_job(ctx: Ctx, job_type: str, ids: list[str]) -> str:
     ctx.conn.execute(
         "INSERT INTO jobs(id, service, job_type, status, begin_time, entities) "
         "VALUES (?, 'ecs', ?, 'RUNNING', ?, ?)",
-        (job_id, job_type + "Servers", ts(ctx.now),
-         dumps({"sub_jobs_total": len(ids), "sub_jobs": sub_jobs})),
+        (
+            job_id,
+            job_type + "Servers",
+            ts(ctx.now),
+            dumps({"sub_jobs_total": len(ids), "sub_jobs": sub_jobs}),
+        ),
     )
     return job_id
 
@@ -157,9 +161,7 @@ def _finish_job(conn: sqlite3.Connection, p: dict[str, Any], now: datetime) -> N
     for sub in entities["sub_jobs"]:
         sid = sub["entities"]["server_id"]
         sub["end_time"] = ts(now)
-        exists = conn.execute(
-            "SELECT 1 FROM servers WHERE id=? AND deleted=0", (sid,)
-        ).fetchone()
+        exists = conn.execute("SELECT 1 FROM servers WHERE id=? AND deleted=0", (sid,)).fetchone()
         if sid in p["failing"] or not exists:
             failed += 1
             sub["status"] = "FAIL"
@@ -169,18 +171,24 @@ def _finish_job(conn: sqlite3.Connection, p: dict[str, Any], now: datetime) -> N
             continue
         sub["status"] = "SUCCESS"
         if p["action"] == "delete":
-            remove_server(conn, sid, now, Path(p["data_root"]),
-                          delete_data_volumes=p["delete_volume"])
+            remove_server(
+                conn, sid, now, Path(p["data_root"]), delete_data_volumes=p["delete_volume"]
+            )
         else:
-            conn.execute("UPDATE servers SET status='SHUTOFF', updated=? WHERE id=?",
-                         (ts(now), sid))
+            conn.execute(
+                "UPDATE servers SET status='SHUTOFF', updated=? WHERE id=?", (ts(now), sid)
+            )
     status = "FAIL" if failed else "SUCCESS"
     conn.execute(
-        "UPDATE jobs SET status=?, end_time=?, error_code=?, fail_reason=?, entities=? "
-        "WHERE id=?",
-        (status, ts(now), JOB_FAIL_CODE if failed else None,
-         f"{failed} of {len(entities['sub_jobs'])} sub-jobs failed" if failed else None,
-         dumps(entities), p["job_id"]),
+        "UPDATE jobs SET status=?, end_time=?, error_code=?, fail_reason=?, entities=? WHERE id=?",
+        (
+            status,
+            ts(now),
+            JOB_FAIL_CODE if failed else None,
+            f"{failed} of {len(entities['sub_jobs'])} sub-jobs failed" if failed else None,
+            dumps(entities),
+            p["job_id"],
+        ),
     )
 
 
@@ -199,9 +207,7 @@ def job_json(row: sqlite3.Row) -> dict[str, Any]:
 
 @route("ecs", "GET", P + "/jobs/<job_id>", "ShowJob")
 def show_job(ctx: Ctx, job_id: str) -> Reply:
-    row = ctx.conn.execute(
-        "SELECT * FROM jobs WHERE id=? AND service='ecs'", (job_id,)
-    ).fetchone()
+    row = ctx.conn.execute("SELECT * FROM jobs WHERE id=? AND service='ecs'", (job_id,)).fetchone()
     if row is None:
         raise ApiError(404, "Ecs.0200", f"job {job_id} not found")
     return 200, job_json(row)

@@ -63,7 +63,9 @@ def snapshot_json(row: sqlite3.Row, project_id: str) -> dict[str, Any]:
         "created_at": row["created"],
         "updated_at": row["updated"],
         "os-extended-snapshot-attributes:project_id": project_id,
-        "os-extended-snapshot-attributes:progress": "100%" if row["status"] == "available" else "0%",
+        "os-extended-snapshot-attributes:progress": "100%"
+        if row["status"] == "available"
+        else "0%",
         "service_type": "EVS",
     }
 
@@ -95,13 +97,27 @@ def create_snapshot(ctx: Ctx) -> Reply:
     ctx.conn.execute(
         "INSERT INTO snapshots(id, volume_id, name, description, status, size, metadata, "
         "created, updated) VALUES (?, ?, ?, ?, 'creating', ?, ?, ?, ?)",
-        (sid, volume["id"], name, spec.get("description"), volume["size"], dumps(metadata),
-         ts(ctx.now), ts(ctx.now)),
+        (
+            sid,
+            volume["id"],
+            name,
+            spec.get("description"),
+            volume["size"],
+            dumps(metadata),
+            ts(ctx.now),
+            ts(ctx.now),
+        ),
     )
     faults = ctx.sandbox.config.faults
     bad = volume["id"] in faults.snapshot_error or volume["server_id"] in faults.snapshot_error
-    schedule(ctx.conn, ctx.now, timedelta(seconds=ctx.sandbox.config.durations.snapshot),
-             "evs.snapshot_done", snapshot_id=sid, status="error" if bad else "available")
+    schedule(
+        ctx.conn,
+        ctx.now,
+        timedelta(seconds=ctx.sandbox.config.durations.snapshot),
+        "evs.snapshot_done",
+        snapshot_id=sid,
+        status="error" if bad else "available",
+    )
     row = _snapshot_row(ctx, sid)
     return 202, {"snapshot": snapshot_json(row, ctx.sandbox.config.account.project_id)}
 
@@ -147,11 +163,16 @@ def delete_snapshot(ctx: Ctx, snapshot_id: str) -> Reply:
     row = _snapshot_row(ctx, snapshot_id)
     if row["status"] not in ("available", "error"):
         raise ctx.bad(f"snapshot {snapshot_id} is {row['status']} and cannot be deleted now")
-    ctx.conn.execute("UPDATE snapshots SET status='deleting', updated=? WHERE id=?",
-                     (ts(ctx.now), snapshot_id))
-    schedule(ctx.conn, ctx.now,
-             timedelta(seconds=ctx.sandbox.config.durations.delete_snapshot),
-             "evs.snapshot_gone", snapshot_id=snapshot_id)
+    ctx.conn.execute(
+        "UPDATE snapshots SET status='deleting', updated=? WHERE id=?", (ts(ctx.now), snapshot_id)
+    )
+    schedule(
+        ctx.conn,
+        ctx.now,
+        timedelta(seconds=ctx.sandbox.config.durations.delete_snapshot),
+        "evs.snapshot_gone",
+        snapshot_id=snapshot_id,
+    )
     return 202, None
 
 
@@ -162,9 +183,7 @@ def _snapshot_gone(conn: sqlite3.Connection, p: dict[str, Any], now: datetime) -
 
 @route("evs", "GET", "/v1/<project_id>/jobs/<job_id>", "ShowJob")
 def show_job(ctx: Ctx, job_id: str) -> Reply:
-    row = ctx.conn.execute(
-        "SELECT * FROM jobs WHERE id=? AND service='evs'", (job_id,)
-    ).fetchone()
+    row = ctx.conn.execute("SELECT * FROM jobs WHERE id=? AND service='evs'", (job_id,)).fetchone()
     if row is None:
         raise ApiError(404, NOT_FOUND, f"job {job_id} not found")
     entities = json.loads(row["entities"])
