@@ -51,7 +51,10 @@ class ApiServers:
                 request_handler=_QuietHandler,
             )
             thread = threading.Thread(
-                target=server.serve_forever, name=f"sandbox-{service}", daemon=True
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},  # stop() returns quickly
+                name=f"sandbox-{service}",
+                daemon=True,
             )
             thread.start()
             self._servers.append(server)

@@ -187,6 +187,9 @@ class SandboxApp:
             status, body = self._run(service, request, rule, kwargs)
         except ApiError as e:
             status, body = e.status, self._error_body(service, e, request_id)
+        except Exception as e:  # a sandbox bug: still answer like the service would
+            err = ApiError(500, "SYS.0500", f"internal error: {type(e).__name__}: {e}")
+            status, body = err.status, self._error_body(service, err, request_id)
         self._log(service, operation, status)
         payload = b"" if body is None else json.dumps(body, default=_json_default).encode()
         headers = {"X-Request-Id": request_id}

@@ -122,7 +122,9 @@ def server_json(conn: sqlite3.Connection, row: sqlite3.Row, data_root: Path) -> 
 def volume_json(row: sqlite3.Row, data_root: Path) -> dict[str, Any]:
     """A VolumeDetail as EVS returns it."""
     metadata: dict[str, Any] = {}
-    if row["charging_mode"] == "prePaid" and row["order_id"]:
+    if row["order_id"]:
+        # Only yearly/monthly disks have an order; the scenario leaves a bound disk's own
+        # ``charging_mode`` at its DiskSpec default even when its prepaid server's order covers it.
         metadata["orderID"] = row["order_id"]
     attachments = []
     if row["server_id"]:

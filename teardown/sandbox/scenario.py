@@ -154,6 +154,9 @@ def add_volume(
 ) -> str:
     """Create a disk (row and files). Returns its id."""
     vid = new_id()
+    charging = "prePaid" if order_id else disk.charging
+    if charging == "prePaid" and order_id is None:  # bought on its own order
+        order_id = "CS" + vid.replace("-", "")[:14].upper()
     conn.execute(
         "INSERT INTO volumes(id, name, status, size, volume_type, bootable, server_id, device, "
         "bound, charging_mode, order_id, az, created, updated, tags, hourly_price) "
@@ -168,7 +171,7 @@ def add_volume(
             server_id,
             device,
             int(disk.bound),
-            disk.charging,
+            charging,
             order_id,
             "cn-north-4a",
             ts(created),

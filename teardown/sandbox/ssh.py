@@ -9,8 +9,8 @@ real host (relative paths start at the data root, which is also ``$HOME``).
 All servers of a fleet share one asyncio loop running in a background thread of the current
 process. Children are ``subprocess.Popen`` processes whose pipes are handed to asyncssh's
 ``redirect``: redirecting asyncio subprocess streams was measured to reset large transfers
-mid-stream (see docs "The sandbox's SSH servers" in the SSH pull reference), pipe file objects
-streamed correctly.
+mid-stream, while pipe file objects streamed hundreds of MB intact. Waiting for children happens
+in worker threads, off the event loop.
 
 Fault injection: ``SshServerSpec.drop_after_bytes`` aborts the whole TCP connection once that many
 bytes of a session's output (exec stdout or SFTP read data) have been sent, so that clients see a
@@ -226,6 +226,12 @@ class _SftpServer(asyncssh.SFTPServer):
                 log.info("sandbox ssh: dropping SFTP connection after %d bytes", self._limit)
                 self.channel.get_connection().abort()
         return data
+
+    def exit(self) -> None:
+        # Like OpenSSH's sftp-server, report exit status 0 when the session ends: without it
+        # `scp` (which speaks SFTP since OpenSSH 9) exits 1 after a complete transfer.
+        with contextlib.suppress(OSError):
+            self.channel.exit(0)
 
 
 def _exit_with(process: asyncssh.SSHServerProcess[bytes], returncode: int) -> None:
@@ -455,50 +461,51 @@ class SshFleet:
         assert child.stdin is not None and child.stdout is not None and child.stderr is not None
         loop = asyncio.get_running_loop()
         pump: asyncio.Task[None] | None = None
-        # The pipes belong to asyncssh's pipe transports from here on; they close them at EOF.
-        # send_eof=False: with True, asyncssh sends EOF on the channel as soon as *either* stdout
-        # or stderr reaches EOF, and stderr written just before exit can then be lost. We send
-        # EOF ourselves once both are drained.
-        if spec.drop_after_bytes is None:
-            await process.redirect(
-                stdin=child.stdin, stdout=child.stdout, stderr=child.stderr, send_eof=False
-            )
-        else:
-            # redirect() cannot count bytes, so stdout goes through our own pump.
-            await process.redirect(stdin=child.stdin, stderr=child.stderr, send_eof=False)
-            pump = asyncio.ensure_future(
-                _pump_with_limit(process, child.stdout, spec.drop_after_bytes)
-            )
-
-        exited = loop.run_in_executor(self._waiters, child.wait)
         closed = asyncio.ensure_future(process.channel.wait_closed())
         try:
+            # The pipes belong to asyncssh's pipe transports from here on; they close them at
+            # EOF. send_eof=False: with True, asyncssh sends EOF on the channel as soon as
+            # *either* stdout or stderr reaches EOF, and stderr written just before exit can then
+            # be lost. We send EOF ourselves once both are drained.
+            if spec.drop_after_bytes is None:
+                await process.redirect(
+                    stdin=child.stdin, stdout=child.stdout, stderr=child.stderr, send_eof=False
+                )
+            else:
+                # redirect() cannot count bytes, so stdout goes through our own pump.
+                await process.redirect(stdin=child.stdin, stderr=child.stderr, send_eof=False)
+                pump = asyncio.ensure_future(
+                    _pump_with_limit(process, child.stdout, spec.drop_after_bytes)
+                )
+
+            exited = loop.run_in_executor(self._waiters, _wait_until_exited, child)
             either: set[asyncio.Future[Any]] = {exited, closed}
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if not exited.done():
-                # The client went away (or the connection was dropped) while the command ran.
-                _kill_group(child)
-                await exited
-                return
-            returncode = exited.result()
-            # Drain: wait until stdout and stderr reached EOF and were handed to the channel.
+                return  # the client went away or the connection was dropped: finally kills
+            # Drain: wait until stdout and stderr reached EOF and were handed to the channel
+            # (a background job of the command may hold them open longer, as with sshd).
             with contextlib.suppress(OSError, asyncssh.Error):
                 if pump is not None:
                     await pump
                 else:
                     await process.stdout.drain()
                 await process.stderr.drain()
-            if closed.done():
-                return
-            with contextlib.suppress(OSError):
-                process.channel.write_eof()
-            _exit_with(process, returncode)
+            # Whatever the command left running in its session dies with it. The child is not
+            # reaped yet, so its pid (the group id) cannot have been reused by another process.
+            _kill_group(child)
+            returncode = child.wait()  # an exited, unreaped child: returns at once
+            if not closed.done():
+                with contextlib.suppress(OSError):
+                    process.channel.write_eof()
+                _exit_with(process, returncode)
         finally:
             closed.cancel()
             if pump is not None:
                 pump.cancel()
-            # Grandchildren that kept the pipes open would otherwise outlive the session.
-            _kill_group(child)
+            if child.returncode is None:
+                _kill_group(child)
+                await loop.run_in_executor(self._waiters, child.wait)
 
     async def _shutdown(self) -> None:
         acceptors = list(self._acceptors.values())
@@ -549,6 +556,15 @@ async def _pump_with_limit(
             await process.stdout.drain()  # flow control: the channel window, not memory
     finally:
         transport.close()
+
+
+def _wait_until_exited(child: subprocess.Popen[bytes]) -> None:
+    """Block until the child exits, without reaping it (so its pid stays reserved)."""
+    if hasattr(os, "waitid"):  # not on every platform; there, reaping at once is the fallback
+        with contextlib.suppress(ChildProcessError):
+            os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+            return
+    child.wait()
 
 
 def _kill_group(child: subprocess.Popen[bytes]) -> None:

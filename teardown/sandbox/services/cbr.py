@@ -98,8 +98,13 @@ def create_checkpoint(ctx: Ctx) -> Reply:
     if not isinstance(params, dict):
         raise ctx.bad("checkpoint.parameters must be an object")
     retention = params.get("retention_duration_days")
-    if retention is not None and (not isinstance(retention, int) or not 1 <= retention <= 36500):
+    if retention is not None and (
+        isinstance(retention, bool) or not isinstance(retention, int) or not 1 <= retention <= 36500
+    ):
         raise ctx.bad("retention_duration_days must be 1..36500")
+    for key in ("name", "description"):
+        if params.get(key) is not None and not isinstance(params[key], str):
+            raise ctx.bad(f"parameters.{key} must be a string")
     vault = ctx.conn.execute("SELECT * FROM vaults WHERE id=?", (spec["vault_id"],)).fetchone()
     if vault is None:
         raise ApiError(404, NOT_FOUND, f"vault {spec['vault_id']} not found")
@@ -108,7 +113,7 @@ def create_checkpoint(ctx: Ctx) -> Reply:
     faults = ctx.sandbox.config.faults
     done: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-    failing = False
+    failed: list[str] = []  # top-level backups that end in error, with their children
     for rid, _type in resources:
         server = ctx.conn.execute(
             "SELECT * FROM servers WHERE id=? AND deleted=0", (rid,)
@@ -141,15 +146,18 @@ def create_checkpoint(ctx: Ctx) -> Reply:
             done.append(
                 {"id": rid, "name": server["name"], "type": SERVER_TYPE, "resource_size": size}
             )
-            failing = failing or rid in faults.snapshot_error
+            # A fault on the server or on any of its disks fails the server's backup.
+            if any(x in faults.snapshot_error for x in (rid, *(d["id"] for d in disks))):
+                failed.append(parent)
             continue
         vol = ctx.conn.execute("SELECT * FROM volumes WHERE id=? AND deleted=0", (rid,)).fetchone()
         if vol is not None:
-            _copy_disk(ctx, cid, None, vol, vault["id"], retention)
+            bid = _copy_disk(ctx, cid, None, vol, vault["id"], retention)
             done.append(
                 {"id": rid, "name": vol["name"], "type": VOLUME_TYPE, "resource_size": vol["size"]}
             )
-            failing = failing or rid in faults.snapshot_error
+            if rid in faults.snapshot_error or vol["server_id"] in faults.snapshot_error:
+                failed.append(bid)
             continue
         skipped.append(
             {
@@ -182,19 +190,27 @@ def create_checkpoint(ctx: Ctx) -> Reply:
         timedelta(seconds=ctx.sandbox.config.durations.checkpoint),
         "cbr.checkpoint_done",
         checkpoint_id=cid,
-        failing=failing,
+        failed=failed,
     )
     return 200, {"checkpoint": _checkpoint_json(ctx, cid)}
 
 
 @timer("cbr.checkpoint_done")
 def _checkpoint_done(conn: sqlite3.Connection, p: dict[str, Any], now: datetime) -> None:
-    status = "error" if p["failing"] else "available"
+    failed = set(p.get("failed", ()))
+    everything = bool(p.get("failing"))  # timers stored before faults were per backup
+    status = "error" if failed or everything else "available"
     conn.execute("UPDATE checkpoints SET status=? WHERE id=?", (status, p["checkpoint_id"]))
-    conn.execute(
-        "UPDATE backups SET status=?, updated=? WHERE checkpoint_id=? AND status='protecting'",
-        (status, ts(now), p["checkpoint_id"]),
-    )
+    rows = conn.execute(
+        "SELECT id, parent_id FROM backups WHERE checkpoint_id=? AND status='protecting'",
+        (p["checkpoint_id"],),
+    ).fetchall()
+    for row in rows:
+        bad = everything or row["id"] in failed or row["parent_id"] in failed
+        conn.execute(
+            "UPDATE backups SET status=?, updated=? WHERE id=?",
+            ("error" if bad else "available", ts(now), row["id"]),
+        )
 
 
 def _checkpoint_json(ctx: Ctx, checkpoint_id: str) -> dict[str, Any]:

@@ -87,6 +87,11 @@ def create_snapshot(ctx: Ctx) -> Reply:
         raise ctx.bad("snapshot.name must be a string of at most 255 bytes")
     if name.startswith("autobk_snapshot_"):
         raise ctx.bad("snapshot names starting with autobk_snapshot_ are reserved for CBR")
+    description = spec.get("description")
+    if description is not None and (
+        not isinstance(description, str) or len(description.encode()) > 255
+    ):
+        raise ctx.bad("snapshot.description must be a string of at most 255 bytes")
     metadata = spec.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ctx.bad("snapshot.metadata must be an object")
@@ -101,7 +106,7 @@ def create_snapshot(ctx: Ctx) -> Reply:
             sid,
             volume["id"],
             name,
-            spec.get("description"),
+            description,
             volume["size"],
             dumps(metadata),
             ts(ctx.now),
