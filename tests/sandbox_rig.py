@@ -95,8 +95,16 @@ def running_sandbox(
 
 
 def _extra_schemas() -> tuple[str, ...]:
-    return ()
+    from teardown.sandbox.ledger import BSS_SCHEMA
+
+    return (BSS_SCHEMA,)
 
 
 def _seed_billing(conn: object, scenario: Scenario, ids: dict[str, str], clock: FakeClock) -> None:
-    """Billing seeding arrives with the ledger."""
+    """The scenario's subscriptions, orders and 5-day quota usage (see ``ledger.py``)."""
+    import sqlite3
+
+    from teardown.sandbox.ledger import seed_billing
+
+    assert isinstance(conn, sqlite3.Connection)
+    seed_billing(conn, scenario, ids, clock.now())

@@ -8,82 +8,28 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Any
 
 import click
 
 from teardown import __version__
 from teardown.adapters.clock import SystemClock
 from teardown.adapters.pulumi.state import read_state
+from teardown.cli.common import (
+    EXIT_BLOCKED,
+    config_option,
+    errors_to_exit_codes,
+    json_option,
+)
 from teardown.cli.render import render_plan, render_runs, render_status
+from teardown.cli.sandbox import sandbox
 from teardown.config import load_config
 from teardown.core.config import Config
-from teardown.core.errors import (
-    InputError,
-    JournalError,
-    LockHeld,
-    PlanError,
-    TeardownError,
-)
-from teardown.core.phases import RunPhase
 from teardown.core.planner import make_plan
 from teardown.core.views import plan_view
 from teardown.engine.journal import Journal
 from teardown.engine.status import run_status
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_BLOCKED = 3
-EXIT_PARTIAL = 4
-
-RUN_PHASE_EXIT = {
-    RunPhase.COMPLETED: EXIT_OK,
-    RunPhase.RUNNING: EXIT_PARTIAL,
-    RunPhase.PARTIALLY_FAILED: EXIT_PARTIAL,
-    RunPhase.FAILED: EXIT_FAILED,
-    RunPhase.BLOCKED: EXIT_BLOCKED,
-}
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"teardown: {message}", err=True)
-    sys.exit(code)
-
-
-def errors_to_exit_codes(fn: Callable[P, R]) -> Callable[P, R]:
-    """Map the library's typed errors to one stderr line and an exit code."""
-
-    @wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except InputError as e:
-            _fail(f"error: {e}", EXIT_USAGE)
-        except JournalError as e:
-            _fail(f"error: {e}", EXIT_USAGE)
-        except (PlanError, LockHeld) as e:
-            _fail(f"refused: {e}", EXIT_BLOCKED)
-        except TeardownError as e:
-            _fail(f"failed: {e}", EXIT_FAILED)
-
-    return wrapper
-
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Configuration file (default: ./teardown.toml if present, else built-in defaults).",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -187,6 +133,13 @@ def _run_summary(r: Any) -> dict[str, Any]:
     }
 
 
+cli.add_command(sandbox)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,1 +1,416 @@
-"""BSS: orders, subscriptions, unsubscription and refunds (being built)."""
+"""BSS (v2, global): orders, yearly/monthly resources, unsubscription, auto-renew and refunds.
+
+Operations: ListCustomerOrders, ShowCustomerOrderDetails, CancelCustomerOrder,
+CancelResourcesSubscription, CancelAutoRenewalResources, AutoRenewalResources,
+ListPayPerUseCustomerResources (path spelt ``suscriptions``, as the real API) and
+ShowRefundOrderDetails. State and rules live in :mod:`teardown.sandbox.ledger`; every refund figure
+comes from :mod:`teardown.core.billing`.
+
+Assumptions where huawei.md is silent:
+
+- An unknown order id (details, cancel, refund details) is HTTP 400 ``CBC.0100``.
+- Unsubscribing a bound child (a server's system disk) is refused with ``CBC.99003185`` ("must be
+  handled as a whole"); a resource BSS never billed, or already unsubscribed, is ``CBC.30000067``;
+  an id nobody knows is ``CBC.99003012``.
+- A batch is all or nothing: the first refused id fails the whole call (``fail_resource_infos``
+  is documented as reserved and is always empty).
+- ``limit`` is 1..100 for orders and order lines, 1..500 for the resource query.
+- ListCustomerOrders returns newest first unless ``order_by=createTime``.
+- Refund details list money, consumption and fee lines only; returned 代金券 show as the order's
+  ``coupon_amount``, so ``-sum(negative amounts) == amount_after_discount`` holds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from teardown.core.billing import LineKind
+from teardown.sandbox import ledger
+from teardown.sandbox.http import ApiError, Ctx, Reply, paged, route
+from teardown.sandbox.ledger import D
+from teardown.sandbox.store import parse_ts
+
+P = "/v2/orders"
+NOT_CANCELLABLE = "CBC.99005010"
+NOT_A_REFUND_ORDER = "CBC.99005026"
+
+_SERVICE_NAMES = {
+    ledger.ECS_SERVICE: "Elastic Cloud Server",
+    ledger.EVS_SERVICE: "Elastic Volume Service",
+}
+_RESOURCE_NAMES = {ledger.VM_TYPE: "Cloud server", ledger.VOLUME_TYPE: "Disk"}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _time(ctx: Ctx, name: str, value: object) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ctx.bad(f"{name} must be a UTC time yyyy-MM-ddTHH:mm:ssZ")
+    try:
+        return parse_ts(value)
+    except ValueError:
+        raise ctx.bad(f"{name} must be a UTC time yyyy-MM-ddTHH:mm:ssZ") from None
+
+
+def _window(ctx: Ctx, prefix: str) -> tuple[datetime | None, datetime | None]:
+    begin = _time(ctx, prefix + "_begin", ctx.query(prefix + "_begin"))
+    end = _time(ctx, prefix + "_end", ctx.query(prefix + "_end"))
+    if begin and end and end - begin > timedelta(days=366):
+        raise ctx.bad(f"{prefix}_begin and {prefix}_end may be at most one year apart")
+    return begin, end
+
+
+def _within(value: str | None, begin: datetime | None, end: datetime | None) -> bool:
+    if begin is None and end is None:
+        return True
+    if value is None:
+        return False
+    t = parse_ts(value)
+    return (begin is None or t >= begin) and (end is None or t <= end)
+
+
+def _amount_info(row: sqlite3.Row) -> dict[str, Any]:
+    unsubscribe = row["order_type"] == ledger.UNSUBSCRIBE
+    discount = D(row["discount_coupon"])
+    return {
+        "discounts": (
+            [{"discount_type": "discount_coupon", "discount_amount": discount}] if discount else []
+        ),
+        "coupon_amount": D(row["coupon"]),
+        "flexipurchase_coupon_amount": D(row["flexi_coupon"]),
+        "stored_card_amount": D(row["stored_card"]),
+        "commission_amount": D(row["commission"]) if unsubscribe else None,
+        "consumed_amount": D(row["consumed"]) if unsubscribe else None,
+    }
+
+
+def _order_json(row: sqlite3.Row, *, details: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "order_id": row["id"],
+        "customer_id": row["customer_id"],
+        "service_type_code": row["service_type_code"],
+        "service_type_name": _SERVICE_NAMES.get(row["service_type_code"], ""),
+        "source_type": 1,
+        "status": row["status"],
+        "order_type": row["order_type"],
+        "amount_after_discount": D(row["amount_after_discount"]),
+        "official_amount": D(row["official_amount"]),
+        "measure_id": row["measure_id"],
+        "create_time": row["create_time"],
+        "payment_time": row["payment_time"],
+        "currency": row["currency"],
+        "contract_id": None,
+        "amount_info": _amount_info(row),
+    }
+    if details:
+        out["user_name"] = "sandbox"
+        out["pending_payment_end_time"] = row["pending_payment_end_time"]
+    return out
+
+
+def _line_json(row: sqlite3.Row, order_type: int) -> dict[str, Any]:
+    unsubscribe = order_type == ledger.UNSUBSCRIBE
+    return {
+        "order_line_item_id": row["id"],
+        "order_id": row["order_id"],
+        "service_type_code": row["service_type_code"],
+        "service_type_name": _SERVICE_NAMES.get(row["service_type_code"], ""),
+        "product_id": row["product_id"],
+        "product_spec_desc": row["product_spec_desc"],
+        "period_type": row["period_type"],
+        "period_num": None if unsubscribe else row["period_num"],
+        "effective_time": row["effective_time"],
+        "expire_time": row["expire_time"],
+        "subscription_num": row["subscription_num"],
+        "amount_after_discount": D(row["amount_after_discount"]),
+        "official_amount": D(row["official_amount"]),
+        "amount_info": {
+            "discounts": [],
+            "coupon_amount": D(row["coupon"]),
+            "flexipurchase_coupon_amount": D(row["flexi_coupon"]),
+            "stored_card_amount": D(row["stored_card"]),
+            "commission_amount": D(row["commission"]) if unsubscribe else None,
+            "consumed_amount": D(row["consumed"]) if unsubscribe else None,
+        },
+        "currency": "CNY",
+        "category_code": row["service_type_code"],
+        "commercial_resource": row["resource_id"],
+    }
+
+
+def _order_row(ctx: Ctx, order_id: str) -> sqlite3.Row:
+    row = ctx.conn.execute("SELECT * FROM orders WHERE id=?", (order_id,)).fetchone()
+    if row is None:
+        raise ctx.bad(f"order {order_id} does not exist")
+    return row  # type: ignore[no-any-return]
+
+
+def _int_field(ctx: Ctx, body: dict[str, Any], name: str, default: int, lo: int, hi: int) -> int:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ctx.bad(f"{name} must be an integer {lo}..{hi}")
+    return value
+
+
+# -- orders ----------------------------------------------------------------------------------
+
+
+@route("bss", "GET", P + "/customer-orders", "ListCustomerOrders")
+def list_customer_orders(ctx: Ctx) -> Reply:
+    limit = ctx.query_int("limit", 10)
+    offset = ctx.query_int("offset", 0)
+    if not 1 <= limit <= 100 or offset < 0:
+        raise ctx.bad("limit must be 1..100 and offset at least 0")
+    order_by = (ctx.query("order_by") or "-createTime").lower()
+    if order_by not in ("createtime", "-createtime"):
+        raise ctx.bad("order_by must be createTime or -createTime")
+    created = _window(ctx, "create_time")
+    paid = _window(ctx, "payment_time")
+    rows = list(ctx.conn.execute("SELECT * FROM orders ORDER BY create_time, id"))
+    if order_by.startswith("-"):
+        rows.reverse()
+    order_id = ctx.query("order_id")
+    if order_id:
+        rows = [r for r in rows if r["id"].lower() == order_id.lower()]
+    service = ctx.query("service_type_code")
+    if service:
+        rows = [r for r in rows if r["service_type_code"].lower() == service.lower()]
+    for name in ("status", "order_type"):
+        if ctx.query(name):
+            wanted = ctx.query_int(name, 0)
+            rows = [r for r in rows if r[name] == wanted]
+    rows = [
+        r for r in rows if _within(r["create_time"], *created) and _within(r["payment_time"], *paid)
+    ]
+    return 200, {
+        "total_count": len(rows),
+        "order_infos": [_order_json(r) for r in paged(rows, offset, limit)],
+    }
+
+
+@route("bss", "GET", P + "/customer-orders/details/<order_id>", "ShowCustomerOrderDetails")
+def show_customer_order_details(ctx: Ctx, order_id: str) -> Reply:
+    limit = ctx.query_int("limit", 10)
+    offset = ctx.query_int("offset", 0)
+    if not 1 <= limit <= 100 or offset < 0:
+        raise ctx.bad("limit must be 1..100 and offset at least 0")
+    row = _order_row(ctx, order_id)
+    lines = list(
+        ctx.conn.execute("SELECT * FROM order_lines WHERE order_id=? ORDER BY rowid", (row["id"],))
+    )
+    return 200, {
+        "total_count": len(lines),
+        "order_info": _order_json(row, details=True),
+        "order_line_items": [_line_json(x, row["order_type"]) for x in paged(lines, offset, limit)],
+    }
+
+
+@route("bss", "PUT", P + "/customer-orders/cancel", "CancelCustomerOrder")
+def cancel_customer_order(ctx: Ctx) -> Reply:
+    order_id = ctx.body().get("order_id")
+    if not isinstance(order_id, str) or not order_id:
+        raise ctx.bad("order_id is required")
+    row = _order_row(ctx, order_id)
+    if row["status"] != ledger.PENDING_PAYMENT:
+        raise ApiError(
+            400,
+            NOT_CANCELLABLE,
+            f"order {order_id} has status {row['status']}: only orders pending payment (6) "
+            "can be cancelled (R1)",
+        )
+    ctx.conn.execute("UPDATE orders SET status=? WHERE id=?", (ledger.CANCELLED, order_id))
+    return 200, None
+
+
+# -- unsubscription and refunds --------------------------------------------------------------
+
+
+@route("bss", "POST", P + "/subscriptions/resources/unsubscribe", "CancelResourcesSubscription")
+def cancel_resources_subscription(ctx: Ctx) -> Reply:
+    body = ctx.body()
+    ids = body.get("resource_ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+        raise ctx.bad("resource_ids must list 1 to 10 resource ids")
+    if len(ids) > 10:
+        raise ctx.bad(f"resource_ids lists {len(ids)} ids: at most 10 per call")
+    if len(set(ids)) != len(ids):
+        raise ctx.bad("resource_ids lists an id twice")
+    kind = body.get("unsubscribe_type")
+    if kind not in (1, 2) or isinstance(kind, bool):
+        raise ctx.bad("unsubscribe_type must be 1 (resource and renewals) or 2 (renewals only)")
+    if body.get("unsubscribe_reason_type") is not None:
+        _int_field(ctx, body, "unsubscribe_reason_type", 5, 1, 5)
+    reason = body.get("unsubscribe_reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ctx.bad("unsubscribe_reason must be a string")
+    config = ctx.sandbox.config
+    order_ids = [
+        ledger.unsubscribe(
+            ctx.conn,
+            rid,
+            kind,
+            ctx.now,
+            customer_id=config.account.customer_id,
+            data_root=ctx.sandbox.data_dir,
+            release_after=timedelta(seconds=config.durations.release),
+        )
+        for rid in ids
+    ]
+    return 200, {"order_ids": order_ids, "fail_resource_infos": []}
+
+
+@route("bss", "GET", P + "/customer-orders/refund-orders", "ShowRefundOrderDetails")
+def show_refund_order_details(ctx: Ctx) -> Reply:
+    order_id = ctx.query("order_id")
+    if not order_id:
+        raise ctx.bad("order_id is required")
+    row = _order_row(ctx, order_id)
+    if row["order_type"] != ledger.UNSUBSCRIBE:
+        raise ApiError(
+            400,
+            NOT_A_REFUND_ORDER,
+            f"order {order_id} is not an unsubscribe or downgrade order",
+        )
+    lines = ctx.conn.execute(
+        "SELECT * FROM refund_lines WHERE order_id=? AND kind!=? ORDER BY rowid",
+        (order_id, LineKind.COUPON_RETURNED.value),
+    ).fetchall()
+    account = ctx.sandbox.config.account
+    infos = [
+        {
+            "id": x["id"],
+            "amount": Decimal(x["amount"]),
+            "measure_id": "1",
+            "customer_id": account.customer_id,
+            "resource_type_code": x["resource_type_code"],
+            "service_type_code": x["service_type_code"],
+            "resource_type_name": _RESOURCE_NAMES.get(x["resource_type_code"], ""),
+            "service_type_name": _SERVICE_NAMES.get(x["service_type_code"], ""),
+            "region_code": account.region,
+            "base_order_id": x["base_order_id"],
+        }
+        for x in lines
+    ]
+    return 200, {"total_count": len(infos), "refund_infos": infos}
+
+
+# -- auto-renew ------------------------------------------------------------------------------
+
+AUTORENEW = P + "/subscriptions/resources/autorenew/<resource_id>"
+
+
+@route("bss", "DELETE", AUTORENEW, "CancelAutoRenewalResources")
+def cancel_auto_renewal(ctx: Ctx, resource_id: str) -> Reply:
+    ledger.set_auto_renew(ctx.conn, resource_id, False, ctx.now)
+    return 200, None
+
+
+@route("bss", "POST", AUTORENEW, "AutoRenewalResources")
+def auto_renewal(ctx: Ctx, resource_id: str) -> Reply:
+    body = ctx.body()
+    times = _int_field(ctx, body, "auto_renew_times", 0, 0, 99)
+    period_type = body.get("period_type")
+    if period_type is not None and period_type not in ("MONTH", "YEAR"):
+        raise ctx.bad("period_type must be MONTH or YEAR")
+    ledger.set_auto_renew(
+        ctx.conn, resource_id, True, ctx.now, times=times, period_type=period_type
+    )
+    return 200, None
+
+
+# -- yearly/monthly resources ----------------------------------------------------------------
+
+
+def _instance_json(ctx: Ctx, row: sqlite3.Row) -> dict[str, Any]:
+    account = ctx.sandbox.config.account
+    size = None
+    if row["resource_type_code"] == ledger.VOLUME_TYPE:
+        vol = ctx.conn.execute("SELECT size FROM volumes WHERE id=?", (row["resource_id"],))
+        found = vol.fetchone()
+        size = Decimal(found[0]) if found else None
+    return {
+        "id": "inst-" + row["resource_id"],
+        "resource_id": row["resource_id"],
+        "resource_name": row["resource_name"],
+        "region_code": account.region,
+        "service_type_code": row["service_type_code"],
+        "resource_type_code": row["resource_type_code"],
+        "resource_type_name": _RESOURCE_NAMES.get(row["resource_type_code"], ""),
+        "service_type_name": _SERVICE_NAMES.get(row["service_type_code"], ""),
+        "resource_spec_code": row["resource_spec_code"],
+        "project_id": account.project_id,
+        "product_id": "OFFI" + row["order_id"][2:12],
+        "parent_resource_id": row["parent_resource_id"],
+        "is_main_resource": row["is_main"],
+        "status": ledger.current_status(row, ctx.now),
+        "effective_time": row["effective_time"],
+        "expire_time": row["expire_time"],
+        "expire_policy": row["expire_policy"],
+        "product_spec_desc": row["resource_spec_code"],
+        "spec_size": size,
+        "spec_size_measure_id": 17 if size is not None else None,
+        "update_time": row["update_time"],
+        "enterprise_project": {"id": "0", "name": "default"},
+    }
+
+
+@route("bss", "POST", P + "/suscriptions/resources/query", "ListPayPerUseCustomerResources")
+def list_pay_per_use_customer_resources(ctx: Ctx) -> Reply:
+    body = ctx.body()
+    ids = body.get("resource_ids")
+    if ids is not None and (
+        not isinstance(ids, list) or len(ids) > 50 or not all(isinstance(i, str) for i in ids)
+    ):
+        raise ctx.bad("resource_ids must list at most 50 resource ids")
+    only_main = _int_field(ctx, body, "only_main_resource", 0, 0, 1)
+    offset = _int_field(ctx, body, "offset", 0, 0, 1 << 31)
+    limit = _int_field(ctx, body, "limit", 10, 1, 500)
+    statuses = body.get("status_list") or []
+    if not isinstance(statuses, list) or not all(s in (2, 3, 4, 5) for s in statuses):
+        raise ctx.bad("status_list may hold only 2, 3, 4 and 5")
+    service = body.get("service_type_code")
+    if service is not None and (not isinstance(service, str) or not service):
+        raise ctx.bad("service_type_code must not be an empty string")
+    order_id = body.get("order_id")
+    if order_id is not None and not isinstance(order_id, str):
+        raise ctx.bad("order_id must be a string")
+    begin = _time(ctx, "expire_time_begin", body.get("expire_time_begin"))
+    end = _time(ctx, "expire_time_end", body.get("expire_time_end"))
+    rows = list(
+        ctx.conn.execute(
+            "SELECT * FROM subscriptions "
+            "ORDER BY effective_time, COALESCE(parent_resource_id, resource_id), is_main DESC, "
+            "resource_id"
+        )
+    )
+    if ids:
+        wanted = set(ids)
+        rows = [
+            r
+            for r in rows
+            if r["resource_id"] in wanted or (not only_main and r["parent_resource_id"] in wanted)
+        ]
+    if only_main:
+        rows = [r for r in rows if r["is_main"]]
+    if order_id:
+        rows = [r for r in rows if r["order_id"] == order_id]
+    if service:
+        rows = [r for r in rows if r["service_type_code"] == service]
+    if statuses:
+        rows = [r for r in rows if ledger.current_status(r, ctx.now) in statuses]
+    rows = [r for r in rows if _within(r["expire_time"], begin, end)]
+    return 200, {
+        "total_count": len(rows),
+        "data": [_instance_json(ctx, r) for r in paged(rows, offset, limit)],
+    }
+
+
+__all__ = ["NOT_A_REFUND_ORDER", "NOT_CANCELLABLE"]

@@ -1,0 +1,65 @@
+"""What every command shares: exit codes, the error-to-exit-code mapping, common options."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import NoReturn, ParamSpec, TypeVar
+
+import click
+
+from teardown.core.errors import InputError, JournalError, LockHeld, PlanError, TeardownError
+from teardown.core.phases import RunPhase
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BLOCKED = 3
+EXIT_PARTIAL = 4
+
+RUN_PHASE_EXIT = {
+    RunPhase.COMPLETED: EXIT_OK,
+    RunPhase.RUNNING: EXIT_PARTIAL,
+    RunPhase.PARTIALLY_FAILED: EXIT_PARTIAL,
+    RunPhase.FAILED: EXIT_FAILED,
+    RunPhase.BLOCKED: EXIT_BLOCKED,
+}
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"teardown: {message}", err=True)
+    sys.exit(code)
+
+
+def errors_to_exit_codes(fn: Callable[P, R]) -> Callable[P, R]:
+    """Map the library's typed errors to one stderr line and an exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except InputError as e:
+            _fail(f"error: {e}", EXIT_USAGE)
+        except JournalError as e:
+            _fail(f"error: {e}", EXIT_USAGE)
+        except (PlanError, LockHeld) as e:
+            _fail(f"refused: {e}", EXIT_BLOCKED)
+        except TeardownError as e:
+            _fail(f"failed: {e}", EXIT_FAILED)
+
+    return wrapper
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Configuration file (default: ./teardown.toml if present, else built-in defaults).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")

@@ -1,0 +1,109 @@
+"""``teardown sandbox``: a local Huawei-compatible cloud with real SSH servers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from teardown.cli.common import errors_to_exit_codes, json_option
+from teardown.sandbox import runtime
+
+dir_option = click.option(
+    "--dir",
+    "root",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="The sandbox directory (state, disks, keys, profile.toml).",
+)
+
+
+@click.group()
+def sandbox() -> None:
+    """Run a local cloud that speaks Huawei Cloud's API, with an SSH server per cloud server.
+
+    \b
+    Example:
+      teardown sandbox up --dir /tmp/sb --scenario demo --detach
+      teardown plan ... --profile /tmp/sb/profile.toml
+      teardown sandbox status --dir /tmp/sb
+      teardown sandbox down --dir /tmp/sb
+    """
+
+
+def _print_ready(info: dict[str, Any], root: Path) -> None:
+    click.echo(f"sandbox ready in {root.resolve()} (pid {info['pid']})")
+    for service, url in info["endpoints"].items():
+        click.echo(f"  {service:<4} {url}")
+    for sid, port in sorted(info["ssh"].items(), key=lambda kv: kv[1]):
+        click.echo(f"  ssh  127.0.0.1:{port}  server {sid}")
+    click.echo(f"  profile {root.resolve() / 'profile.toml'}")
+
+
+@sandbox.command()
+@dir_option
+@click.option(
+    "--scenario",
+    default=None,
+    help="Bundled scenario name (demo, empty) or a scenario TOML file; used when DIR is new.",
+)
+@click.option("--detach", is_flag=True, help="Run in the background; return once ready.")
+@click.option("--seed", "seed_value", type=int, default=None, help="Fault-injection seed.")
+@click.option("--reset", is_flag=True, help="Start from the scenario again (drops the state).")
+@errors_to_exit_codes
+def up(root: Path, scenario: str | None, detach: bool, seed_value: int | None, reset: bool) -> None:
+    """Start the sandbox: API listeners on 127.0.0.1, SSH servers, DIR/profile.toml.
+
+    State survives restarts: a scenario seeds DIR only when it has no state yet (or --reset).
+    """
+    if reset:
+        runtime.reset(root)
+    if detach:
+        _print_ready(runtime.start_detached(root, scenario, seed_value), root)
+        return
+
+    def ready(sb: runtime.Sandbox) -> None:
+        assert sb.endpoints is not None
+        info = {"pid": "this process", "endpoints": sb.endpoints.as_dict(), "ssh": sb.ssh_ports}
+        _print_ready(info, root)
+        click.echo("press Ctrl-C to stop")
+
+    runtime.serve(root, scenario, seed_value, on_ready=ready)
+
+
+@sandbox.command()
+@dir_option
+@errors_to_exit_codes
+def down(root: Path) -> None:
+    """Stop a detached sandbox and every process it started."""
+    if runtime.stop_detached(root):
+        click.echo(f"sandbox in {root.resolve()} stopped")
+    else:
+        click.echo(f"no sandbox running in {root.resolve()}")
+
+
+@sandbox.command()
+@dir_option
+@json_option
+@errors_to_exit_codes
+def status(root: Path, as_json: bool) -> None:
+    """Servers, disks, orders and what is still billing."""
+    view = runtime.status(root)
+    if as_json:
+        click.echo(json.dumps(view, indent=2, default=str))
+        return
+    state = f"running (pid {view['pid']})" if view["running"] else "stopped"
+    click.echo(f"sandbox {view['dir']}: {state}, scenario {view['scenario']}")
+    click.echo("servers:")
+    for s in view["servers"]:
+        click.echo(
+            f"  {s['name']:<12} {s['status']:<8} {s['charging_mode']:<9} ssh {s['ssh_port']}"
+        )
+    click.echo("disks:")
+    for d in view["disks"]:
+        click.echo(f"  {d['name']:<12} {d['size']:>4} GB {d['status']:<10} {d['charging_mode']}")
+    click.echo("still billing:")
+    for b in view["still_billing"]:
+        click.echo("  " + ", ".join(f"{k}={v}" for k, v in b.items()))
