@@ -96,6 +96,7 @@ def status(root: Path, as_json: bool) -> None:
         return
     state = f"running (pid {view['pid']})" if view["running"] else "stopped"
     click.echo(f"sandbox {view['dir']}: {state}, scenario {view['scenario']}")
+    names = {s["id"]: s["name"] for s in view["servers"]}
     click.echo("servers:")
     for s in view["servers"]:
         click.echo(
@@ -103,7 +104,35 @@ def status(root: Path, as_json: bool) -> None:
         )
     click.echo("disks:")
     for d in view["disks"]:
-        click.echo(f"  {d['name']:<12} {d['size']:>4} GB {d['status']:<10} {d['charging_mode']}")
+        where = f"on {names.get(d['server_id'], d['server_id'])}" if d["server_id"] else "detached"
+        click.echo(f"  {d['name']:<12} {d['size']:>4} GB  {d['charging_mode']:<9} {where}")
+    click.echo("orders:")
+    for o in view["orders"]:
+        kind = _ORDER_TYPES.get(o["order_type"], str(o["order_type"]))
+        state = _ORDER_STATES.get(o["status"], str(o["status"]))
+        click.echo(
+            f"  {o['id']}  {kind:<11} {state:<15} {o['amount_after_discount']:>9} {o['currency']}"
+        )
     click.echo("still billing:")
     for b in view["still_billing"]:
-        click.echo("  " + ", ".join(f"{k}={v}" for k, v in b.items()))
+        click.echo("  " + _billing_line(b))
+
+
+_ORDER_TYPES = {1: "new", 2: "renew", 3: "change", 4: "unsubscribe"}
+_ORDER_STATES = {3: "processing", 4: "cancelled", 5: "completed", 6: "pending payment"}
+
+
+def _billing_line(b: dict[str, Any]) -> str:
+    if b["kind"] == "pending_order":
+        return (
+            f"order {b['order_id']}: {b['amount']} pending payment until "
+            f"{b['pending_payment_end_time']}"
+        )
+    if b["billing"] != "prePaid":
+        return f"{b['name']:<12} {b['kind']:<7} pay-per-use, {b['hourly_price']} per hour"
+    renew = (
+        f"auto-renew on, next charge {b['next_renewal_charge']}"
+        if b["auto_renew"]
+        else "auto-renew off"
+    )
+    return f"{b['name']:<12} {b['kind']:<7} prepaid until {b['expire_time']}, {renew}"
