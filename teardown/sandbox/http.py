@@ -114,6 +114,14 @@ class Ctx:
     def query(self, name: str) -> str | None:
         return self.request.args.get(name)
 
+    def page(self, default_limit: int, max_limit: int) -> tuple[int, int]:
+        """``(offset, limit)`` from the query, both validated (offset counts items from 0)."""
+        limit = self.query_int("limit", default_limit)
+        offset = self.query_int("offset", 0)
+        if not 1 <= limit <= max_limit or offset < 0:
+            raise self.bad(f"limit must be 1..{max_limit} and offset at least 0")
+        return offset, limit
+
     def query_int(self, name: str, default: int) -> int:
         value = self.request.args.get(name)
         if value is None or value == "":

@@ -381,72 +381,36 @@ def _add_subscription(
     )
     months = term_months(PeriodType(entry.period), entry.periods)
     expires = add_months(provisioned, months)
-    _insert_order(
-        conn,
-        order_id=order_id,
-        customer_id=customer_id,
-        service=service,
-        order_type=NEW,
-        status=COMPLETED,
-        created=provisioned,
-        resource_ids=[rid],
-        cash=entry.paid,
-        coupon=entry.cash_coupon,
-        flexi_coupon=entry.flexi_coupon,
-        stored_card=entry.stored_card,
-        discount_coupon=entry.discount_coupon,
-    )
-    _insert_line(
+    _paid_period(
         conn,
         order_id,
+        NEW,
+        provisioned,
+        entry,
         rid,
         service,
-        spec=spec,
-        period=entry.period,
-        periods=entry.periods,
-        effective=provisioned,
-        expires=expires,
-        cash=entry.paid,
-        coupon=entry.cash_coupon,
-        flexi_coupon=entry.flexi_coupon,
-        stored_card=entry.stored_card,
-        discount_coupon=entry.discount_coupon,
+        spec,
+        provisioned,
+        expires,
+        customer_id,
     )
     _insert_payment(conn, rid, order_id, "purchase", entry, provisioned, expires, months)
     for renewal in entry.renewals:
         r_months = term_months(PeriodType(renewal.period), renewal.periods)
         r_start, expires = expires, add_months(expires, r_months)
         r_order = new_order_id()
-        _insert_order(
-            conn,
-            order_id=r_order,
-            customer_id=customer_id,
-            service=service,
-            order_type=RENEW,
-            status=COMPLETED,
-            created=min(now, r_start),
-            resource_ids=[rid],
-            cash=renewal.paid,
-            coupon=renewal.cash_coupon,
-            flexi_coupon=renewal.flexi_coupon,
-            stored_card=renewal.stored_card,
-            discount_coupon=renewal.discount_coupon,
-        )
-        _insert_line(
+        _paid_period(
             conn,
             r_order,
+            RENEW,
+            min(now, r_start),
+            renewal,
             rid,
             service,
-            spec=spec,
-            period=renewal.period,
-            periods=renewal.periods,
-            effective=r_start,
-            expires=expires,
-            cash=renewal.paid,
-            coupon=renewal.cash_coupon,
-            flexi_coupon=renewal.flexi_coupon,
-            stored_card=renewal.stored_card,
-            discount_coupon=renewal.discount_coupon,
+            spec,
+            r_start,
+            expires,
+            customer_id,
         )
         _insert_payment(conn, rid, r_order, "renewal", renewal, r_start, expires, r_months)
     blockers = set(entry.blockers)
@@ -572,6 +536,53 @@ def _insert_subscription(
             json.dumps(sorted(entry.blockers)),
             ts(now),
         ),
+    )
+
+
+def _paid_period(
+    conn: sqlite3.Connection,
+    order_id: str,
+    order_type: int,
+    created: datetime,
+    money: RenewalEntry | SubscriptionEntry,
+    rid: str,
+    service: str,
+    spec: str,
+    effective: datetime,
+    expires: datetime,
+    customer_id: str,
+) -> None:
+    """A completed purchase or renewal order and its one line item, paying for one period."""
+    _insert_order(
+        conn,
+        order_id=order_id,
+        customer_id=customer_id,
+        service=service,
+        order_type=order_type,
+        status=COMPLETED,
+        created=created,
+        resource_ids=[rid],
+        cash=money.paid,
+        coupon=money.cash_coupon,
+        flexi_coupon=money.flexi_coupon,
+        stored_card=money.stored_card,
+        discount_coupon=money.discount_coupon,
+    )
+    _insert_line(
+        conn,
+        order_id,
+        rid,
+        service,
+        spec=spec,
+        period=money.period,
+        periods=money.periods,
+        effective=effective,
+        expires=expires,
+        cash=money.paid,
+        coupon=money.cash_coupon,
+        flexi_coupon=money.flexi_coupon,
+        stored_card=money.stored_card,
+        discount_coupon=money.discount_coupon,
     )
 
 

@@ -165,10 +165,7 @@ def _int_field(ctx: Ctx, body: dict[str, Any], name: str, default: int, lo: int,
 
 @route("bss", "GET", P + "/customer-orders", "ListCustomerOrders")
 def list_customer_orders(ctx: Ctx) -> Reply:
-    limit = ctx.query_int("limit", 10)
-    offset = ctx.query_int("offset", 0)
-    if not 1 <= limit <= 100 or offset < 0:
-        raise ctx.bad("limit must be 1..100 and offset at least 0")
+    offset, limit = ctx.page(10, 100)
     order_by = (ctx.query("order_by") or "-createTime").lower()
     if order_by not in ("createtime", "-createtime"):
         raise ctx.bad("order_by must be createTime or -createTime")
@@ -198,10 +195,7 @@ def list_customer_orders(ctx: Ctx) -> Reply:
 
 @route("bss", "GET", P + "/customer-orders/details/<order_id>", "ShowCustomerOrderDetails")
 def show_customer_order_details(ctx: Ctx, order_id: str) -> Reply:
-    limit = ctx.query_int("limit", 10)
-    offset = ctx.query_int("offset", 0)
-    if not 1 <= limit <= 100 or offset < 0:
-        raise ctx.bad("limit must be 1..100 and offset at least 0")
+    offset, limit = ctx.page(10, 100)
     row = _order_row(ctx, order_id)
     lines = list(
         ctx.conn.execute("SELECT * FROM order_lines WHERE order_id=? ORDER BY rowid", (row["id"],))

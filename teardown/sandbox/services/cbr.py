@@ -291,10 +291,7 @@ def _backup_json(ctx: Ctx, row: sqlite3.Row) -> dict[str, Any]:
 
 @route("cbr", "GET", P + "/backups", "ListBackups")
 def list_backups(ctx: Ctx) -> Reply:
-    limit = ctx.query_int("limit", 1000)
-    offset = ctx.query_int("offset", 0)
-    if not 1 <= limit <= 1000 or offset < 0:
-        raise ctx.bad("limit must be 1..1000 and offset at least 0")
+    offset, limit = ctx.page(1000, 1000)
     rows = list(ctx.conn.execute("SELECT * FROM backups ORDER BY created, id"))
     parent = ctx.query("parent_id")
     rows = (

@@ -23,10 +23,7 @@ P = "/v2/<project_id>"
 
 @route("evs", "GET", P + "/cloudvolumes/detail", "ListVolumes")
 def list_volumes(ctx: Ctx) -> Reply:
-    limit = ctx.query_int("limit", 1000)
-    offset = ctx.query_int("offset", 0)
-    if not 1 <= limit <= 1000 or offset < 0:
-        raise ctx.bad("limit must be 1..1000 and offset at least 0")
+    offset, limit = ctx.page(1000, 1000)
     rows = list(ctx.conn.execute("SELECT * FROM volumes WHERE deleted=0 ORDER BY created, id"))
     for key, column in (("server_id", "server_id"), ("status", "status"), ("id", "id")):
         value = ctx.query(key)
@@ -137,10 +134,7 @@ def _snapshot_done(conn: sqlite3.Connection, p: dict[str, Any], now: datetime) -
 
 @route("evs", "GET", P + "/cloudsnapshots/detail", "ListSnapshots")
 def list_snapshots(ctx: Ctx) -> Reply:
-    limit = ctx.query_int("limit", 1000)
-    offset = ctx.query_int("offset", 0)
-    if not 1 <= limit <= 1000 or offset < 0:
-        raise ctx.bad("limit must be 1..1000 and offset at least 0")
+    offset, limit = ctx.page(1000, 1000)
     rows = list(ctx.conn.execute("SELECT * FROM snapshots ORDER BY created, id"))
     for key in ("volume_id", "status", "id"):
         value = ctx.query(key)
