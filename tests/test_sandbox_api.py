@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from huaweicloudsdkbss.v2 import (
+    CancelResourcesSubscriptionRequest,
+    ListCustomerOrdersRequest,
+    UnsubscribeResourcesReq,
+)
 from huaweicloudsdkcbr.v1 import (
     CheckpointParam,
     CreateCheckpointRequest,
@@ -62,7 +67,7 @@ from teardown.sandbox.config import Faults, SandboxConfig
 from teardown.sandbox.resources import DATA_TAG, SSH_PORT_TAG, volume_data_dir
 from teardown.sandbox.scenario import DiskSpec, Scenario, ServerSpec, VolumeSpec
 from teardown.sandbox.store import ts
-from tests.sandbox_rig import SandboxRig, cbr, ecs, evs, running_sandbox
+from tests.sandbox_rig import SandboxRig, bss, cbr, ecs, evs, running_sandbox
 
 VAULT = "vault-sandbox"
 STATE_TABLES = ("servers", "volumes", "snapshots", "jobs", "checkpoints", "backups", "timers")
@@ -758,6 +763,12 @@ def test_wrong_secret_key_gets_401_and_changes_nothing(tmp_path: Path) -> None:
                     body=VaultBackupReq(checkpoint=VaultBackup(vault_id=VAULT, parameters=params))
                 )
             ),
+            lambda: bss(rig, wrong).cancel_resources_subscription(
+                CancelResourcesSubscriptionRequest(
+                    body=UnsubscribeResourcesReq(resource_ids=[rig.ids["app"]], unsubscribe_type=1)
+                )
+            ),
+            lambda: bss(rig, wrong).list_customer_orders(ListCustomerOrdersRequest()),
         ]
         before = dump_state(rig)
         for attempt in attempts:
