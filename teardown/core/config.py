@@ -161,6 +161,56 @@ class BillingConfig:
 
 
 @dataclass(frozen=True)
+class SshConfig:
+    """``[ssh]``: how SSH pulls connect. ~/.ssh/config applies under these settings.
+
+    Example::
+
+        [ssh]
+        user = "root"
+        identity_file = "~/.ssh/id_ed25519"
+        known_hosts = ["~/.ssh/known_hosts_cloud"]
+        jump = "ops@bastion.example.com"
+    """
+
+    __pydantic_config__ = _STRICT
+    user: str | None = None
+    identity_file: str | None = None
+    known_hosts: tuple[str, ...] = ()
+    """Read besides ~/.ssh/known_hosts (a sandbox profile adds its own file)."""
+    auto_add_host_keys: bool = False
+    """Accept unknown host keys and record them (never a changed one). Off: strict."""
+    use_ssh_config: bool = True
+    jump: str | None = None
+    """A jump host ``[user@]host[:port]`` (ProxyJump)."""
+    connect_timeout: float = 15.0
+    command_timeout: float = 600.0
+    """Seconds a ``before``/``after`` command (and each pull step) may take."""
+    verify_with: str = "auto"
+    """How the host checksums files: ``auto``, ``openssl``, ``sha256sum`` or ``sftp``."""
+
+    def __post_init__(self) -> None:
+        if self.verify_with not in ("auto", "openssl", "sha256sum", "sftp"):
+            raise ValueError("verify_with must be auto, openssl, sha256sum or sftp")
+        if self.connect_timeout <= 0 or self.command_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """``[store]``: where pulled backups are kept.
+
+    Example::
+
+        [store]
+        path = "/srv/backups/teardown"
+    """
+
+    __pydantic_config__ = _STRICT
+    path: str = ".teardown/backups"
+
+
+@dataclass(frozen=True)
 class JournalConfig:
     """``[journal]``: where the run journal lives.
 
@@ -206,3 +256,5 @@ class Config:
     billing: BillingConfig = field(default_factory=BillingConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    ssh: SshConfig = field(default_factory=SshConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)

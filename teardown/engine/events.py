@@ -55,11 +55,14 @@ class StepFailed:
 
 @dataclass(frozen=True)
 class Progress:
+    """A pull moving data: bytes and files so far in this step, and the rate (bytes/s)."""
+
     run_id: str
     step_id: str
     urn: str
     bytes: int
     files: int
+    rate: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -338,8 +338,12 @@ class Runner:
             case StepKind.PULL:
                 assert step.pull is not None
 
+                began = self.clock.now()
+
                 def progress(nbytes: int, files: int) -> None:
-                    self._emit(Progress(run_id, step.id, r.urn, nbytes, files))
+                    elapsed = (self.clock.now() - began).total_seconds()
+                    rate = nbytes / elapsed if elapsed > 0 else 0.0
+                    self._emit(Progress(run_id, step.id, r.urn, nbytes, files, rate))
 
                 return self._checked(p.fetcher.pull(r, step.pull, key, progress))
             case StepKind.DESTROY:

@@ -70,6 +70,8 @@ class Faults:
     """Volume or server ids whose EVS snapshots and CBR backups end in ``error``."""
     ssh_drop_after_bytes: dict[str, int] = field(default_factory=dict)
     """Server id -> the SSH server drops the connection after sending this many bytes."""
+    sftp_only: tuple[str, ...] = ()
+    """Server ids whose SSH server refuses exec (an SFTP-only account)."""
 
 
 def _rate(table: dict[str, float], operation: str) -> float:

@@ -244,6 +244,7 @@ class Sandbox:
                     host_key=key_path,
                     root=root,
                     drop_after_bytes=config.faults.ssh_drop_after_bytes.get(sid),
+                    exec_allowed=sid not in config.faults.sftp_only,
                 )
             )
         self.fleet = SshFleet(keys)

@@ -68,6 +68,9 @@ class SshServerSpec:
     # Fault injection: abort the connection after this many bytes of output were sent in one
     # session (exec stdout or SFTP read data).
     drop_after_bytes: int | None = None
+    # An SFTP-only account: exec and shell requests are answered with an error, as on hosts
+    # that force ``internal-sftp``.
+    exec_allowed: bool = True
 
 
 @dataclass(frozen=True)
@@ -426,6 +429,10 @@ class SshFleet:
     async def _exec(self, spec: SshServerSpec, process: asyncssh.SSHServerProcess[bytes]) -> None:
         if process.subsystem is not None:  # sftp is handled by asyncssh before we get here
             process.stderr.write(f"subsystem {process.subsystem} not supported\n".encode())
+            _exit_with(process, 1)
+            return
+        if not spec.exec_allowed:
+            process.stderr.write(b"This service allows sftp connections only.\n")
             _exit_with(process, 1)
             return
         command = process.command

@@ -1,0 +1,1 @@
+"""SSH adapter (paramiko): connections with strict host keys, verified resumable pulls."""

@@ -1,0 +1,86 @@
+"""The runner with the real SSH fetcher: pulls are backup steps, and gate the destroy (I1)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from teardown.adapters.ssh.fetcher import SshFetcher
+from teardown.adapters.store import LocalStore
+from teardown.core.config import BackupConfig, Config, PullRule, SshConfig
+from teardown.core.model import SnapshotKind, StepKind
+from teardown.core.phases import Phase, RunPhase, StepStatus
+from teardown.core.planner import make_plan
+from teardown.engine.events import Progress
+from teardown.engine.runner import Ports, Runner, RunResult
+from teardown.sandbox.ssh import (
+    SshFleet,
+    SshServerSpec,
+    ensure_host_key,
+    ensure_keys,
+    write_known_hosts,
+)
+from tests.helpers import Rig, make_rig, server
+
+
+def run_with_pull(tmp_path: Path, before: tuple[str, ...]) -> tuple[Rig, RunResult, str]:
+    data = tmp_path / "srv"
+    (data / "www").mkdir(parents=True)
+    (data / "www" / "index.html").write_text("<h1>shop</h1>\n")
+    keys = ensure_keys(tmp_path / "ssh")
+    pub = ensure_host_key(tmp_path / "hostkey")
+    fleet = SshFleet(keys)
+    ports = fleet.start([SshServerSpec("web", tmp_path / "hostkey", data)])
+    write_known_hosts(tmp_path / "known_hosts", [(ports["web"], pub)])
+    web = replace(server("web"), tags=(("sandbox.ssh_port", str(ports["web"])),))
+    config = Config(
+        backup=BackupConfig(
+            snapshot=SnapshotKind.NONE,
+            pull=(PullRule(paths=(str(data),), name="site", before=before),),
+        )
+    )
+    rig = make_rig(tmp_path / "rig", [web])
+    ssh = SshConfig(
+        user="root",
+        identity_file=str(keys.client_key),
+        known_hosts=(str(tmp_path / "known_hosts"),),
+        use_ssh_config=False,
+    )
+    fetcher = SshFetcher(LocalStore(tmp_path / "store"), ssh)
+    p = rig.runner.ports
+    runner = Runner(
+        rig.journal,
+        Ports(p.snapshotter, fetcher, p.destroyer, p.billing),
+        clock=rig.clock,
+        sleep=rig.slept.append,
+        observers=[rig.events.append],
+    )
+    try:
+        result = runner.start(make_plan([web], config, "dev"))
+    finally:
+        fleet.stop()
+    return rig, result, web.urn
+
+
+def test_failing_before_command_records_the_backup_failed_and_destroys_nothing(
+    tmp_path: Path,
+) -> None:
+    rig, result, urn = run_with_pull(tmp_path, before=("exit 7",))
+    assert result.phase is RunPhase.FAILED
+    assert result.phases[urn] is Phase.FAILED
+    assert rig.cloud.calls("destroy") == []
+    (step,) = rig.journal.steps(result.run_id)
+    assert step.kind is StepKind.PULL and step.status is StepStatus.FAILED
+    assert "before command #1 failed with exit status 7" in (step.error or "")
+    assert rig.journal.artifacts(result.run_id) == {}
+
+
+def test_verified_pull_lets_the_destroy_go_ahead_with_progress_reported(tmp_path: Path) -> None:
+    rig, result, urn = run_with_pull(tmp_path, before=())
+    assert result.phase is RunPhase.COMPLETED
+    (artifact,) = rig.journal.artifacts(result.run_id).values()
+    assert artifact.verified and artifact.kind == "pull" and artifact.sha256
+    assert Path(artifact.ref).name == "manifest.json"
+    assert [c["urn"] for c in rig.cloud.calls("destroy")] == [urn]
+    progress = [e for e in rig.events if isinstance(e, Progress)]
+    assert progress and progress[-1].bytes == len("<h1>shop</h1>\n")
