@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from teardown.core.model import SnapshotKind, StepKind
 from teardown.core.phases import Phase, RunPhase, StepStatus
 from teardown.core.planner import make_plan
 from teardown.engine.events import Progress
+from teardown.engine.retry import RetryPolicy
 from teardown.engine.runner import Ports, Runner, RunResult
 from teardown.sandbox.ssh import (
     SshFleet,
@@ -84,3 +86,45 @@ def test_verified_pull_lets_the_destroy_go_ahead_with_progress_reported(tmp_path
     assert [c["urn"] for c in rig.cloud.calls("destroy")] == [urn]
     progress = [e for e in rig.events if isinstance(e, Progress)]
     assert progress and progress[-1].bytes == len("<h1>shop</h1>\n")
+
+
+def test_dropped_connections_are_retried_and_each_retry_resumes(tmp_path: Path) -> None:
+    data = tmp_path / "srv"
+    data.mkdir()
+    for i in range(12):
+        (data / f"chunk{i:02d}.bin").write_bytes(os.urandom(1 << 20))
+    keys = ensure_keys(tmp_path / "ssh")
+    pub = ensure_host_key(tmp_path / "hostkey")
+    fleet = SshFleet(keys)
+    # Every session is cut after 5 MiB: only resuming lets the pull finish.
+    ports = fleet.start([SshServerSpec("db", tmp_path / "hostkey", data, drop_after_bytes=5 << 20)])
+    write_known_hosts(tmp_path / "known_hosts", [(ports["db"], pub)])
+    db = replace(server("db"), tags=(("sandbox.ssh_port", str(ports["db"])),))
+    config = Config(
+        backup=BackupConfig(snapshot=SnapshotKind.NONE, pull=(PullRule(paths=(str(data),)),))
+    )
+    rig = make_rig(tmp_path / "rig", [db])
+    ssh = SshConfig(
+        user="root",
+        identity_file=str(keys.client_key),
+        known_hosts=(str(tmp_path / "known_hosts"),),
+        use_ssh_config=False,
+    )
+    p = rig.runner.ports
+    runner = Runner(
+        rig.journal,
+        Ports(
+            p.snapshotter, SshFetcher(LocalStore(tmp_path / "store"), ssh), p.destroyer, p.billing
+        ),
+        clock=rig.clock,
+        retry=RetryPolicy(attempts=8, initial=0.5, maximum=4.0, jitter=0.5),
+        sleep=rig.slept.append,
+    )
+    try:
+        result = runner.start(make_plan([db], config, "dev"))
+    finally:
+        fleet.stop()
+    assert result.phase is RunPhase.COMPLETED
+    assert len(rig.slept) >= 2 and all(0 < s <= 4.5 for s in rig.slept)
+    (artifact,) = rig.journal.artifacts(result.run_id).values()
+    assert artifact.verified and artifact.size == 12 << 20

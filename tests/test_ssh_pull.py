@@ -306,6 +306,7 @@ def hostile_tools(bin_dir: Path, root: Path) -> None:
             (f"f 644 5 1.0 {good}", ""),
             (f"f 644 5 1.0 {root}/../../escape.txt", ""),
             ("f 644 5 1.0 /etc/passwd", ""),
+            (f"f 644 5 1.0 {root}/bad\x1b[2Jname", ""),
             (f"l 777 4 1.0 {root}/etc-link", "/etc"),
         ]
     )
@@ -349,6 +350,7 @@ def test_hostile_names_never_escape_and_are_recorded(
     reasons = [(r["path"], r["reason"]) for r in report.refused]
     assert any(p == f"{root}/../../escape.txt" and "'..'" in r for p, r in reasons)
     assert ("/etc/passwd", "outside the requested paths") in reasons
+    assert (f"{root}/bad\x1b[2Jname", "control character in name") in reasons
     assert (f"{root}/etc-link", "symlink points outside: /etc") in reasons
     assert ("/abs.txt", "absolute name in stream") in reasons
     assert ("/../../escape.txt", "not requested (sent by host)") in reasons
