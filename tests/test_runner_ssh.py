@@ -128,3 +128,44 @@ def test_dropped_connections_are_retried_and_each_retry_resumes(tmp_path: Path) 
     assert len(rig.slept) >= 2 and all(0 < s <= 4.5 for s in rig.slept)
     (artifact,) = rig.journal.artifacts(result.run_id).values()
     assert artifact.verified and artifact.size == 12 << 20
+
+
+def test_changed_host_key_fails_the_backup_naming_host_and_fingerprint(tmp_path: Path) -> None:
+    data = tmp_path / "srv"
+    data.mkdir()
+    (data / "a.txt").write_text("a\n")
+    keys = ensure_keys(tmp_path / "ssh")
+    ensure_host_key(tmp_path / "hostkey")
+    other = ensure_host_key(tmp_path / "other-hostkey")
+    fleet = SshFleet(keys)
+    ports = fleet.start([SshServerSpec("web", tmp_path / "hostkey", data)])
+    write_known_hosts(tmp_path / "known_hosts", [(ports["web"], other)])  # not the host's key
+    web = replace(server("web"), tags=(("sandbox.ssh_port", str(ports["web"])),))
+    config = Config(
+        backup=BackupConfig(snapshot=SnapshotKind.NONE, pull=(PullRule(paths=(str(data),)),))
+    )
+    rig = make_rig(tmp_path / "rig", [web])
+    ssh = SshConfig(
+        user="root",
+        identity_file=str(keys.client_key),
+        known_hosts=(str(tmp_path / "known_hosts"),),
+        use_ssh_config=False,
+    )
+    store = LocalStore(tmp_path / "store")
+    p = rig.runner.ports
+    runner = Runner(
+        rig.journal,
+        Ports(p.snapshotter, SshFetcher(store, ssh), p.destroyer, p.billing),
+        clock=rig.clock,
+        sleep=rig.slept.append,
+    )
+    try:
+        result = runner.start(make_plan([web], config, "dev"))
+    finally:
+        fleet.stop()
+    assert result.phase is RunPhase.FAILED  # the CLI maps this to exit code 1
+    (step,) = rig.journal.steps(result.run_id)
+    assert f"[127.0.0.1]:{ports['web']}" in (step.error or "") and "SHA256:" in (step.error or "")
+    assert rig.slept == []  # a changed key is not retried
+    assert rig.cloud.calls("destroy") == []
+    assert not store.root.exists() or list(store.root.rglob("*.tar")) == []

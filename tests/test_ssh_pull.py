@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import signal
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -452,3 +454,30 @@ def test_passphrase_never_appears_in_errors(sshd: SshdInfo, tmp_path: Path) -> N
         )
     assert "wrong-passphrase-42" not in str(err.value)
     assert "wrong-passphrase-42" not in repr(target)
+
+
+def test_ssh_agent_keys_are_used_when_present(
+    sshd: SshdInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("ssh-agent") is None:
+        pytest.skip("ssh-agent is not installed")
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if sock.exists():
+                break
+            time.sleep(0.01)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", "-q", str(sshd.client_key)], env=env, check=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh/id_* to fall back on
+        data = make_tree(tmp_path / "src")
+        target = replace(sshd_target(sshd), identity_files=())
+        report = do_pull(
+            target, LocalStore(tmp_path / "s").pull_dir("k"), PullRequest("w", (str(data),))
+        )
+    finally:
+        agent.terminate()
+        agent.wait()
+    assert report.verified, report.detail
