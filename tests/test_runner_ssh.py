@@ -25,22 +25,27 @@ from teardown.sandbox.ssh import (
 from tests.helpers import Rig, make_rig, server
 
 
-def run_with_pull(tmp_path: Path, before: tuple[str, ...]) -> tuple[Rig, RunResult, str]:
-    data = tmp_path / "srv"
-    (data / "www").mkdir(parents=True)
-    (data / "www" / "index.html").write_text("<h1>shop</h1>\n")
+def run_pull(
+    tmp_path: Path,
+    data: Path,
+    *,
+    before: tuple[str, ...] = (),
+    drop_after_bytes: int | None = None,
+    wrong_host_key: bool = False,
+    retry: RetryPolicy | None = None,
+) -> tuple[Rig, RunResult, str, LocalStore]:
+    """Run a one-server plan whose only backup is an SSH pull of ``data`` from a sandbox host."""
     keys = ensure_keys(tmp_path / "ssh")
     pub = ensure_host_key(tmp_path / "hostkey")
+    if wrong_host_key:
+        pub = ensure_host_key(tmp_path / "other-hostkey")
     fleet = SshFleet(keys)
-    ports = fleet.start([SshServerSpec("web", tmp_path / "hostkey", data)])
-    write_known_hosts(tmp_path / "known_hosts", [(ports["web"], pub)])
-    web = replace(server("web"), tags=(("sandbox.ssh_port", str(ports["web"])),))
-    config = Config(
-        backup=BackupConfig(
-            snapshot=SnapshotKind.NONE,
-            pull=(PullRule(paths=(str(data),), name="site", before=before),),
-        )
-    )
+    spec = SshServerSpec("web", tmp_path / "hostkey", data, drop_after_bytes=drop_after_bytes)
+    port = fleet.start([spec])["web"]
+    write_known_hosts(tmp_path / "known_hosts", [(port, pub)])
+    web = replace(server("web"), tags=(("sandbox.ssh_port", str(port)),))
+    rule = PullRule(paths=(str(data),), name="site", before=before)
+    config = Config(backup=BackupConfig(snapshot=SnapshotKind.NONE, pull=(rule,)))
     rig = make_rig(tmp_path / "rig", [web])
     ssh = SshConfig(
         user="root",
@@ -48,12 +53,13 @@ def run_with_pull(tmp_path: Path, before: tuple[str, ...]) -> tuple[Rig, RunResu
         known_hosts=(str(tmp_path / "known_hosts"),),
         use_ssh_config=False,
     )
-    fetcher = SshFetcher(LocalStore(tmp_path / "store"), ssh)
+    store = LocalStore(tmp_path / "store")
     p = rig.runner.ports
     runner = Runner(
         rig.journal,
-        Ports(p.snapshotter, fetcher, p.destroyer, p.billing),
+        Ports(p.snapshotter, SshFetcher(store, ssh), p.destroyer, p.billing),
         clock=rig.clock,
+        retry=retry,
         sleep=rig.slept.append,
         observers=[rig.events.append],
     )
@@ -61,13 +67,20 @@ def run_with_pull(tmp_path: Path, before: tuple[str, ...]) -> tuple[Rig, RunResu
         result = runner.start(make_plan([web], config, "dev"))
     finally:
         fleet.stop()
-    return rig, result, web.urn
+    return rig, result, web.urn, store
+
+
+def site(tmp_path: Path) -> Path:
+    data = tmp_path / "srv"
+    (data / "www").mkdir(parents=True)
+    (data / "www" / "index.html").write_text("<h1>shop</h1>\n")
+    return data
 
 
 def test_failing_before_command_records_the_backup_failed_and_destroys_nothing(
     tmp_path: Path,
 ) -> None:
-    rig, result, urn = run_with_pull(tmp_path, before=("exit 7",))
+    rig, result, urn, _ = run_pull(tmp_path, site(tmp_path), before=("exit 7",))
     assert result.phase is RunPhase.FAILED
     assert result.phases[urn] is Phase.FAILED
     assert rig.cloud.calls("destroy") == []
@@ -78,7 +91,7 @@ def test_failing_before_command_records_the_backup_failed_and_destroys_nothing(
 
 
 def test_verified_pull_lets_the_destroy_go_ahead_with_progress_reported(tmp_path: Path) -> None:
-    rig, result, urn = run_with_pull(tmp_path, before=())
+    rig, result, urn, _ = run_pull(tmp_path, site(tmp_path))
     assert result.phase is RunPhase.COMPLETED
     (artifact,) = rig.journal.artifacts(result.run_id).values()
     assert artifact.verified and artifact.kind == "pull" and artifact.sha256
@@ -93,37 +106,9 @@ def test_dropped_connections_are_retried_and_each_retry_resumes(tmp_path: Path) 
     data.mkdir()
     for i in range(12):
         (data / f"chunk{i:02d}.bin").write_bytes(os.urandom(1 << 20))
-    keys = ensure_keys(tmp_path / "ssh")
-    pub = ensure_host_key(tmp_path / "hostkey")
-    fleet = SshFleet(keys)
     # Every session is cut after 5 MiB: only resuming lets the pull finish.
-    ports = fleet.start([SshServerSpec("db", tmp_path / "hostkey", data, drop_after_bytes=5 << 20)])
-    write_known_hosts(tmp_path / "known_hosts", [(ports["db"], pub)])
-    db = replace(server("db"), tags=(("sandbox.ssh_port", str(ports["db"])),))
-    config = Config(
-        backup=BackupConfig(snapshot=SnapshotKind.NONE, pull=(PullRule(paths=(str(data),)),))
-    )
-    rig = make_rig(tmp_path / "rig", [db])
-    ssh = SshConfig(
-        user="root",
-        identity_file=str(keys.client_key),
-        known_hosts=(str(tmp_path / "known_hosts"),),
-        use_ssh_config=False,
-    )
-    p = rig.runner.ports
-    runner = Runner(
-        rig.journal,
-        Ports(
-            p.snapshotter, SshFetcher(LocalStore(tmp_path / "store"), ssh), p.destroyer, p.billing
-        ),
-        clock=rig.clock,
-        retry=RetryPolicy(attempts=8, initial=0.5, maximum=4.0, jitter=0.5),
-        sleep=rig.slept.append,
-    )
-    try:
-        result = runner.start(make_plan([db], config, "dev"))
-    finally:
-        fleet.stop()
+    retry = RetryPolicy(attempts=8, initial=0.5, maximum=4.0, jitter=0.5)
+    rig, result, _, _ = run_pull(tmp_path, data, drop_after_bytes=5 << 20, retry=retry)
     assert result.phase is RunPhase.COMPLETED
     assert len(rig.slept) >= 2 and all(0 < s <= 4.5 for s in rig.slept)
     (artifact,) = rig.journal.artifacts(result.run_id).values()
@@ -131,41 +116,10 @@ def test_dropped_connections_are_retried_and_each_retry_resumes(tmp_path: Path) 
 
 
 def test_changed_host_key_fails_the_backup_naming_host_and_fingerprint(tmp_path: Path) -> None:
-    data = tmp_path / "srv"
-    data.mkdir()
-    (data / "a.txt").write_text("a\n")
-    keys = ensure_keys(tmp_path / "ssh")
-    ensure_host_key(tmp_path / "hostkey")
-    other = ensure_host_key(tmp_path / "other-hostkey")
-    fleet = SshFleet(keys)
-    ports = fleet.start([SshServerSpec("web", tmp_path / "hostkey", data)])
-    write_known_hosts(tmp_path / "known_hosts", [(ports["web"], other)])  # not the host's key
-    web = replace(server("web"), tags=(("sandbox.ssh_port", str(ports["web"])),))
-    config = Config(
-        backup=BackupConfig(snapshot=SnapshotKind.NONE, pull=(PullRule(paths=(str(data),)),))
-    )
-    rig = make_rig(tmp_path / "rig", [web])
-    ssh = SshConfig(
-        user="root",
-        identity_file=str(keys.client_key),
-        known_hosts=(str(tmp_path / "known_hosts"),),
-        use_ssh_config=False,
-    )
-    store = LocalStore(tmp_path / "store")
-    p = rig.runner.ports
-    runner = Runner(
-        rig.journal,
-        Ports(p.snapshotter, SshFetcher(store, ssh), p.destroyer, p.billing),
-        clock=rig.clock,
-        sleep=rig.slept.append,
-    )
-    try:
-        result = runner.start(make_plan([web], config, "dev"))
-    finally:
-        fleet.stop()
+    rig, result, _, store = run_pull(tmp_path, site(tmp_path), wrong_host_key=True)
     assert result.phase is RunPhase.FAILED  # the CLI maps this to exit code 1
     (step,) = rig.journal.steps(result.run_id)
-    assert f"[127.0.0.1]:{ports['web']}" in (step.error or "") and "SHA256:" in (step.error or "")
+    assert "[127.0.0.1]:" in (step.error or "") and "SHA256:" in (step.error or "")
     assert rig.slept == []  # a changed key is not retried
     assert rig.cloud.calls("destroy") == []
     assert not store.root.exists() or list(store.root.rglob("*.tar")) == []
