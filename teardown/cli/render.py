@@ -66,6 +66,17 @@ def render_plan(plan: Plan) -> None:
         out.print(f"  destroy   {rp.action}")
         billing = "; ".join(_describe(s) for s in rp.billing) or "-"
         out.print(f"  billing   {escape(billing)}")
+        if rp.estimate is not None:
+            e = rp.estimate
+            five = " (5-day full refund)" if e.five_day else ""
+            out.print(
+                f"  money     estimated refund {e.refund} CNY{five}, consumed {e.consumed}, "
+                f"fee {e.fee}; {escape(e.explanation)}"
+            )
+            if e.next_charge is not None:
+                out.print(
+                    f"  renews    auto-renew would charge on {e.next_charge:%Y-%m-%d %H:%M} UTC"
+                )
         for b in rp.blockers:
             out.print(f"  [red]BLOCKER[/]   {escape(b.message)}")
     out.print()

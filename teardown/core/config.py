@@ -154,10 +154,25 @@ class BillingConfig:
     cancel_auto_renew: bool = True
     max_fee: Decimal | None = None
     """Refuse to unsubscribe when the estimated handling fee is above this (currency units)."""
+    attached_disks: str = "unsubscribe"
+    """Separately bought disks attached to a server in scope: ``unsubscribe`` them too (they
+    keep billing otherwise, R17), or ``keep`` them (reported as still billing)."""
+    pending_orders: str = "targets"
+    """Which orders pending payment to cancel: those touching the ``targets``, or every one of
+    the ``account`` (a test account torn down as a whole)."""
+    five_day_quota_used: int = 0
+    """Five-day full refunds already used this calendar year (10 a year, R6); the cloud has
+    no API for it, so estimates rely on this."""
 
     def __post_init__(self) -> None:
         if self.max_fee is not None and self.max_fee < 0:
             raise ValueError("max_fee must not be negative")
+        if self.attached_disks not in ("unsubscribe", "keep"):
+            raise ValueError("attached_disks must be unsubscribe or keep")
+        if self.pending_orders not in ("targets", "account"):
+            raise ValueError("pending_orders must be targets or account")
+        if not 0 <= self.five_day_quota_used <= 1000:
+            raise ValueError("five_day_quota_used must be 0 or more")
 
 
 @dataclass(frozen=True)

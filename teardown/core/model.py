@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
+
+from teardown.core.billing import Payment
 
 
 class Kind(StrEnum):
@@ -89,6 +92,8 @@ class DestroyAction(StrEnum):
     """Destroy through the Pulumi engine (targeted ``pulumi destroy``)."""
     KEEP_TO_EXPIRY = "keep_to_expiry"
     """Leave a prepaid resource running until it expires; only its renewals are cancelled."""
+    KEEP = "keep"
+    """Leave it alone (by policy, e.g. a separately bought disk): reported as still billing."""
 
 
 class StepKind(StrEnum):
@@ -156,6 +161,20 @@ class Billing:
     """Locked by an order in progress: needs support to unlock; blocks unsubscribing."""
     frozen: bool = False
     """Frozen (arrears, violation): blocks unsubscribing."""
+    lock_order_id: str | None = None
+    """The order that holds the lock, when ``locked``."""
+    provisioned_at: datetime | None = None
+    """When the subscription took effect (the 5-day window counts from here)."""
+    payments: tuple[Payment, ...] = ()
+    """What was paid, per purchase or renewal order (for refund estimates)."""
+    is_main: bool = True
+    """A main resource (unsubscribed on its own) or a bound child of another."""
+    children: tuple[str, ...] = ()
+    """Cloud ids of bound children released together with it."""
+    expire_policy: int | None = None
+    """BSS ``expire_policy`` (3 = auto-renew)."""
+    refusals: tuple[str, ...] = ()
+    """Reasons BSS would refuse an unsubscribe (keys of ``core.billing.BLOCKER_CODES``)."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +262,21 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class Estimate:
+    """What unsubscribing is expected to return, computed from the published rules (Huawei has
+    no quote API): an estimate, labelled as such; the refund orders record the real figures."""
+
+    refund: Decimal
+    consumed: Decimal
+    fee: Decimal
+    five_day: bool
+    coupons_lost: Decimal
+    explanation: str
+    next_charge: datetime | None = None
+    """When auto-renew would next charge (for resources that are kept)."""
+
+
+@dataclass(frozen=True)
 class ResourcePlan:
     """Everything the plan does to one resource."""
 
@@ -255,6 +289,7 @@ class ResourcePlan:
     blockers: tuple[Blocker, ...] = ()
     loss_accepted: bool = False
     """The config accepts losing this resource's data without backup (I7)."""
+    estimate: Estimate | None = None
 
     @property
     def steps(self) -> tuple[Step, ...]:

@@ -5,8 +5,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
 from fnmatch import fnmatchcase
 
+from teardown.core.billing import (
+    BLOCKER_CODES,
+    BillingRules,
+    RuleRefusal,
+    Subscription,
+    auto_renew_charge_at,
+    quote_renewal_unsubscribe,
+    quote_unsubscribe,
+)
 from teardown.core.config import Config, DestroyMethod, PrepaidPolicy, PullRule
 from teardown.core.errors import BlastRadiusExceeded, ScopeRefused
 from teardown.core.model import (
@@ -15,6 +26,7 @@ from teardown.core.model import (
     BillingMode,
     Blocker,
     DestroyAction,
+    Estimate,
     Kind,
     Plan,
     PullSpec,
@@ -24,6 +36,9 @@ from teardown.core.model import (
     Step,
     StepKind,
 )
+
+RULES = BillingRules()
+"""The published rules with their documented defaults (the sandbox uses the same)."""
 
 
 def step_id(scope: str, urn: str, kind: StepKind, extra: str = "") -> str:
@@ -45,11 +60,15 @@ def make_plan(
     scope: str,
     *,
     skipped: Sequence[str] = (),
+    now: datetime | None = None,
+    orders: Sequence[str] = (),
 ) -> Plan:
     """Plan the teardown of ``resources``.
 
     Raises ScopeRefused or BlastRadiusExceeded before looking at any resource. Resources that
     cannot proceed get blockers (the plan is then ``blocked``); nothing is silently dropped.
+    With ``now``, prepaid resources get refund estimates (and ``max_fee`` is enforced);
+    ``orders`` are account-level orders pending payment to cancel first.
     """
     check_scope(scope, config)
     population = len(resources) + len(skipped)
@@ -84,7 +103,20 @@ def make_plan(
                             order_id=order,
                         )
                     )
-        plans.append(_plan_resource(r, config, scope))
+        plans.append(_plan_resource(r, config, scope, now))
+    if config.billing.cancel_pending_orders:
+        for order in orders:
+            if order not in seen_orders:
+                seen_orders.add(order)
+                urn = f"order:{order}"
+                pre.append(
+                    Step(
+                        id=step_id(scope, urn, StepKind.CANCEL_PENDING_ORDER, order),
+                        kind=StepKind.CANCEL_PENDING_ORDER,
+                        urn=urn,
+                        order_id=order,
+                    )
+                )
 
     destroy_ids = {rp.resource.urn: rp.destroy.id for rp in plans if rp.destroy is not None}
     cancel_ids = {s.order_id: s.id for s in pre}
@@ -114,6 +146,8 @@ def _loss_accepted(r: Resource, config: Config) -> bool:
 
 def _destroy_action(r: Resource, config: Config) -> DestroyAction:
     prepaid = r.billing.mode is BillingMode.PRE_PAID
+    if r.kind is Kind.VOLUME and r.parent and config.billing.attached_disks == "keep":
+        return DestroyAction.KEEP
     if prepaid and config.billing.prepaid is PrepaidPolicy.KEEP_TO_EXPIRY:
         return DestroyAction.KEEP_TO_EXPIRY
     if config.destroy.method is DestroyMethod.PULUMI and r.urn.startswith("urn:pulumi:"):
@@ -127,7 +161,7 @@ def _matches(rule: PullRule, r: Resource) -> bool:
     return all(r.tag(k) == v for k, v in rule.tags.items())
 
 
-def _plan_resource(r: Resource, config: Config, scope: str) -> ResourcePlan:
+def _plan_resource(r: Resource, config: Config, scope: str, now: datetime | None) -> ResourcePlan:
     action = _destroy_action(r, config)
     accepted = _loss_accepted(r, config)
     blockers: list[Blocker] = []
@@ -171,7 +205,7 @@ def _plan_resource(r: Resource, config: Config, scope: str) -> ResourcePlan:
         )
 
     backups: list[Step] = []
-    if r.kind in DATA_KINDS and not accepted:
+    if r.kind in DATA_KINDS and not accepted and action is not DestroyAction.KEEP:
         # A kept-to-expiry resource is released at expiry, so it needs the same surviving
         # backups as one destroyed now; EVS snapshots never qualify (they die with the disk).
         snap = config.backup.snapshot
@@ -219,7 +253,16 @@ def _plan_resource(r: Resource, config: Config, scope: str) -> ResourcePlan:
     destroy: Step | None = None
     billing: list[Step] = []
     prepaid = r.billing.mode is BillingMode.PRE_PAID
-    if action is DestroyAction.KEEP_TO_EXPIRY:
+    if action is DestroyAction.KEEP:
+        if r.billing.auto_renew and config.billing.cancel_auto_renew:
+            billing.append(
+                Step(
+                    id=step_id(scope, r.urn, StepKind.CANCEL_AUTO_RENEW),
+                    kind=StepKind.CANCEL_AUTO_RENEW,
+                    urn=r.urn,
+                )
+            )
+    elif action is DestroyAction.KEEP_TO_EXPIRY:
         billing.append(
             Step(
                 id=step_id(scope, r.urn, StepKind.UNSUBSCRIBE_RENEWALS),
@@ -254,6 +297,19 @@ def _plan_resource(r: Resource, config: Config, scope: str) -> ResourcePlan:
                     after=(destroy.id,),
                 )
             )
+    estimate = None
+    if now is not None and prepaid and r.billing.payments:
+        estimate, refusal = _estimate(r, action, config, now)
+        if refusal is not None:
+            block(refusal[0], refusal[1])
+        fee_cap = config.billing.max_fee
+        if estimate is not None and fee_cap is not None and estimate.fee > fee_cap:
+            block(
+                "max_fee",
+                f"{r.name}: estimated handling fee {estimate.fee} CNY is above billing.max_fee = "
+                f"{fee_cap} CNY (estimated refund {estimate.refund} CNY); "
+                'raise max_fee, or keep it to expiry (billing.prepaid = "keep_to_expiry")',
+            )
     return ResourcePlan(
         resource=r,
         action=action,
@@ -262,4 +318,55 @@ def _plan_resource(r: Resource, config: Config, scope: str) -> ResourcePlan:
         billing=tuple(billing),
         blockers=tuple(blockers),
         loss_accepted=accepted,
+        estimate=estimate,
+    )
+
+
+def _estimate(
+    r: Resource, action: DestroyAction, config: Config, now: datetime
+) -> tuple[Estimate | None, tuple[str, str] | None]:
+    """A refund estimate from the published rules, or the rule that refuses the unsubscribe."""
+    b = r.billing
+    sub = Subscription(
+        resource_id=r.cloud_id or r.urn,
+        provisioned_at=b.provisioned_at or b.payments[0].effective,
+        payments=b.payments,
+        is_main=b.is_main,
+        bound_children=b.children,
+        blockers=frozenset(x for x in b.refusals if x in BLOCKER_CODES),
+        locked_by_order=b.lock_order_id if b.locked else None,
+    )
+    next_charge = (
+        auto_renew_charge_at(b.expires_at, RULES) if b.auto_renew and b.expires_at else None
+    )
+    try:
+        if action in (DestroyAction.UNSUBSCRIBE, DestroyAction.PULUMI):
+            quote = quote_unsubscribe(sub, now, config.billing.five_day_quota_used, RULES)
+        elif action is DestroyAction.KEEP_TO_EXPIRY and any(p.effective > now for p in b.payments):
+            quote = quote_renewal_unsubscribe(sub, now)
+        else:
+            return Estimate(
+                Decimal(0),
+                Decimal(0),
+                Decimal(0),
+                False,
+                Decimal(0),
+                "kept: nothing is refunded",
+                next_charge,
+            ), None
+    except RuleRefusal as e:
+        if e.reason in ("locked", "frozen"):
+            return None, None  # already blocked with the next step to take
+        return None, (e.reason or "refused", f"{r.name}: {e.message} ({e.code})")
+    return (
+        Estimate(
+            refund=quote.refund,
+            consumed=quote.consumed,
+            fee=quote.fee,
+            five_day=quote.five_day,
+            coupons_lost=quote.coupons_lost,
+            explanation=quote.explanation,
+            next_charge=next_charge,
+        ),
+        None,
     )

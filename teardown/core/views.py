@@ -31,6 +31,23 @@ def _step_view(step: Step) -> dict[str, Any]:
     return view
 
 
+def _estimate_view(rp: ResourcePlan) -> dict[str, Any] | None:
+    e = rp.estimate
+    if e is None:
+        return None
+    return {
+        "refund": str(e.refund),
+        "consumed": str(e.consumed),
+        "fee": str(e.fee),
+        "five_day_full_refund": e.five_day,
+        "coupons_lost": str(e.coupons_lost),
+        "currency": "CNY",
+        "explanation": e.explanation,
+        "next_auto_renew_charge": e.next_charge.isoformat() if e.next_charge else None,
+        "is_estimate": True,
+    }
+
+
 def resource_view(rp: ResourcePlan) -> dict[str, Any]:
     """One resource of the plan: identity, billing facts and actions, backups, destroy, blockers."""
     r = rp.resource
@@ -48,6 +65,7 @@ def resource_view(rp: ResourcePlan) -> dict[str, Any]:
             "auto_renew": b.auto_renew,
             "pending_orders": list(b.pending_order_ids),
             "actions": [_step_view(s) for s in rp.billing],
+            "estimate": _estimate_view(rp),
         },
         "disks": [
             {"id": d.id, "size_gb": d.size_gb, "system": d.system, "bound": d.bound}

@@ -26,7 +26,10 @@ from teardown.core.errors import PermanentError, TeardownError, TransientError
 from teardown.core.invariants import may_close_billing, may_destroy
 from teardown.core.model import (
     Artifact,
+    DestroyAction,
+    Kind,
     Plan,
+    Resource,
     ResourcePlan,
     SnapshotKind,
     Step,
@@ -91,9 +94,28 @@ class _StepError(TeardownError):
 
 
 T = TypeVar("T")
+_MUTATING = frozenset(
+    {
+        StepKind.DESTROY,
+        StepKind.CANCEL_PENDING_ORDER,
+        StepKind.UNSUBSCRIBE_RENEWALS,
+        StepKind.CANCEL_AUTO_RENEW,
+    }
+)
 
 _FINISHED = (Phase.DONE, Phase.BLOCKED)
 _DESTROYED_OR_LATER = (Phase.DESTROYED, Phase.CLOSING, Phase.DONE)
+
+
+def _order_plan(step: Step) -> ResourcePlan:
+    """A stand-in owner for an account-level pending order (not tied to a planned resource)."""
+    order = Resource(
+        urn=step.urn,
+        type="huaweicloud:bss:order",
+        kind=Kind.STATELESS,
+        name=step.order_id or step.urn,
+    )
+    return ResourcePlan(resource=order, action=DestroyAction.KEEP)
 
 
 def new_run_id(clock: Clock) -> str:
@@ -175,8 +197,10 @@ class Runner:
         phases = self.journal.resource_phases(run_id)
         live = [rp for rp in plan.resources if phases.get(rp.resource.urn) not in _FINISHED]
 
+        urns = {rp.resource.urn for rp in plan.resources}
         for step in plan.pre:
-            self._run_step(run_id, step, plan.resource_plan(step.urn))
+            owner = plan.resource_plan(step.urn) if step.urn in urns else _order_plan(step)
+            self._run_step(run_id, step, owner)
 
         self._parallel(lambda rp: self._backups(run_id, rp), live)
 
@@ -309,8 +333,21 @@ class Runner:
         key = self._key(step, attempt)
         self.journal.record_intent(run_id, step, key)
         self._emit(StepStarted(run_id, step.id, step.urn, step.kind, attempt))
+        tried = False
+
+        def once() -> _Outcome:
+            # A transient failure may hide an effect that happened (a 500 after the cloud acted):
+            # before trying a side effect again, ask the cloud (I2: never repeat blindly).
+            nonlocal tried
+            if tried and step.kind in _MUTATING:
+                found = self._reconcile(step, rp, key)
+                if found is not None:
+                    return found
+            tried = True
+            return self._do(run_id, step, rp, key)
+
         try:
-            outcome = self._retrying(lambda: self._do(run_id, step, rp, key))
+            outcome = self._retrying(once)
         except TeardownError as e:
             self.journal.record_failure(run_id, step.id, str(e))
             self._emit(StepFailed(run_id, step.id, step.urn, step.kind, str(e)))
@@ -348,6 +385,9 @@ class Runner:
                 return self._checked(p.fetcher.pull(r, step.pull, key, progress))
             case StepKind.DESTROY:
                 assert step.action is not None
+                if p.destroyer.presence(r) is Presence.GONE:
+                    # Already gone (e.g. a disk deleted together with its server): nothing to do.
+                    return _Outcome({"already_gone": True})
                 res = p.destroyer.destroy(r, step.action, key)
                 if res.presence is not Presence.GONE:
                     raise TransientError(f"{r.name} is still {res.presence.value} after destroy")
@@ -363,7 +403,7 @@ class Runner:
                 p.billing.cancel_auto_renew(r, key)
                 return _Outcome({"auto_renew": False})
             case StepKind.RECORD_REFUND:
-                refund = p.billing.refund(r)
+                refund = p.billing.refund(r, self._destroy_orders(run_id, rp))
                 return _Outcome({"order_ids": list(refund.order_ids)}, refund=refund)
         raise PermanentError(f"no handler for step kind {step.kind}")  # pragma: no cover
 
@@ -408,6 +448,13 @@ class Runner:
             case StepKind.RECORD_REFUND:
                 return None  # read-only: simply read again
         raise PermanentError(f"no handler for step kind {step.kind}")  # pragma: no cover
+
+    def _destroy_orders(self, run_id: str, rp: ResourcePlan) -> tuple[str, ...]:
+        """The unsubscribe order ids the destroy step recorded (empty if it was reconciled)."""
+        if rp.destroy is None:
+            return ()
+        rec = self.journal.step(run_id, rp.destroy.id)
+        return tuple(rec.result.get("order_ids", ())) if rec else ()
 
     @staticmethod
     def _checked(art: Artifact) -> _Outcome:

@@ -20,6 +20,8 @@ def _step_status(step: Step, records: dict[str, StepRecord]) -> dict[str, Any]:
     }
     if rec and rec.error:
         view["error"] = rec.error
+    if step.order_id is not None:
+        view["order_id"] = step.order_id
     return view
 
 

@@ -167,8 +167,10 @@ class Billing(Protocol):
         """Whether auto-renew is on."""
         ...
 
-    def refund(self, resource: Resource) -> RefundRecord:
-        """Read the unsubscribe orders of a released resource; record refund, consumption, fee."""
+    def refund(self, resource: Resource, order_ids: tuple[str, ...]) -> RefundRecord:
+        """Read the unsubscribe orders of a released resource (``order_ids`` as the unsubscribe
+        returned them; empty when the outcome was lost, then search by the resource's orders);
+        record refund, consumption, fee."""
         ...
 
 

@@ -337,7 +337,7 @@ class FakeBilling:
     def auto_renew(self, resource: Resource) -> bool:
         return bool(self.cloud.read()["resources"][resource.urn].get("auto_renew"))
 
-    def refund(self, resource: Resource) -> RefundRecord:
+    def refund(self, resource: Resource, order_ids: tuple[str, ...] = ()) -> RefundRecord:
         with self.cloud._state() as st:
             self.cloud._switch(st, "refund")
             res = st["resources"].get(resource.urn, {})

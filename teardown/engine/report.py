@@ -1,0 +1,215 @@
+"""The report of a run (also a partial one): JSON for machines, Markdown for people.
+
+Built only from the journal (what was recorded), never from memory: a report written after a
+crash and a resume says the same as one written by an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from teardown.core.model import BillingMode, DestroyAction, ResourcePlan
+from teardown.core.phases import Phase
+from teardown.core.views import resource_view
+from teardown.engine.codec import plan_from_json
+from teardown.engine.journal import Journal
+from teardown.engine.status import run_status
+
+REPORT_SCHEMA_VERSION = 1
+REFUND_ARRIVAL = (
+    "Refunds go to the Huawei Cloud account balance (also for orders paid by card or third-party "
+    "payment, where they take about 1 working day); refunds above CNY 50,000 are reviewed first. "
+    "Withdrawing to a bank account is a separate request."
+)
+
+
+def _still_billing(rp: ResourcePlan, phase: str) -> str | None:
+    mode = rp.resource.billing.mode
+    if mode in (BillingMode.FREE, BillingMode.UNKNOWN):
+        return None
+    if rp.action is DestroyAction.KEEP:
+        return 'kept by policy (billing.attached_disks = "keep")'
+    if rp.action is DestroyAction.KEEP_TO_EXPIRY:
+        until = rp.resource.billing.expires_at
+        return f"kept until it expires{f' on {until:%Y-%m-%d}' if until else ''}"
+    if phase not in (Phase.DONE.value, Phase.DESTROYED.value, Phase.CLOSING.value):
+        return "not destroyed in this run"
+    return None
+
+
+def _next_step(res: dict[str, Any], rp: ResourcePlan) -> str | None:
+    if res["phase"] == Phase.BLOCKED.value:
+        return "; ".join(b.message for b in rp.blockers)
+    errors = [
+        s["error"]
+        for s in [*res["backups"], res["destroy"], *res["billing"]]
+        if isinstance(s, dict) and s.get("error")
+    ]
+    if res["phase"] == Phase.FAILED.value:
+        why = errors[-1] if errors else res["detail"]
+        return f"{why}. Fix the cause, then `teardown resume {{run}} --profile ...` continues."
+    return None
+
+
+def build_report(journal: Journal, run_id: str) -> dict[str, Any]:
+    """Everything a person needs after a run, as one JSON-ready document."""
+    status = run_status(journal, run_id)
+    plan = plan_from_json(journal.run(run_id).plan_json, f"journal run {run_id}")
+    by_urn = {rp.resource.urn: rp for rp in plan.resources}
+    artifacts = journal.artifacts(run_id)
+    resources = []
+    totals = {
+        "estimated_refund": Decimal(0),
+        "recorded_refund": Decimal(0),
+        "recorded_fee": Decimal(0),
+        "recorded_consumed": Decimal(0),
+    }
+    still = []
+    for res in status["resources"]:
+        rp = by_urn[res["urn"]]
+        view = resource_view(rp)
+        backups = []
+        for b in res["backups"]:
+            art = artifacts.get(b["id"])
+            entry = {"kind": b["kind"], "status": b["status"]}
+            if art is not None:
+                entry.update(
+                    {
+                        "type": art.kind,
+                        "ref": art.ref,
+                        "bytes": art.size,
+                        "sha256": art.sha256,
+                        "detail": art.detail,
+                    }
+                )
+            backups.append(entry)
+        recorded = [b["refund"] for b in res["billing"] if "refund" in b]
+        for r in recorded:
+            totals["recorded_refund"] += Decimal(r["refund"])
+            totals["recorded_fee"] += Decimal(r["fee"])
+            totals["recorded_consumed"] += Decimal(r["consumed"])
+        if rp.estimate is not None and rp.action is not DestroyAction.KEEP:
+            totals["estimated_refund"] += rp.estimate.refund
+        billing_reason = _still_billing(rp, res["phase"])
+        if billing_reason:
+            still.append(
+                {
+                    "name": rp.resource.name,
+                    "urn": rp.resource.urn,
+                    "billing": rp.resource.billing.mode.value,
+                    "why": billing_reason,
+                }
+            )
+        next_step = _next_step(res, rp)
+        resources.append(
+            {
+                "name": rp.resource.name,
+                "urn": rp.resource.urn,
+                "kind": rp.resource.kind.value,
+                "billing_mode": rp.resource.billing.mode.value,
+                "phase": res["phase"],
+                "action": rp.action.value,
+                "backups": backups,
+                "destroy": res["destroy"],
+                "billing": res["billing"],
+                "estimate": view["billing"]["estimate"],
+                "refunds": recorded,
+                "next_step": next_step.replace("{run}", run_id) if next_step else None,
+            }
+        )
+    return {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "run_id": run_id,
+        "scope": status["scope"],
+        "phase": status["phase"],
+        "created_at": status["created_at"],
+        "updated_at": status["updated_at"],
+        "pending_orders": status["pre"],
+        "resources": resources,
+        "money": {k: str(v) for k, v in totals.items()} | {"currency": "CNY"},
+        "refund_arrival": REFUND_ARRIVAL,
+        "still_billing": still,
+    }
+
+
+def _money(x: str) -> str:
+    return f"{Decimal(x):,.2f}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """A page a person can read at a glance (also fits a pipeline's job summary)."""
+    lines = [
+        f"# teardown run {report['run_id']}",
+        "",
+        f"Scope **{report['scope']}**: **{report['phase'].replace('_', ' ')}**.",
+        "",
+        "| resource | kind | billing | backups | destroy | refund (recorded) | state |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report["resources"]:
+        backups = (
+            ", ".join(
+                f"{b['kind']} {b['status']}" + (f" ({b['bytes']:,} B)" if b.get("bytes") else "")
+                for b in r["backups"]
+            )
+            or "none needed"
+        )
+        refund = ", ".join(_money(x["refund"]) for x in r["refunds"]) or "-"
+        destroy = f"{r['action']}: {r['destroy'].get('status', 'not planned')}"
+        lines.append(
+            f"| {r['name']} | {r['kind']} | {r['billing_mode']} | {backups} | {destroy} | "
+            f"{refund} | {r['phase']} |"
+        )
+    m = report["money"]
+    lines += [
+        "",
+        "## Money",
+        "",
+        f"- Estimated refunds: {_money(m['estimated_refund'])} CNY (computed from the published "
+        "rules before acting).",
+        f"- Recorded refunds: {_money(m['recorded_refund'])} CNY, after handling fees of "
+        f"{_money(m['recorded_fee'])} CNY and consumption of {_money(m['recorded_consumed'])} CNY "
+        "(read from the refund orders).",
+        f"- {report['refund_arrival']}",
+    ]
+    for r in report["resources"]:
+        for x in r["refunds"]:
+            lines.append(
+                f"- {r['name']}: refund {_money(x['refund'])}, fee {_money(x['fee'])}, consumed "
+                f"{_money(x['consumed'])} (orders {', '.join(x['orders'])})"
+            )
+    cancelled = [p for p in report["pending_orders"] if p["status"] == "succeeded"]
+    if report["pending_orders"]:
+        lines += ["", "## Orders pending payment", ""]
+        lines += [
+            f"- {p['id']}: {'cancelled' if p in cancelled else p['status']}"
+            for p in report["pending_orders"]
+        ]
+    lines += ["", "## Still billing", ""]
+    lines += [f"- {s['name']} ({s['billing']}): {s['why']}" for s in report["still_billing"]] or [
+        "- nothing in scope"
+    ]
+    todo = [r for r in report["resources"] if r["next_step"]]
+    if todo:
+        lines += ["", "## What a person must do", ""]
+        lines += [f"- **{r['name']}**: {r['next_step']}" for r in todo]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], directory: Path) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.md`` (owner-only) into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths = (directory / "report.json", directory / "report.md")
+    bodies = (json.dumps(report, indent=2, sort_keys=True), render_markdown(report))
+    for path, body in zip(paths, bodies, strict=True):
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(body)
+    return paths
+
+
+__all__ = ["REPORT_SCHEMA_VERSION", "build_report", "render_markdown", "write_report"]
