@@ -178,12 +178,14 @@ def test_pulumi_destroy_method_applies_to_stack_resources() -> None:
         (Billing(mode=BillingMode.PRE_PAID, frozen=True), "frozen"),
     ],
 )
-def test_locked_or_frozen_prepaid_resource_is_blocked_with_the_next_step(
+def test_locked_or_frozen_prepaid_resource_is_a_warning_with_the_next_step(
     billing: Billing, code: str
 ) -> None:
     plan = make_plan([replace(server("db"), billing=billing)], Config(), "dev")
-    assert [b.code for b in plan.blockers] == [code]
-    assert "support" in plan.blockers[0].message or "settle" in plan.blockers[0].message
+    assert not plan.blocked  # backed up anyway; the unsubscribe will say what to do
+    (warning,) = plan.resources[0].warnings
+    assert warning.code == code
+    assert "support" in warning.message or "settle" in warning.message
 
 
 def test_protected_resource_is_blocked() -> None:
@@ -210,3 +212,43 @@ def test_refuse_patterns_can_be_replaced() -> None:
     assert make_plan([server("a")], config, "prod-copy").resources
     with pytest.raises(ScopeRefused):
         make_plan([server("a")], config, "live-eu")
+
+
+def test_pull_paths_can_come_from_a_server_tag() -> None:
+    rule = PullRule(paths_from_tag="backup.paths", excludes=("*.log",))
+    tagged = server("web", tags=(("backup.paths", "/var/www;/etc/nginx"),))
+    plan = make_plan([tagged], Config(backup=BackupConfig(pull=(rule,))), "dev")
+    pull = plan.resources[0].backups[1].pull
+    assert pull is not None and pull.paths == ("/var/www", "/etc/nginx")
+
+
+def test_pull_rule_with_a_missing_path_tag_blocks_the_server() -> None:
+    rule = PullRule(paths_from_tag="backup.paths")
+    plan = make_plan([server("web")], Config(backup=BackupConfig(pull=(rule,))), "dev")
+    assert [b.code for b in plan.blockers] == ["no_pull_paths"]
+
+
+def test_estimate_and_max_fee_come_from_the_published_rules() -> None:
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from teardown.core.billing import Payment
+
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    start = now - timedelta(days=75)
+    paid = Payment(
+        order_id="CS1", cash=Decimal("4200.00"), effective=start,
+        expires=start + timedelta(days=365), term_months=12,
+    )  # fmt: skip
+    db = replace(
+        server("db", BillingMode.PRE_PAID),
+        billing=Billing(mode=BillingMode.PRE_PAID, provisioned_at=start, payments=(paid,)),
+    )
+    (rp,) = make_plan([db], Config(), "dev", now=now).resources
+    assert rp.estimate is not None and not rp.estimate.five_day
+    assert rp.estimate.fee == Decimal("420.00")
+    assert rp.estimate.refund + rp.estimate.consumed + rp.estimate.fee == Decimal("4200.00")
+    capped = Config(billing=BillingConfig(max_fee=Decimal("100")))
+    blocked = make_plan([db], capped, "dev", now=now)
+    (blocker,) = blocked.blockers
+    assert blocker.code == "max_fee" and "420.00" in blocker.message and "100" in blocker.message

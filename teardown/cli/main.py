@@ -7,17 +7,20 @@ Exit codes: 0 done, 1 failed, 2 usage or bad input, 3 blocked before anything wa
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from teardown import __version__
+from teardown import __version__, app
 from teardown.adapters.clock import SystemClock
+from teardown.adapters.huawei.profile import HuaweiProfile
 from teardown.adapters.pulumi.state import read_state
 from teardown.cli.common import (
     EXIT_BLOCKED,
+    RUN_PHASE_EXIT,
     config_option,
     errors_to_exit_codes,
     json_option,
@@ -26,9 +29,12 @@ from teardown.cli.render import render_plan, render_runs, render_status
 from teardown.cli.sandbox import sandbox
 from teardown.config import load_config
 from teardown.core.config import Config
+from teardown.core.model import Plan
 from teardown.core.planner import make_plan
 from teardown.core.views import plan_view
+from teardown.engine.events import Event, Observer, PhaseChanged, StepFailed
 from teardown.engine.journal import Journal
+from teardown.engine.report import render_markdown
 from teardown.engine.status import run_status
 
 
@@ -46,39 +52,202 @@ def cli() -> None:
     """
 
 
-@cli.command()
-@click.option(
+def _parse_tags(tags: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for t in tags:
+        key, sep, value = t.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{t!r} is not KEY=VALUE", param_hint="--tag")
+        out.append((key, value))
+    return tuple(out)
+
+
+state_option = click.option(
     "--state",
     "state_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    required=True,
-    help="A `pulumi stack export` file, or a checkpoint file of the local backend.",
+    default=None,
+    help="A `pulumi stack export` file, or a checkpoint file of the local backend (offline).",
 )
-@config_option
-@json_option
-@errors_to_exit_codes
-def plan(state_path: Path, config_path: Path | None, as_json: bool) -> None:
-    """Show what a run would do to a stack, without changing anything.
+profile_option = click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Cloud profile (e.g. DIR/profile.toml from `teardown sandbox up`); default: credentials "
+    "from HUAWEICLOUD_SDK_* or HW_* environment variables.",
+)
+server_option = click.option(
+    "--server", "servers", multiple=True, help="Target server id (repeatable)."
+)
+tag_option = click.option(
+    "--tag", "tags", multiple=True, help="Target servers with tag KEY=VALUE (repeatable)."
+)
 
-    Per resource: kind, billing mode, backups, destroy action, billing actions and blockers.
-    Exits 3 when the plan is blocked (e.g. an unknown resource type), 0 otherwise.
 
-    \b
-    Example:
-      teardown plan --state dev-export.json --config teardown.toml --json
-    """
-    config = load_config(config_path)
-    state = read_state(state_path)
-    scope = config.scope.name or state.stack or state_path.stem
-    the_plan = make_plan(state.resources, config, scope, skipped=state.skipped)
+def _make_plan(
+    config: Config,
+    state_path: Path | None,
+    profile_path: Path | None,
+    servers: tuple[str, ...],
+    tags: tuple[str, ...],
+) -> tuple[Plan, HuaweiProfile | None]:
+    if state_path is not None:
+        if servers or tags or profile_path:
+            raise click.UsageError("--state plans offline: do not combine it with cloud targets")
+        state = read_state(state_path)
+        scope = config.scope.name or state.stack or state_path.stem
+        return make_plan(state.resources, config, scope, skipped=state.skipped), None
+    if not servers and not tags:
+        raise click.UsageError("give --state FILE, or cloud targets with --server ID or --tag K=V")
+    profile = app.resolve_profile(profile_path, os.environ)
+    targets = app.Targets(tuple(servers), _parse_tags(tags))
+    return app.plan_servers(profile, targets, config, now=SystemClock().now()), profile
+
+
+def _show_plan(the_plan: Plan, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(plan_view(the_plan), indent=2))
     else:
         render_plan(the_plan)
+
+
+@cli.command()
+@state_option
+@profile_option
+@server_option
+@tag_option
+@config_option
+@json_option
+@errors_to_exit_codes
+def plan(
+    state_path: Path | None,
+    profile_path: Path | None,
+    servers: tuple[str, ...],
+    tags: tuple[str, ...],
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Show what a run would do, without changing anything.
+
+    Per resource: kind, billing mode, backups, destroy action, billing actions, the money
+    (estimated refund, fee, consumption, 5-day rule, next auto-renew charge) and blockers.
+    Exits 3 when the plan is blocked (e.g. an unknown resource type), 0 otherwise.
+
+    \b
+    Examples:
+      teardown plan --state dev-export.json --json
+      teardown plan --profile /tmp/sb/profile.toml --tag env=test
+    """
+    config = load_config(config_path)
+    the_plan, _ = _make_plan(config, state_path, profile_path, servers, tags)
+    _show_plan(the_plan, as_json)
     if the_plan.blocked:
         for b in the_plan.blockers:
             click.echo(f"teardown: blocked: {b.message}", err=True)
         sys.exit(EXIT_BLOCKED)
+
+
+def _confirm(the_plan: Plan, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        click.echo(
+            "teardown: not confirmed: this shell is not interactive; nothing was changed. "
+            "Review the plan above and run again with --yes.",
+            err=True,
+        )
+        sys.exit(EXIT_BLOCKED)
+    typed = click.prompt(f"Type the scope name ({the_plan.scope}) to back up and destroy")
+    if typed.strip() != the_plan.scope:
+        click.echo("teardown: not confirmed; nothing was changed.", err=True)
+        sys.exit(EXIT_BLOCKED)
+
+
+def _line_observer(plan: Plan) -> Observer:
+    """Plain progress lines on stderr (a rich progress view comes with the report work)."""
+    names = {rp.resource.urn: rp.resource.name for rp in plan.resources}
+
+    def show(event: Event) -> None:
+        urn = getattr(event, "urn", "")
+        name = names.get(urn, urn)
+        if isinstance(event, PhaseChanged):
+            note = f": {event.detail}" if event.detail else ""
+            click.echo(f"  {name} -> {event.phase}{note}", err=True)
+        elif isinstance(event, StepFailed):
+            click.echo(f"  {event.kind} failed on {name}: {event.error}", err=True)
+
+    return show
+
+
+def _finish_run(outcome: app.Outcome, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(outcome.report, indent=2, sort_keys=True))
+    else:
+        click.echo(render_markdown(outcome.report))
+        click.echo(f"report: {outcome.report_paths[0]} and {outcome.report_paths[1]}")
+    sys.exit(RUN_PHASE_EXIT[outcome.result.phase])
+
+
+@cli.command()
+@profile_option
+@server_option
+@tag_option
+@config_option
+@json_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
+@click.option("--dry-run", is_flag=True, help="Plan and stop (same as `teardown plan`).")
+@errors_to_exit_codes
+def run(
+    profile_path: Path | None,
+    servers: tuple[str, ...],
+    tags: tuple[str, ...],
+    config_path: Path | None,
+    as_json: bool,
+    yes: bool,
+    dry_run: bool,
+) -> None:
+    """Back up, verify, destroy what is verified, close the billing, and report.
+
+    Asks you to type the scope name unless --yes; in a non-interactive shell without --yes it
+    plans and stops. Exit codes: 0 done, 1 failed, 3 blocked (nothing destroyed), 4 partially
+    done (the report says what remains and how to resume).
+
+    \b
+    Example:
+      teardown run --profile /tmp/sb/profile.toml --tag env=test --yes
+    """
+    config = load_config(config_path)
+    the_plan, profile = _make_plan(config, None, profile_path, servers, tags)
+    assert profile is not None
+    _show_plan(the_plan, as_json and dry_run)
+    if the_plan.blocked:
+        for b in the_plan.blockers:
+            click.echo(f"teardown: blocked: {b.message}", err=True)
+        sys.exit(EXIT_BLOCKED)
+    if dry_run:
+        return
+    _confirm(the_plan, yes)
+    observers = [_line_observer(the_plan)]
+    _finish_run(app.run_plan(profile, the_plan, config, observers=observers), as_json)
+
+
+@cli.command()
+@click.argument("run_id")
+@profile_option
+@config_option
+@json_option
+@errors_to_exit_codes
+def resume(run_id: str, profile_path: Path | None, config_path: Path | None, as_json: bool) -> None:
+    """Continue an interrupted or partially failed run from what its journal records.
+
+    \b
+    Example:
+      teardown resume 20261126T101500Z-a1b2c3 --profile /tmp/sb/profile.toml
+    """
+    config = load_config(config_path)
+    profile = app.resolve_profile(profile_path, os.environ)
+    _finish_run(app.resume_run(profile, run_id, config), as_json)
 
 
 @cli.command()

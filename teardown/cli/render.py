@@ -79,6 +79,8 @@ def render_plan(plan: Plan) -> None:
                 )
         for b in rp.blockers:
             out.print(f"  [red]BLOCKER[/]   {escape(b.message)}")
+        for w in rp.warnings:
+            out.print(f"  [yellow]WARNING[/]   {escape(w.message)}")
     out.print()
     if plan.blocked:
         out.print(f"[red]{len(plan.blockers)} blocker(s): nothing will be changed.[/]")

@@ -92,7 +92,10 @@ class PullRule:
     """
 
     __pydantic_config__ = _STRICT
-    paths: tuple[str, ...]
+    paths: tuple[str, ...] = ()
+    paths_from_tag: str | None = None
+    """Also pull the paths a server's tag lists (``;``-separated), e.g. ``backup.paths`` on
+    your servers, or ``sandbox.data`` on the sandbox's."""
     name: str = "data"
     match: str = "*"
     """Glob over the server's name or URN."""
@@ -104,8 +107,10 @@ class PullRule:
     method: PullMethod = PullMethod.TAR
 
     def __post_init__(self) -> None:
-        if not self.paths or not all(p.strip() for p in self.paths):
-            raise ValueError("paths must list at least one non-empty path")
+        if not self.paths and not self.paths_from_tag:
+            raise ValueError("give paths, or paths_from_tag")
+        if not all(p.strip() for p in self.paths):
+            raise ValueError("paths must not be empty strings")
 
 
 @dataclass(frozen=True)

@@ -290,6 +290,9 @@ class ResourcePlan:
     loss_accepted: bool = False
     """The config accepts losing this resource's data without backup (I7)."""
     estimate: Estimate | None = None
+    warnings: tuple[Blocker, ...] = ()
+    """Cloud-side conditions (a lock, a freeze) expected to refuse this resource's unsubscribe:
+    the plan still runs, backs it up, and the report says what a person must do."""
 
     @property
     def steps(self) -> tuple[Step, ...]:

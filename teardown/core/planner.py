@@ -181,17 +181,26 @@ def _plan_resource(r: Resource, config: Config, scope: str, now: datetime | None
             f"{r.urn} is protected in the stack: unprotect it (pulumi state unprotect) or "
             "leave it out of scope",
         )
+    warnings: list[Blocker] = []
+    # A lock or a freeze is the cloud's current state and may be lifted: it does not stop the
+    # plan; the unsubscribe will be refused with the next step to take (and can be resumed).
     if r.billing.locked:
-        block(
-            "locked",
-            f"{r.name} ({r.urn}) is locked by an order in progress: contact Huawei Cloud "
-            "support to unlock it; nothing was changed",
+        warnings.append(
+            Blocker(
+                "locked",
+                f"{r.name} ({r.urn}) is locked by order {r.billing.lock_order_id or '?'}: "
+                "contact Huawei Cloud support to unlock it, then resume the run",
+                r.urn,
+            )
         )
     if r.billing.frozen and action is DestroyAction.UNSUBSCRIBE:
-        block(
-            "frozen",
-            f"{r.name} ({r.urn}) is frozen and cannot be unsubscribed: settle the account or "
-            "contact support",
+        warnings.append(
+            Blocker(
+                "frozen",
+                f"{r.name} ({r.urn}) is frozen and cannot be unsubscribed: settle the account or "
+                "contact support, then resume the run",
+                r.urn,
+            )
         )
     if (
         r.billing.pending_order_ids
@@ -221,8 +230,19 @@ def _plan_resource(r: Resource, config: Config, scope: str, now: datetime | None
         if r.kind is Kind.SERVER:
             for rule in config.backup.pull:
                 if _matches(rule, r):
+                    paths = rule.paths
+                    if rule.paths_from_tag:
+                        tagged = r.tag(rule.paths_from_tag) or ""
+                        paths += tuple(p for p in tagged.split(";") if p)
+                    if not paths:
+                        block(
+                            "no_pull_paths",
+                            f"{r.name}: pull rule {rule.name!r} takes its paths from tag "
+                            f"{rule.paths_from_tag!r}, which the server does not have",
+                        )
+                        continue
                     spec = PullSpec(
-                        paths=rule.paths,
+                        paths=paths,
                         excludes=rule.excludes,
                         before=rule.before,
                         after=rule.after,
@@ -319,6 +339,7 @@ def _plan_resource(r: Resource, config: Config, scope: str, now: datetime | None
         blockers=tuple(blockers),
         loss_accepted=accepted,
         estimate=estimate,
+        warnings=tuple(warnings),
     )
 
 

@@ -78,6 +78,7 @@ def resource_view(rp: ResourcePlan) -> dict[str, Any]:
             "step": _step_view(rp.destroy) if rp.destroy else None,
         },
         "blockers": [{"code": x.code, "message": x.message} for x in rp.blockers],
+        "warnings": [{"code": x.code, "message": x.message} for x in rp.warnings],
     }
 
 

@@ -140,6 +140,16 @@ def _money(x: str) -> str:
     return f"{Decimal(x):,.2f}"
 
 
+def _backup_cell(b: dict[str, Any]) -> str:
+    kind = b.get("type", b["kind"])
+    size = b.get("bytes") or 0
+    if not size:
+        return f"{kind} {b['status']}"
+    if kind == "pull":
+        return f"{kind} {b['status']} ({size:,} bytes, sha256 verified)"
+    return f"{kind} {b['status']} ({size / 2**30:,.0f} GiB of disks)"
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """A page a person can read at a glance (also fits a pipeline's job summary)."""
     lines = [
@@ -151,13 +161,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in report["resources"]:
-        backups = (
-            ", ".join(
-                f"{b['kind']} {b['status']}" + (f" ({b['bytes']:,} B)" if b.get("bytes") else "")
-                for b in r["backups"]
-            )
-            or "none needed"
-        )
+        backups = ", ".join(_backup_cell(b) for b in r["backups"]) or "none needed"
         refund = ", ".join(_money(x["refund"]) for x in r["refunds"]) or "-"
         destroy = f"{r['action']}: {r['destroy'].get('status', 'not planned')}"
         lines.append(
@@ -186,7 +190,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report["pending_orders"]:
         lines += ["", "## Orders pending payment", ""]
         lines += [
-            f"- {p['id']}: {'cancelled' if p in cancelled else p['status']}"
+            f"- order {p.get('order_id', p['id'])}: "
+            f"{'cancelled' if p in cancelled else p['status']}"
             for p in report["pending_orders"]
         ]
     lines += ["", "## Still billing", ""]

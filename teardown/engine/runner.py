@@ -151,6 +151,8 @@ class Runner:
         self.parallel = max(1, parallel)
         self.observers = list(observers)
         self._scopes: dict[str, str] = {}
+        self._attempted: set[str] = set()
+        """Steps tried in this process (their failures are final for this pass)."""
 
     # -- entry points --------------------------------------------------------------------
 
@@ -207,7 +209,9 @@ class Runner:
         pending = [rp for rp in live if rp.destroy is not None]
         while pending:
             done = self._succeeded(run_id)
-            failed = self._failed(run_id)
+            # Only a failure of this pass is final here: a step that failed in an earlier run
+            # (before a resume) is retried when its own resource comes up.
+            failed = self._failed(run_id) & self._attempted
             ready = [rp for rp in pending if rp.destroy and set(rp.destroy.after) <= done]
             stuck = [
                 rp
@@ -312,6 +316,7 @@ class Runner:
     # -- one step, journal first (I2) ----------------------------------------------------
 
     def _run_step(self, run_id: str, step: Step, rp: ResourcePlan) -> bool:
+        self._attempted.add(step.id)
         rec = self.journal.step(run_id, step.id)
         if rec is not None and rec.status is StepStatus.SUCCEEDED:
             return True

@@ -1,0 +1,137 @@
+"""BSS reads shared by the inventory and the billing adapter (all idempotent, all paged)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from huaweicloudsdkbss.v2 import (
+    ListCustomerOrdersRequest,
+    ListPayPerUseCustomerResourcesRequest,
+    QueryResourcesReq,
+    ShowCustomerOrderDetailsRequest,
+    ShowRefundOrderDetailsRequest,
+)
+
+from teardown.adapters.huawei.clients import Clients
+from teardown.adapters.huawei.errors import call
+from teardown.engine.retry import RetryPolicy
+
+ORDER_PAGE = 100
+RESOURCE_PAGE = 100
+RESOURCE_IDS_PER_QUERY = 50
+"""ListPayPerUseCustomerResources takes at most 50 resource ids."""
+
+DISCOUNT_COUPON_TYPES = frozenset({"300", "discount_coupon"})
+"""``discount_type`` values of a 折扣券: ``300`` in the SDK's documentation; the sandbox writes
+``discount_coupon``."""
+
+
+class BssReader:
+    """Paged BSS queries through :func:`call` (retried: they only read)."""
+
+    def __init__(
+        self,
+        clients: Clients,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.clients = clients
+        self.sleep = sleep
+        self.retry = retry
+
+    def _read(self, operation: str, fn: Callable[[], Any]) -> Any:
+        return call(operation, fn, idempotent=True, retry=self.retry, sleep=self.sleep)
+
+    def _orders_page(self, req: Any) -> Any:
+        return self._read(
+            "bss.ListCustomerOrders", lambda: self.clients.bss.list_customer_orders(req)
+        )
+
+    def _details_page(self, req: Any) -> Any:
+        return self._read(
+            "bss.ShowCustomerOrderDetails",
+            lambda: self.clients.bss.show_customer_order_details(req),
+        )
+
+    def _resources_page(self, req: Any) -> Any:
+        return self._read(
+            "bss.ListPayPerUseCustomerResources",
+            lambda: self.clients.bss.list_pay_per_use_customer_resources(req),
+        )
+
+    def orders(self, **filters: Any) -> list[Any]:
+        """Every ``CustomerOrderV2`` matching ``filters`` (ListCustomerOrders query fields)."""
+        out: list[Any] = []
+        offset = 0
+        while True:
+            req = ListCustomerOrdersRequest(limit=ORDER_PAGE, offset=offset, **filters)
+            resp = self._orders_page(req)
+            page = list(resp.order_infos or [])
+            out.extend(page)
+            offset += len(page)
+            if not page or offset >= int(resp.total_count or 0):
+                return out
+
+    def order(self, order_id: str) -> Any | None:
+        """The order ``order_id`` (``CustomerOrderV2``) or None."""
+        for o in self.orders(order_id=order_id):
+            if o.order_id == order_id:
+                return o
+        return None
+
+    def order_details(self, order_id: str) -> tuple[Any, list[Any]]:
+        """``(CustomerOrderV3, [OrderLineItemEntityV2, ...])`` of one order."""
+        lines: list[Any] = []
+        offset = 0
+        info: Any = None
+        while True:
+            req = ShowCustomerOrderDetailsRequest(
+                order_id=order_id, limit=ORDER_PAGE, offset=offset
+            )
+            resp = self._details_page(req)
+            info = resp.order_info if info is None else info
+            page = list(resp.order_line_items or [])
+            lines.extend(page)
+            offset += len(page)
+            if not page or offset >= int(resp.total_count or 0):
+                return info, lines
+
+    def resources(self, resource_ids: Sequence[str]) -> list[Any]:
+        """``OrderInstanceV2`` of each id and of its bound children (``only_main_resource=0``)."""
+        out: list[Any] = []
+        ids = list(dict.fromkeys(resource_ids))
+        for i in range(0, len(ids), RESOURCE_IDS_PER_QUERY):
+            chunk = ids[i : i + RESOURCE_IDS_PER_QUERY]
+            offset = 0
+            while True:
+                body = QueryResourcesReq(
+                    resource_ids=chunk, only_main_resource=0, offset=offset, limit=RESOURCE_PAGE
+                )
+                req = ListPayPerUseCustomerResourcesRequest(body=body)
+                resp = self._resources_page(req)
+                page = list(resp.data or [])
+                out.extend(page)
+                offset += len(page)
+                if not page or offset >= int(resp.total_count or 0):
+                    break
+        return out
+
+    def refund_lines(self, order_id: str) -> list[Any]:
+        """``OrderRefundInfoV2`` lines of an unsubscribe order."""
+        req = ShowRefundOrderDetailsRequest(order_id=order_id)
+        resp = self._read(
+            "bss.ShowRefundOrderDetails", lambda: self.clients.bss.show_refund_order_details(req)
+        )
+        return list(resp.refund_infos or [])
+
+
+def discount_coupons(amount_info: Any) -> list[Any]:
+    """The discount items of ``amount_info`` that are 折扣券."""
+    if amount_info is None:
+        return []
+    return [
+        d for d in (amount_info.discounts or []) if str(d.discount_type) in DISCOUNT_COUPON_TYPES
+    ]

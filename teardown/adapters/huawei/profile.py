@@ -1,0 +1,235 @@
+"""Where the Huawei adapter connects and with which credentials: a profile file or the environment.
+
+A profile is the TOML file ``teardown sandbox up`` writes (``profile.toml``); the same shape points
+teardown at the real cloud::
+
+    [huawei]
+    region = "cn-north-4"
+    project_id = "0a1b..."
+    domain_id = "9f8e..."
+    ak = "..."
+    sk = "..."
+    vault_id = "..."          # optional: the CBR vault server backups go to
+
+    [huawei.endpoints]        # optional: all four, or none for the real endpoints of the region
+    ecs = "http://127.0.0.1:8001"
+    evs = "http://127.0.0.1:8002"
+    cbr = "http://127.0.0.1:8003"
+    bss = "http://127.0.0.1:8004"
+
+    [ssh]                     # optional
+    user = "root"
+    identity_file = "/path/to/key"
+    known_hosts = "/path/to/known_hosts"
+
+    [sandbox]                 # present when the profile points at a sandbox
+    dir = "/path/to/sandbox"
+
+The secret key never appears in a repr or an error message.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from teardown.core.errors import ConfigError
+
+SERVICES = ("ecs", "evs", "cbr", "bss")
+"""The services the adapter calls, and the keys of ``[huawei.endpoints]``."""
+
+BSS_ENDPOINT = "https://bss.myhuaweicloud.com"
+"""BSS is global: one endpoint for every region (the Chinese site)."""
+
+SANDBOX_VAULT_ID = "vault-sandbox"
+"""The CBR vault every sandbox has."""
+
+
+@dataclass(frozen=True)
+class HuaweiProfile:
+    """Account, region and endpoints for the official SDK clients.
+
+    ``endpoints`` is empty for the real cloud (derived from ``region``, see :meth:`endpoint`) or
+    holds all four services (a sandbox, or a private endpoint).
+    """
+
+    region: str
+    project_id: str
+    domain_id: str
+    ak: str
+    sk: str = field(repr=False)
+    endpoints: dict[str, str] = field(default_factory=dict)
+    vault_id: str | None = None
+    known_hosts: str | None = None
+    identity_file: str | None = None
+    ssh_user: str | None = None
+
+    def endpoint(self, service: str) -> str:
+        """The base URL of ``service`` (``ecs``, ``evs``, ``cbr`` or ``bss``)."""
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
+        if service in self.endpoints:
+            return self.endpoints[service]
+        if service == "bss":
+            return BSS_ENDPOINT
+        return f"https://{service}.{self.region}.myhuaweicloud.com"
+
+
+def _table(source: str, data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(source, f"{where}: must be a table")
+    return value
+
+
+def _string(
+    source: str, table: Mapping[str, Any], key: str, where: str, *, required: bool
+) -> str | None:
+    value = table.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(source, f"{where}: missing")
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ConfigError(source, f"{where}: must be a non-empty string")
+    return value
+
+
+def load_profile(path: Path) -> HuaweiProfile:
+    """Read a profile file; raises :class:`ConfigError` naming the file and the bad key.
+
+    Example::
+
+        profile = load_profile(Path("/tmp/sb/profile.toml"))
+        profile.endpoint("ecs")   # 'http://127.0.0.1:41234'
+    """
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(source, "no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(source, f"cannot read: {type(e).__name__}") from None
+    except tomllib.TOMLDecodeError as e:
+        # The decoder's message names a line and column, never the value.
+        raise ConfigError(source, f"not valid TOML: {e}") from None
+    if "huawei" not in data:
+        raise ConfigError(source, "huawei: missing (the [huawei] table)")
+    hw = _table(source, data, "huawei", "huawei")
+    known = {"region", "project_id", "domain_id", "ak", "sk", "vault_id", "endpoints"}
+    for key in hw:
+        if key not in known:
+            raise ConfigError(source, f"huawei.{key}: unknown key")
+
+    def req(key: str) -> str:
+        value = _string(source, hw, key, f"huawei.{key}", required=True)
+        assert value is not None
+        return value
+
+    region, project_id, domain_id, ak, sk = (
+        req(k) for k in ("region", "project_id", "domain_id", "ak", "sk")
+    )
+    endpoints: dict[str, str] = {}
+    raw = _table(source, hw, "endpoints", "huawei.endpoints")
+    for key in raw:
+        if key not in SERVICES:
+            raise ConfigError(
+                source, f"huawei.endpoints.{key}: unknown service (expected {', '.join(SERVICES)})"
+            )
+    if raw:
+        for service in SERVICES:
+            where = f"huawei.endpoints.{service}"
+            if service not in raw:
+                raise ConfigError(
+                    source, f"{where}: missing (give all four endpoints, or none for the real ones)"
+                )
+            url = _string(source, raw, service, where, required=True)
+            assert url is not None
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(source, f"{where}: must be an http:// or https:// URL")
+            endpoints[service] = url.rstrip("/")
+    vault_id = _string(source, hw, "vault_id", "huawei.vault_id", required=False)
+    ssh = _table(source, data, "ssh", "ssh")
+    ssh_values = {
+        key: _string(source, ssh, key, f"ssh.{key}", required=False)
+        for key in ("user", "identity_file", "known_hosts")
+    }
+    if "sandbox" in data:
+        _table(source, data, "sandbox", "sandbox")
+        if vault_id is None:
+            vault_id = SANDBOX_VAULT_ID
+    return HuaweiProfile(
+        region=region,
+        project_id=project_id,
+        domain_id=domain_id,
+        ak=ak,
+        sk=sk,
+        endpoints=endpoints,
+        vault_id=vault_id,
+        known_hosts=ssh_values["known_hosts"],
+        identity_file=ssh_values["identity_file"],
+        ssh_user=ssh_values["user"],
+    )
+
+
+_ENV = {
+    "ak": ("HUAWEICLOUD_SDK_AK", "HW_ACCESS_KEY"),
+    "sk": ("HUAWEICLOUD_SDK_SK", "HW_SECRET_KEY"),
+    "project_id": ("HUAWEICLOUD_SDK_PROJECT_ID", "HW_PROJECT_ID"),
+    "domain_id": ("HUAWEICLOUD_SDK_DOMAIN_ID", "HW_DOMAIN_ID"),
+    "region": ("HW_REGION_NAME",),
+}
+"""Profile field -> environment variables, first found wins (the SDK's names, then the Pulumi
+provider's)."""
+
+
+def profile_from_env(env: Mapping[str, str]) -> HuaweiProfile | None:
+    """A profile from environment variables, or None when no access key is set.
+
+    The caller passes the mapping (``os.environ`` in the CLI); library code never reads the
+    environment itself. Raises :class:`ConfigError` (source ``environment``) naming the missing
+    variable when an access key is set but something else the adapter needs is not: the project
+    and domain ids are required so the SDK never has to ask IAM.
+
+    Example::
+
+        profile_from_env({"HW_ACCESS_KEY": "...", "HW_SECRET_KEY": "...",
+                          "HW_REGION_NAME": "cn-north-4", "HW_PROJECT_ID": "...",
+                          "HW_DOMAIN_ID": "..."})
+    """
+
+    def get(key: str) -> str | None:
+        for name in _ENV[key]:
+            value = env.get(name, "").strip()
+            if value:
+                return value
+        return None
+
+    if get("ak") is None and get("sk") is None:
+        return None
+    values: dict[str, str] = {}
+    for key in ("ak", "sk", "region", "project_id", "domain_id"):
+        value = get(key)
+        if value is None:
+            raise ConfigError("environment", f"{' or '.join(_ENV[key])}: missing")
+        values[key] = value
+    return HuaweiProfile(
+        region=values["region"],
+        project_id=values["project_id"],
+        domain_id=values["domain_id"],
+        ak=values["ak"],
+        sk=values["sk"],
+    )
+
+
+__all__ = [
+    "BSS_ENDPOINT",
+    "SANDBOX_VAULT_ID",
+    "SERVICES",
+    "HuaweiProfile",
+    "load_profile",
+    "profile_from_env",
+]

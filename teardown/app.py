@@ -1,0 +1,187 @@
+"""Application services: the few functions the CLI calls, wiring adapters to the engine.
+
+``plan_servers`` reads the cloud and plans; ``run_plan`` executes a plan (or ``resume_run`` an
+existing run) with the Huawei adapter, the SSH fetcher and the local store, then writes the
+report. Nothing here parses flags or prints: that is the CLI's job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from teardown.adapters.clock import SystemClock
+from teardown.adapters.huawei.billing import HuaweiBilling
+from teardown.adapters.huawei.clients import Clients
+from teardown.adapters.huawei.destroyer import HuaweiDestroyer
+from teardown.adapters.huawei.inventory import HuaweiInventory
+from teardown.adapters.huawei.profile import HuaweiProfile, load_profile, profile_from_env
+from teardown.adapters.huawei.snapshots import CbrSnapshotter
+from teardown.adapters.ssh.fetcher import SshFetcher
+from teardown.adapters.store import LocalStore
+from teardown.core.config import Config, SshConfig
+from teardown.core.errors import ConfigError
+from teardown.core.model import Plan
+from teardown.core.planner import make_plan
+from teardown.engine.events import Observer
+from teardown.engine.journal import Journal
+from teardown.engine.report import build_report, write_report
+from teardown.engine.retry import RetryPolicy
+from teardown.engine.runner import Ports, Runner, RunResult
+from teardown.ports import Clock
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What to tear down: servers by id, or by tag (``key=value``), or both."""
+
+    server_ids: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def scope(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.tags] + list(self.server_ids)
+        return "servers:" + ",".join(parts)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How the engine waits: injected so tests and benchmarks can speed it up."""
+
+    sleep: Callable[[float], None] = time.sleep
+    poll_interval: float = 2.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def resolve_profile(path: Path | None, env: Mapping[str, str]) -> HuaweiProfile:
+    """The profile file given, else credentials from the environment; else a clear error."""
+    if path is not None:
+        return load_profile(path)
+    profile = profile_from_env(env)
+    if profile is None:
+        raise ConfigError(
+            "--profile",
+            "no profile given and no credentials in the environment (HUAWEICLOUD_SDK_AK/_SK/"
+            "_PROJECT_ID/_DOMAIN_ID or HW_ACCESS_KEY/HW_SECRET_KEY/HW_REGION_NAME/HW_PROJECT_ID)",
+        )
+    return profile
+
+
+def ssh_settings(config: Config, profile: HuaweiProfile) -> SshConfig:
+    """``[ssh]`` from the config, completed by the profile (the sandbox's known_hosts and key)."""
+    ssh = config.ssh
+    if profile.known_hosts and profile.known_hosts not in ssh.known_hosts:
+        ssh = replace(ssh, known_hosts=(*ssh.known_hosts, profile.known_hosts))
+    if ssh.identity_file is None and profile.identity_file:
+        ssh = replace(ssh, identity_file=profile.identity_file)
+    if ssh.user is None and profile.ssh_user:
+        ssh = replace(ssh, user=profile.ssh_user)
+    return ssh
+
+
+def plan_servers(
+    profile: HuaweiProfile,
+    targets: Targets,
+    config: Config,
+    *,
+    now: datetime,
+    tuning: Tuning = Tuning(),
+) -> Plan:
+    """Inventory the targets (and pending orders) and plan. Reads only; changes nothing."""
+    inventory = HuaweiInventory(Clients(profile), sleep=tuning.sleep)
+    resources = inventory.resources(targets.server_ids, targets.tags)
+    ids = {r.cloud_id for r in resources}
+    account_orders: list[str] = []
+    if config.billing.pending_orders == "account":
+        account_orders = [o.order_id for o in inventory.pending_orders()]
+    else:
+        account_orders = [
+            o.order_id for o in inventory.pending_orders() if ids & set(o.resource_ids)
+        ]
+    scope = config.scope.name or targets.scope()
+    return make_plan(resources, config, scope, now=now, orders=account_orders)
+
+
+def _runner(
+    profile: HuaweiProfile,
+    config: Config,
+    journal: Journal,
+    clock: Clock,
+    observers: Sequence[Observer],
+    tuning: Tuning,
+) -> Runner:
+    clients = Clients(profile)
+    vault = profile.vault_id
+    if vault is None:
+        raise ConfigError("profile", "huawei.vault_id is required for CBR backups")
+    ports = Ports(
+        snapshotter=CbrSnapshotter(
+            clients, vault, sleep=tuning.sleep, poll_interval=tuning.poll_interval
+        ),
+        fetcher=SshFetcher(LocalStore(Path(config.store.path)), ssh_settings(config, profile)),
+        destroyer=HuaweiDestroyer(clients, sleep=tuning.sleep, poll_interval=tuning.poll_interval),
+        billing=HuaweiBilling(clients),
+    )
+    return Runner(
+        journal,
+        ports,
+        clock=clock,
+        retry=tuning.retry,
+        sleep=tuning.sleep,
+        parallel=config.run.parallel,
+        observers=observers,
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: RunResult
+    report: dict[str, Any]
+    report_paths: tuple[Path, Path]
+
+
+def _finish(journal: Journal, result: RunResult, config: Config) -> Outcome:
+    report = build_report(journal, result.run_id)
+    paths = write_report(report, Path(config.journal.path).parent / "runs" / result.run_id)
+    return Outcome(result, report, paths)
+
+
+def run_plan(
+    profile: HuaweiProfile,
+    plan: Plan,
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    observers: Sequence[Observer] = (),
+    tuning: Tuning = Tuning(),
+) -> Outcome:
+    """Execute ``plan`` (journal first, I1 before every destroy) and write the report."""
+    clock = clock or SystemClock()
+    journal = Journal.open(Path(config.journal.path), clock)
+    try:
+        runner = _runner(profile, config, journal, clock, observers, tuning)
+        return _finish(journal, runner.start(plan), config)
+    finally:
+        journal.close()
+
+
+def resume_run(
+    profile: HuaweiProfile,
+    run_id: str,
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    observers: Sequence[Observer] = (),
+    tuning: Tuning = Tuning(),
+) -> Outcome:
+    """Continue an interrupted or partially failed run, then write its report again."""
+    clock = clock or SystemClock()
+    journal = Journal.open(Path(config.journal.path), clock, create=False)
+    try:
+        runner = _runner(profile, config, journal, clock, observers, tuning)
+        return _finish(journal, runner.resume(run_id), config)
+    finally:
+        journal.close()
