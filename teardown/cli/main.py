@@ -220,7 +220,10 @@ def run(
     config = load_config(config_path)
     the_plan, profile = _make_plan(config, None, profile_path, servers, tags)
     assert profile is not None
-    _show_plan(the_plan, as_json and dry_run)
+    if as_json and not dry_run:
+        pass  # stdout carries the report's JSON only; the plan is in the report and the journal
+    else:
+        _show_plan(the_plan, as_json)
     if the_plan.blocked:
         for b in the_plan.blockers:
             click.echo(f"teardown: blocked: {b.message}", err=True)

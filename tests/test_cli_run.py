@@ -1,0 +1,80 @@
+"""`teardown plan|run` against a running sandbox, as a pipeline would call them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEARDOWN = [sys.executable, "-m", "teardown.cli.main"]
+
+
+def teardown(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TEARDOWN, *args], capture_output=True, text=True, timeout=120, cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Path]:
+    sb = tmp_path / "sb"
+    sb.mkdir()
+    (sb / "sandbox.toml").write_text(
+        "[durations]\ndelete_server = 0.1\nsnapshot = 0.1\ncheckpoint = 0.1\nrelease = 0.1\n"
+    )
+    up = teardown("sandbox", "up", "--dir", str(sb), "--scenario", "demo", "--detach", cwd=tmp_path)
+    assert up.returncode == 0, up.stderr
+    try:
+        yield sb
+    finally:
+        teardown("sandbox", "down", "--dir", str(sb), cwd=tmp_path)
+
+
+def args(sb: Path) -> list[str]:
+    return [
+        "--profile", str(sb / "profile.toml"), "--tag", "app=shop",
+        "--config", str(ROOT / "examples" / "sandbox-demo.toml"),
+    ]  # fmt: skip
+
+
+def test_plan_json_shows_the_money_for_each_prepaid_server(sandbox: Path) -> None:
+    proc = teardown("plan", *args(sandbox), "--json", cwd=sandbox.parent)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    money = {r["name"]: r["billing"]["estimate"] for r in doc["resources"]}
+    assert money["cache-1"]["five_day_full_refund"] is True
+    assert money["db-1"]["fee"] == "420.00" and money["db-1"]["is_estimate"] is True
+    assert money["db-1"]["next_auto_renew_charge"]
+    assert [p["kind"] for p in doc["pre"]] == ["cancel_pending_order"]
+
+
+def test_run_without_yes_in_a_pipeline_plans_and_stops(sandbox: Path) -> None:
+    proc = teardown("run", *args(sandbox), cwd=sandbox.parent)
+    assert proc.returncode == 3
+    assert "not confirmed" in proc.stderr and "--yes" in proc.stderr
+    status = json.loads(
+        teardown("sandbox", "status", "--dir", str(sandbox), "--json", cwd=sandbox.parent).stdout
+    )
+    assert {s["name"] for s in status["servers"]} == {"web-1", "db-1", "cache-1"}
+
+
+def test_run_yes_does_the_job_and_writes_the_report(sandbox: Path) -> None:
+    proc = teardown("run", *args(sandbox), "--yes", "--json", cwd=sandbox.parent)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["phase"] == "completed" and report["still_billing"] == []
+    runs = list((sandbox.parent / ".teardown" / "demo" / "runs").iterdir())
+    assert [p.name for p in sorted(runs[0].iterdir())] == ["report.json", "report.md"]
+    assert "AK" not in (runs[0] / "report.md").read_text()
+
+
+def test_no_profile_and_no_environment_is_a_usage_error(tmp_path: Path) -> None:
+    proc = teardown("plan", "--tag", "app=shop", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "HUAWEICLOUD_SDK_AK" in proc.stderr
