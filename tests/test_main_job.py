@@ -181,3 +181,18 @@ def test_max_fee_below_the_estimate_blocks_the_plan_with_the_numbers(
     fees = {b.message.split(":")[0]: b.message for b in plan.blockers if b.code == "max_fee"}
     assert set(fees) == {"db-1", "db-data"}  # cache-1's 5-day refund has no fee
     assert "420.00" in fees["db-1"] and "max_fee = 50" in fees["db-1"]
+
+
+def test_failed_ssh_pull_keeps_that_server_and_the_others_proceed(
+    demo: tuple[Sandbox, HuaweiProfile, Config],
+) -> None:
+    _, profile, config = demo
+    failing = replace(config.backup.pull[0], name="web-dump", match="web-*", before=("exit 9",))
+    config = replace(config, backup=replace(config.backup, pull=(*config.backup.pull, failing)))
+    outcome = run_all(profile, config)
+    assert outcome.result.phase is RunPhase.PARTIALLY_FAILED  # exit code 4
+    res = by_name(outcome)
+    assert res["web-1"]["phase"] == "failed" and res["web-1"]["destroy"]["status"] == "pending"
+    assert "before command #1 failed with exit status 9" in res["web-1"]["next_step"]
+    assert res["cache-1"]["phase"] == "done" and res["db-1"]["phase"] == "done"
+    assert [s["name"] for s in outcome.report["still_billing"]] == ["web-1"]
