@@ -149,6 +149,25 @@ def _finish(journal: Journal, result: RunResult, config: Config) -> Outcome:
     return Outcome(result, report, paths)
 
 
+def _with_journal(
+    profile: HuaweiProfile,
+    config: Config,
+    clock: Clock | None,
+    observers: Sequence[Observer],
+    tuning: Tuning,
+    go: Callable[[Runner], RunResult],
+    *,
+    create: bool,
+) -> Outcome:
+    clock = clock or SystemClock()
+    journal = Journal.open(Path(config.journal.path), clock, create=create)
+    try:
+        runner = _runner(profile, config, journal, clock, observers, tuning)
+        return _finish(journal, go(runner), config)
+    finally:
+        journal.close()
+
+
 def run_plan(
     profile: HuaweiProfile,
     plan: Plan,
@@ -159,13 +178,9 @@ def run_plan(
     tuning: Tuning = Tuning(),
 ) -> Outcome:
     """Execute ``plan`` (journal first, I1 before every destroy) and write the report."""
-    clock = clock or SystemClock()
-    journal = Journal.open(Path(config.journal.path), clock)
-    try:
-        runner = _runner(profile, config, journal, clock, observers, tuning)
-        return _finish(journal, runner.start(plan), config)
-    finally:
-        journal.close()
+    return _with_journal(
+        profile, config, clock, observers, tuning, lambda r: r.start(plan), create=True
+    )
 
 
 def resume_run(
@@ -178,10 +193,6 @@ def resume_run(
     tuning: Tuning = Tuning(),
 ) -> Outcome:
     """Continue an interrupted or partially failed run, then write its report again."""
-    clock = clock or SystemClock()
-    journal = Journal.open(Path(config.journal.path), clock, create=False)
-    try:
-        runner = _runner(profile, config, journal, clock, observers, tuning)
-        return _finish(journal, runner.resume(run_id), config)
-    finally:
-        journal.close()
+    return _with_journal(
+        profile, config, clock, observers, tuning, lambda r: r.resume(run_id), create=False
+    )

@@ -1,4 +1,4 @@
-"""BSS reads shared by the inventory and the billing adapter (all idempotent, all paged)."""
+"""BSS calls shared by the adapters: paged reads (idempotent) and the one unsubscribe call."""
 
 from __future__ import annotations
 
@@ -7,16 +7,48 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from huaweicloudsdkbss.v2 import (
+    CancelResourcesSubscriptionRequest,
     ListCustomerOrdersRequest,
     ListPayPerUseCustomerResourcesRequest,
     QueryResourcesReq,
     ShowCustomerOrderDetailsRequest,
     ShowRefundOrderDetailsRequest,
+    UnsubscribeResourcesReq,
 )
 
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import call
+from teardown.core.errors import PermanentError
 from teardown.engine.retry import RetryPolicy
+
+UNSUBSCRIBE_RELEASE = 1
+"""Unsubscribe the resource and its renewals: it is released."""
+UNSUBSCRIBE_RENEWALS = 2
+"""Unsubscribe only renewal periods not yet in effect: it runs until it expires."""
+REASON_OTHER = 5
+
+
+def unsubscribe(
+    clients: Clients, resource_id: str, kind: int, what: str, reason: str
+) -> tuple[str, ...]:
+    """CancelResourcesSubscription for one id (a mutation: never retried here); any
+    ``fail_resource_infos`` entry is a failure (the provider only logs them: peers.md)."""
+    body = UnsubscribeResourcesReq(
+        resource_ids=[resource_id],
+        unsubscribe_type=kind,
+        unsubscribe_reason_type=REASON_OTHER,
+        unsubscribe_reason=reason,
+    )
+    req = CancelResourcesSubscriptionRequest(body=body)
+    resp = call(
+        "bss.CancelResourcesSubscription",
+        lambda: clients.bss.cancel_resources_subscription(req),
+        idempotent=False,
+    )
+    for f in resp.fail_resource_infos or []:
+        raise PermanentError(f"{what} failed for {f.resource_id}: {f.error_msg}", code=f.error_code)
+    return tuple(str(o) for o in resp.order_ids or [])
+
 
 ORDER_PAGE = 100
 RESOURCE_PAGE = 100

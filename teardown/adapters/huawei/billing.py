@@ -20,11 +20,9 @@ from huaweicloudsdkbss.v2 import (
     CancelAutoRenewalResourcesRequest,
     CancelCustomerOrderReq,
     CancelCustomerOrderRequest,
-    CancelResourcesSubscriptionRequest,
-    UnsubscribeResourcesReq,
 )
 
-from teardown.adapters.huawei._bss import BssReader
+from teardown.adapters.huawei._bss import UNSUBSCRIBE_RENEWALS, BssReader, unsubscribe
 from teardown.adapters.huawei._parse import money, parse_time
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import call
@@ -35,8 +33,6 @@ from teardown.engine.retry import RetryPolicy
 from teardown.ports import OrderState, RefundRecord
 
 AUTO_RENEW_ALREADY_CANCELLED = "CBC.99003605"
-UNSUBSCRIBE_RENEWALS = 2
-REASON_OTHER = 5
 RENEW_ORDER, UNSUBSCRIBE_ORDER = "2", "4"
 COMPLETED = 5
 _STATES = {6: OrderState.PENDING_PAYMENT, 4: OrderState.CANCELLED, 5: OrderState.COMPLETED}
@@ -95,24 +91,13 @@ class HuaweiBilling:
 
     def unsubscribe_renewals(self, resource: Resource, key: str) -> tuple[str, ...]:
         """Unsubscribe renewal periods not yet in effect (type 2); ``CBC.99003128`` if none."""
-        body = UnsubscribeResourcesReq(
-            resource_ids=[self._id(resource)],
-            unsubscribe_type=UNSUBSCRIBE_RENEWALS,
-            unsubscribe_reason_type=REASON_OTHER,
-            unsubscribe_reason="teardown: keep to expiry",
+        return unsubscribe(
+            self.clients,
+            self._id(resource),
+            UNSUBSCRIBE_RENEWALS,
+            f"unsubscribing the renewals of {resource.name}",
+            "teardown: keep to expiry",
         )
-        req = CancelResourcesSubscriptionRequest(body=body)
-        resp = call(
-            "bss.CancelResourcesSubscription",
-            lambda: self.clients.bss.cancel_resources_subscription(req),
-            idempotent=False,
-        )
-        for f in resp.fail_resource_infos or []:
-            raise PermanentError(
-                f"unsubscribing the renewals of {resource.name} failed: {f.error_msg}",
-                code=f.error_code,
-            )
-        return tuple(str(o) for o in resp.order_ids or [])
 
     def _subscription(self, resource: Resource) -> Any | None:
         rid = self._id(resource)

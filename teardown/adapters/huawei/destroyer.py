@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from huaweicloudsdkbss.v2 import CancelResourcesSubscriptionRequest, UnsubscribeResourcesReq
 from huaweicloudsdkecs.v2 import (
     DeleteServersRequest,
     DeleteServersRequestBody,
@@ -20,7 +19,7 @@ from huaweicloudsdkecs.v2 import (
 )
 from huaweicloudsdkevs.v2 import ShowVolumeRequest
 
-from teardown.adapters.huawei._bss import BssReader
+from teardown.adapters.huawei._bss import UNSUBSCRIBE_RELEASE, BssReader, unsubscribe
 from teardown.adapters.huawei._poll import poll
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import NotFound, call
@@ -29,9 +28,7 @@ from teardown.core.model import BillingMode, DestroyAction, Kind, Resource
 from teardown.engine.retry import RetryPolicy
 from teardown.ports import DestroyResult, Presence
 
-UNSUBSCRIBE_RELEASE = 1
 """``unsubscribe_type`` 1: the resource and its renewals; the resource is released."""
-REASON_OTHER = 5
 BSS_CLOSED = 3
 GONE_STATUSES = frozenset({"DELETED", "deleted"})
 GOING_STATUSES = frozenset({"SOFT_DELETED", "deleting", "error_deleting"})
@@ -143,24 +140,13 @@ class HuaweiDestroyer:
         return DestroyResult(Presence.GONE, job_id=job_id)
 
     def _unsubscribe(self, resource: Resource, resource_id: str) -> DestroyResult:
-        body = UnsubscribeResourcesReq(
-            resource_ids=[resource_id],
-            unsubscribe_type=UNSUBSCRIBE_RELEASE,
-            unsubscribe_reason_type=REASON_OTHER,
-            unsubscribe_reason="teardown",
+        order_ids = unsubscribe(
+            self.clients,
+            resource_id,
+            UNSUBSCRIBE_RELEASE,
+            f"unsubscribing {resource.name}",
+            "teardown",
         )
-        req = CancelResourcesSubscriptionRequest(body=body)
-        resp = call(
-            "bss.CancelResourcesSubscription",
-            lambda: self.clients.bss.cancel_resources_subscription(req),
-            idempotent=False,
-        )
-        for f in resp.fail_resource_infos or []:
-            raise PermanentError(
-                f"unsubscribing {resource.name} failed for {f.resource_id}: {f.error_msg}",
-                code=f.error_code,
-            )
-        order_ids = tuple(str(o) for o in resp.order_ids or [])
 
         def probe() -> bool | None:
             return True if self._cloud_presence(resource) is Presence.GONE else None
