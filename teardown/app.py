@@ -25,7 +25,7 @@ from teardown.adapters.ssh.fetcher import SshFetcher
 from teardown.adapters.store import LocalStore
 from teardown.core.config import Config, SshConfig
 from teardown.core.errors import ConfigError
-from teardown.core.model import Plan
+from teardown.core.model import Kind, Plan, Resource
 from teardown.core.planner import make_plan
 from teardown.engine.events import Observer
 from teardown.engine.journal import Journal
@@ -82,6 +82,35 @@ def ssh_settings(config: Config, profile: HuaweiProfile) -> SshConfig:
     return ssh
 
 
+def enrich_from_cloud(
+    resources: Sequence[Resource], profile: HuaweiProfile, tuning: Tuning = Tuning()
+) -> list[Resource]:
+    """Stack resources completed with what the cloud says now (billing, orders, disks, tags),
+    matched by cloud id; identity (URN) and names stay the stack's."""
+    ids = [r.cloud_id for r in resources if r.kind is Kind.SERVER and r.cloud_id]
+    if not ids:
+        return list(resources)
+    live = HuaweiInventory(Clients(profile), sleep=tuning.sleep).resources(ids)
+    by_id = {r.cloud_id: r for r in live}
+    out = []
+    for r in resources:
+        cloud = by_id.get(r.cloud_id) if r.cloud_id else None
+        if cloud is None:
+            out.append(r)
+            continue
+        tags = dict(cloud.tags) | dict(r.tags)  # what the stack recorded wins
+        out.append(
+            replace(
+                r,
+                billing=cloud.billing,
+                disks=cloud.disks,
+                addresses=cloud.addresses or r.addresses,
+                tags=tuple(sorted(tags.items())),
+            )
+        )
+    return out
+
+
 def plan_servers(
     profile: HuaweiProfile,
     targets: Targets,
@@ -105,7 +134,7 @@ def plan_servers(
     return make_plan(resources, config, scope, now=now, orders=account_orders)
 
 
-def _runner(
+def build_runner(
     profile: HuaweiProfile,
     config: Config,
     journal: Journal,
@@ -162,7 +191,7 @@ def _with_journal(
     clock = clock or SystemClock()
     journal = Journal.open(Path(config.journal.path), clock, create=create)
     try:
-        runner = _runner(profile, config, journal, clock, observers, tuning)
+        runner = build_runner(profile, config, journal, clock, observers, tuning)
         return _finish(journal, go(runner), config)
     finally:
         journal.close()

@@ -9,7 +9,7 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -445,6 +445,25 @@ class Journal:
                 "SELECT step_id, kind, ref, verified, survives, size, sha256, detail "
                 "FROM artifacts WHERE run_id=?",
                 (run_id,),
+            ).fetchall()
+        return {r[0]: Artifact(r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7]) for r in rows}
+
+    def verified_artifacts(
+        self, step_ids: Iterable[str], since: datetime | None = None
+    ) -> dict[str, Artifact]:
+        """The latest verified artifact of each step id, in any run, made at or after ``since``
+        (step ids are deterministic per scope and resource, so one run finds another's)."""
+        wanted = list(step_ids)
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        after = since.isoformat() if since else ""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT step_id, kind, ref, verified, survives, size, sha256, detail "
+                f"FROM artifacts WHERE verified=1 AND step_id IN ({marks}) AND created_at >= ? "
+                "ORDER BY created_at",
+                [*wanted, after],
             ).fetchall()
         return {r[0]: Artifact(r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7]) for r in rows}
 

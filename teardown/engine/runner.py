@@ -20,11 +20,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
-from teardown.core.errors import PermanentError, TeardownError, TransientError
+from teardown.core.errors import JournalError, PermanentError, TeardownError, TransientError
 from teardown.core.invariants import may_close_billing, may_destroy
 from teardown.core.model import (
+    BACKUP_STEPS,
     Artifact,
     DestroyAction,
     Kind,
@@ -94,6 +96,8 @@ class _StepError(TeardownError):
 
 
 T = TypeVar("T")
+REUSE_BACKUPS_FOR = timedelta(hours=24)
+"""A backup verified by another run (or a Pulumi hook) this recently is reused, not redone."""
 _MUTATING = frozenset(
     {
         StepKind.DESTROY,
@@ -192,6 +196,59 @@ class Runner:
             return self._execute(run_id, plan)
         finally:
             self.journal.release_lock(plan.scope, run_id)
+
+    def guard(self, plan: Plan, run_id: str, lock_scope: str | None = None) -> RunResult:
+        """Back up (and cancel pending orders) for a destroy that someone else performs, e.g.
+        Pulumi's engine calling a ``before_delete`` hook. Nothing is destroyed here; the run
+        stays RUNNING until ``external_destroy_done``. Idempotent: calling it again resumes."""
+        try:
+            rec = self.journal.run(run_id)
+        except JournalError:
+            rec = None
+        lock = lock_scope or plan.scope
+        self.journal.acquire_lock(lock, run_id)
+        try:
+            if rec is None:
+                text = plan_to_json(plan)
+                self.journal.create_run(run_id, plan.scope, text, plan_digest(text))
+            elif rec.phase is not RunPhase.RUNNING:
+                self.journal.set_run_phase(run_id, RunPhase.RUNNING)
+            self._emit(RunStarted(run_id, plan.scope, len(plan.resources), resumed=rec is not None))
+            urns = {rp.resource.urn for rp in plan.resources}
+            for step in plan.pre:
+                owner = plan.resource_plan(step.urn) if step.urn in urns else _order_plan(step)
+                self._run_step(run_id, step, owner)
+            self._parallel(lambda rp: self._backups(run_id, rp), plan.resources)
+            return self._result(run_id, RunPhase.RUNNING)
+        finally:
+            self.journal.release_lock(lock, run_id)
+
+    def external_destroy_done(
+        self, run_id: str, urn: str, lock_scope: str | None = None
+    ) -> RunResult:
+        """Record that ``urn`` was destroyed outside the runner (after ``guard`` verified its
+        backups), then run its billing close (I4)."""
+        plan = plan_from_json(self.journal.run(run_id).plan_json, f"journal run {run_id}")
+        rp = plan.resource_plan(urn)
+        lock = lock_scope or plan.scope
+        self.journal.acquire_lock(lock, run_id)
+        try:
+            if rp.destroy is not None and rp.destroy.id not in self._succeeded(run_id):
+                phase = self._phase(run_id, urn)
+                if phase is Phase.FAILED:
+                    self._move(run_id, urn, Phase.VERIFIED)
+                if self._phase(run_id, urn) is Phase.VERIFIED:
+                    self._move(run_id, urn, Phase.DESTROYING)
+                rec = self.journal.step(run_id, rp.destroy.id)
+                if rec is None or rec.status is not StepStatus.STARTED:
+                    self.journal.record_intent(run_id, rp.destroy, f"{rp.destroy.id}-external")
+                self.journal.record_success(run_id, rp.destroy.id, {"destroyed_by": "external"})
+                self._move(run_id, urn, Phase.DESTROYED)
+            self._close(run_id, rp)
+            done = self.journal.resource_phases(run_id).get(urn) is Phase.DONE
+            return self._finish(run_id, RunPhase.COMPLETED if done else RunPhase.PARTIALLY_FAILED)
+        finally:
+            self.journal.release_lock(lock, run_id)
 
     # -- stages --------------------------------------------------------------------------
 
@@ -336,6 +393,18 @@ class Runner:
                 return True
         attempt = (rec.attempt if rec else 0) + 1
         key = self._key(step, attempt)
+        if rec is None and step.kind in BACKUP_STEPS:
+            # Step ids are deterministic per scope and resource: a backup another run (or a
+            # Pulumi hook) verified is reused, not made again.
+            since = self.clock.now() - REUSE_BACKUPS_FOR
+            earlier = self.journal.verified_artifacts([step.id], since).get(step.id)
+            if earlier is not None:
+                self.journal.record_intent(run_id, step, key)
+                self.journal.record_success(
+                    run_id, step.id, {"ref": earlier.ref, "reused": True}, artifact=earlier
+                )
+                self._emit(StepSucceeded(run_id, step.id, step.urn, step.kind, reconciled=True))
+                return True
         self.journal.record_intent(run_id, step, key)
         self._emit(StepStarted(run_id, step.id, step.urn, step.kind, attempt))
         tried = False

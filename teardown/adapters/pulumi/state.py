@@ -22,9 +22,11 @@ from __future__ import annotations
 import gc
 import ipaddress
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from teardown.core.errors import StateError
 from teardown.core.model import Address, Billing, BillingMode, Disk, Kind, Resource
@@ -651,3 +653,29 @@ def _is_global(ip: str) -> bool:
         return ipaddress.ip_address(ip).is_global
     except ValueError:
         return False
+
+
+def resource_from_outputs(
+    urn: str,
+    type_: str,
+    outputs: Mapping[str, Any] | None,
+    inputs: Mapping[str, Any] | None = None,
+) -> Resource:
+    """One resource as the state reader maps it, from what a Pulumi resource hook receives
+    (``ResourceHookArgs``: urn, type, old outputs/inputs). Secrets stay unread."""
+    doc = {
+        "version": 3,
+        "deployment": {
+            "resources": [
+                {
+                    "urn": urn,
+                    "type": type_,
+                    "custom": True,
+                    "outputs": dict(outputs or {}),
+                    "inputs": dict(inputs or {}),
+                }
+            ]
+        },
+    }
+    state = parse_state(json.dumps(doc, default=str), f"resource {urn}")
+    return state.resources[0]

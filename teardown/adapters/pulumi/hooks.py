@@ -1,0 +1,168 @@
+"""What teardown's Pulumi resource hooks do, without Pulumi: plain functions over a resource's
+URN, type and outputs, so they can be tested against the sandbox without the Pulumi engine.
+
+``before_delete`` backs the resource up and verifies it through the engine and the journal, and
+raises (stopping Pulumi's delete) unless every backup the plan requires is verified and survives
+the delete (I1). It returns at once for resources that hold no data, and when verified backups of
+this resource already exist (made by an earlier call, or by ``teardown run``): hooks also fire for
+retained resources, so they must be cheap when nothing is to be done.
+
+``after_delete`` records the delete and runs the billing close (I4): the refund of a prepaid
+resource is read from its unsubscribe order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from teardown import app
+from teardown.adapters.clock import SystemClock
+from teardown.adapters.pulumi.state import resource_from_outputs
+from teardown.config import load_config
+from teardown.core.config import Config, DestroyConfig, DestroyMethod, PullRule
+from teardown.core.errors import JournalError, TeardownError
+from teardown.core.invariants import may_destroy
+from teardown.core.model import DATA_KINDS, Plan, Resource
+from teardown.core.planner import make_plan
+from teardown.engine.codec import plan_from_json
+from teardown.engine.journal import Journal
+
+HookFunction = Callable[
+    [str, str, Mapping[str, Any] | None, Mapping[str, Any] | None, "HookSettings"], None
+]
+
+
+class DeleteRefused(TeardownError):
+    """Raised by the ``before_delete`` hook: Pulumi stops this delete."""
+
+
+@dataclass(frozen=True)
+class HookSettings:
+    """Everything a hook needs, gathered from Pulumi config (``teardown:`` namespace) and the
+    hook factory's arguments."""
+
+    scope: str
+    """The stack name: the same scope as ``teardown run --stack``, so backups are shared."""
+    profile: Path | None = None
+    config: Path | None = None
+    journal: Path | None = None
+    pull: PullRule | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    tuning: app.Tuning = field(default_factory=app.Tuning)
+
+
+def _config(settings: HookSettings) -> Config:
+    config = load_config(settings.config)
+    config = replace(config, destroy=DestroyConfig(method=DestroyMethod.PULUMI))
+    if settings.pull is not None:
+        config = replace(config, backup=replace(config.backup, pull=(settings.pull,)))
+    if settings.journal is not None:
+        config = replace(config, journal=replace(config.journal, path=str(settings.journal)))
+    return config
+
+
+def _plan(resource: Resource, settings: HookSettings) -> tuple[Plan, Config]:
+    """A one-resource plan; billing facts (order, expiry) come from the cloud when a profile is
+    at hand, since a stack's outputs do not carry them all."""
+    config = _config(settings)
+    if settings.profile is not None or settings.env:
+        profile = app.resolve_profile(settings.profile, settings.env)
+        (resource,) = app.enrich_from_cloud([resource], profile, settings.tuning)
+    return make_plan([resource], config, settings.scope, now=SystemClock().now()), config
+
+
+def run_id_for(scope: str, urn: str) -> str:
+    """One journal run per stack and resource, so repeated hook calls resume it."""
+    return "hook-" + hashlib.sha256(f"{scope}\x1f{urn}".encode()).hexdigest()[:16]
+
+
+def _hook_run_verified(config: Config, run_id: str) -> bool:
+    """True when this resource's hook run exists and every backup it requires is verified."""
+    path = Path(config.journal.path)
+    if not path.exists():
+        return False
+    journal = Journal.open(path, SystemClock(), create=False)
+    try:
+        try:
+            recorded = journal.run(run_id)
+        except JournalError:
+            return False
+        plan = plan_from_json(recorded.plan_json, f"journal run {run_id}")
+        return all(may_destroy(rp, journal.artifacts(run_id)).ok for rp in plan.resources)
+    finally:
+        journal.close()
+
+
+def before_delete(
+    urn: str,
+    type_: str,
+    outputs: Mapping[str, Any] | None,
+    inputs: Mapping[str, Any] | None,
+    settings: HookSettings,
+) -> None:
+    """Back up and verify; raise DeleteRefused unless the delete may go ahead (I1)."""
+    resource = resource_from_outputs(urn, type_, outputs, inputs)
+    if resource.kind not in DATA_KINDS:
+        return
+    config = _config(settings)
+    run_id = run_id_for(settings.scope, urn)
+    if _hook_run_verified(config, run_id):
+        return  # nothing to do: no cloud call, no transfer
+    plan, config = _plan(resource, settings)
+    if plan.blocked:
+        raise DeleteRefused("teardown: " + "; ".join(b.message for b in plan.blockers))
+    profile = app.resolve_profile(settings.profile, settings.env)
+    clock = SystemClock()
+    journal = Journal.open(Path(config.journal.path), clock)
+    try:
+        runner = app.build_runner(profile, config, journal, clock, (), settings.tuning)
+        runner.guard(plan, run_id, lock_scope=run_id)  # reuses backups `teardown run` made
+        verdict = may_destroy(plan.resources[0], journal.artifacts(run_id))
+    finally:
+        journal.close()
+    if not verdict.ok:
+        raise DeleteRefused(
+            f"teardown: {resource.name} is not backed up, so its delete was stopped: "
+            + "; ".join(verdict.reasons)
+            + f" (journal run {run_id}; fix the cause and run the destroy again)"
+        )
+
+
+def after_delete(
+    urn: str,
+    type_: str,
+    outputs: Mapping[str, Any] | None,
+    inputs: Mapping[str, Any] | None,
+    settings: HookSettings,
+) -> None:
+    """Record the delete and close the billing of this resource (refund, auto-renew)."""
+    resource = resource_from_outputs(urn, type_, outputs, inputs)
+    if resource.kind not in DATA_KINDS:
+        return
+    config = _config(settings)
+    run_id = run_id_for(settings.scope, urn)
+    profile = app.resolve_profile(settings.profile, settings.env)
+    clock = SystemClock()
+    journal = Journal.open(Path(config.journal.path), clock)
+    try:
+        runner = app.build_runner(profile, config, journal, clock, (), settings.tuning)
+        try:
+            journal.run(run_id)  # the plan recorded before the delete holds the billing facts
+        except JournalError:
+            plan, config = _plan(resource, settings)
+            runner.guard(plan, run_id, lock_scope=run_id)
+        # A hook runs inside `pulumi destroy`, perhaps started by `teardown run`, which holds
+        # the stack's lock: hooks lock only their own resource's run.
+        result = runner.external_destroy_done(run_id, urn, lock_scope=run_id)
+    finally:
+        journal.close()
+    if result.errors:
+        raise DeleteRefused(
+            f"teardown: billing close of {resource.name} failed: "
+            + "; ".join(result.errors.values())
+            + f" (journal run {run_id}; `teardown resume {run_id}` retries it)"
+        )
