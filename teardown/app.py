@@ -21,18 +21,21 @@ from teardown.adapters.huawei.destroyer import HuaweiDestroyer
 from teardown.adapters.huawei.inventory import HuaweiInventory
 from teardown.adapters.huawei.profile import HuaweiProfile, load_profile, profile_from_env
 from teardown.adapters.huawei.snapshots import CbrSnapshotter
+from teardown.adapters.pulumi.state import StackState
 from teardown.adapters.ssh.fetcher import SshFetcher
 from teardown.adapters.store import LocalStore
 from teardown.core.config import Config, SshConfig
 from teardown.core.errors import ConfigError
 from teardown.core.model import Kind, Plan, Resource
+from teardown.core.phases import StepStatus
 from teardown.core.planner import make_plan
+from teardown.engine.codec import plan_from_json
 from teardown.engine.events import Observer
 from teardown.engine.journal import Journal
 from teardown.engine.report import build_report, write_report
 from teardown.engine.retry import RetryPolicy
 from teardown.engine.runner import Ports, Runner, RunResult
-from teardown.ports import Clock
+from teardown.ports import Clock, Destroyer
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,48 @@ def enrich_from_cloud(
     return out
 
 
+CLOUD_DESTROYS = frozenset({Kind.SERVER, Kind.VOLUME})
+"""What the cloud adapter destroys when a stack is torn down through the cloud API; the rest
+of the stack (network, addresses) is left for ``pulumi destroy`` after a refresh."""
+
+
+def plan_state(
+    state: StackState,
+    config: Config,
+    scope: str,
+    *,
+    profile: HuaweiProfile | None,
+    now: datetime,
+    destroy_with_cloud: bool,
+    tuning: Tuning = Tuning(),
+) -> Plan:
+    """Plan a Pulumi stack read from its exported state, completed by the cloud when a profile
+    is given (billing facts, disks). Reads only."""
+    resources: Sequence[Resource] = state.resources
+    if profile is not None:
+        resources = enrich_from_cloud(resources, profile, tuning)
+    keep = frozenset(Kind) - CLOUD_DESTROYS if destroy_with_cloud else frozenset()
+    return make_plan(
+        resources,
+        config,
+        scope,
+        skipped=state.skipped,
+        now=now if profile is not None else None,
+        keep_kinds=keep,
+    )
+
+
+def destroyed_urns(journal_path: Path, run_id: str) -> list[str]:
+    """The resources a run destroyed (for the stack reconcile commands)."""
+    journal = Journal.open(journal_path, SystemClock(), create=False)
+    try:
+        plan = plan_from_json(journal.run(run_id).plan_json, f"journal run {run_id}")
+        done = {s.step_id for s in journal.steps(run_id) if s.status is StepStatus.SUCCEEDED}
+        return [rp.resource.urn for rp in plan.resources if rp.destroy and rp.destroy.id in done]
+    finally:
+        journal.close()
+
+
 def plan_servers(
     profile: HuaweiProfile,
     targets: Targets,
@@ -141,6 +186,7 @@ def build_runner(
     clock: Clock,
     observers: Sequence[Observer],
     tuning: Tuning,
+    destroyer: Destroyer | None = None,
 ) -> Runner:
     clients = Clients(profile)
     vault = profile.vault_id
@@ -151,7 +197,8 @@ def build_runner(
             clients, vault, sleep=tuning.sleep, poll_interval=tuning.poll_interval
         ),
         fetcher=SshFetcher(LocalStore(Path(config.store.path)), ssh_settings(config, profile)),
-        destroyer=HuaweiDestroyer(clients, sleep=tuning.sleep, poll_interval=tuning.poll_interval),
+        destroyer=destroyer
+        or HuaweiDestroyer(clients, sleep=tuning.sleep, poll_interval=tuning.poll_interval),
         billing=HuaweiBilling(clients),
     )
     return Runner(
@@ -187,11 +234,12 @@ def _with_journal(
     go: Callable[[Runner], RunResult],
     *,
     create: bool,
+    destroyer: Destroyer | None = None,
 ) -> Outcome:
     clock = clock or SystemClock()
     journal = Journal.open(Path(config.journal.path), clock, create=create)
     try:
-        runner = build_runner(profile, config, journal, clock, observers, tuning)
+        runner = build_runner(profile, config, journal, clock, observers, tuning, destroyer)
         return _finish(journal, go(runner), config)
     finally:
         journal.close()
@@ -205,10 +253,19 @@ def run_plan(
     clock: Clock | None = None,
     observers: Sequence[Observer] = (),
     tuning: Tuning = Tuning(),
+    destroyer: Destroyer | None = None,
 ) -> Outcome:
-    """Execute ``plan`` (journal first, I1 before every destroy) and write the report."""
+    """Execute ``plan`` (journal first, I1 before every destroy) and write the report.
+    ``destroyer`` replaces the cloud's (e.g. Pulumi's engine for ``--stack``)."""
     return _with_journal(
-        profile, config, clock, observers, tuning, lambda r: r.start(plan), create=True
+        profile,
+        config,
+        clock,
+        observers,
+        tuning,
+        lambda r: r.start(plan),
+        create=True,
+        destroyer=destroyer,
     )
 
 

@@ -78,3 +78,54 @@ def test_no_profile_and_no_environment_is_a_usage_error(tmp_path: Path) -> None:
     proc = teardown("plan", "--tag", "app=shop", cwd=tmp_path)
     assert proc.returncode == 2
     assert "HUAWEICLOUD_SDK_AK" in proc.stderr
+
+
+STACK = ROOT / "examples" / "sandbox-demo-stack.json"
+
+
+def test_exported_stack_is_planned_with_the_clouds_facts(sandbox: Path) -> None:
+    proc = teardown(
+        "plan", "--state", str(STACK), "--profile", str(sandbox / "profile.toml"),
+        "--config", str(ROOT / "examples" / "sandbox-demo.toml"), "--json", cwd=sandbox.parent,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    actions = {r["name"]: r["destroy"]["action"] for r in doc["resources"]}
+    assert actions["web-1"] == "delete" and actions["db-1"] == "unsubscribe"
+    assert actions["shop-vpc"] == "delete"  # planning alone: nothing is kept back
+    db = next(r for r in doc["resources"] if r["name"] == "db-1")
+    assert db["urn"].startswith("urn:pulumi:dev::shop-sandbox::")
+    assert db["billing"]["estimate"]["fee"] == "420.00"  # the order came from the cloud
+
+
+def test_stack_destroyed_through_the_cloud_then_reconcile_commands(sandbox: Path) -> None:
+    proc = teardown(
+        "run", "--state", str(STACK), "--destroy-with", "cloud",
+        "--profile", str(sandbox / "profile.toml"),
+        "--config", str(ROOT / "examples" / "sandbox-demo.toml"), "--yes", cwd=sandbox.parent,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "pulumi refresh --stack dev --yes" in proc.stderr
+    assert "pulumi state delete --stack dev --yes 'urn:pulumi:dev::shop-sandbox::" in proc.stderr
+    assert "huaweicloud:Vpc/vpc:Vpc" not in proc.stderr  # kept for pulumi destroy
+    status = json.loads(
+        teardown("sandbox", "status", "--dir", str(sandbox), "--json", cwd=sandbox.parent).stdout
+    )
+    assert status["servers"] == []
+
+
+def test_state_without_destroy_with_cloud_is_a_usage_error(tmp_path: Path) -> None:
+    proc = teardown("run", "--state", str(STACK), "--yes", cwd=tmp_path)
+    assert proc.returncode == 2 and "--destroy-with cloud" in proc.stderr
+
+
+def test_stack_without_the_pulumi_cli_is_one_line_of_guidance(tmp_path: Path) -> None:
+    env_path = tmp_path / "empty-bin"
+    env_path.mkdir()
+    proc = subprocess.run(
+        [*TEARDOWN, "plan", "--stack", "dev"], capture_output=True, text=True, cwd=tmp_path,
+        env={"PATH": str(env_path), "HOME": str(tmp_path)}, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "pulumi CLI is not installed" in line and "--state" in line

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,12 @@ import click
 from teardown import __version__, app
 from teardown.adapters.clock import SystemClock
 from teardown.adapters.huawei.profile import HuaweiProfile
+from teardown.adapters.pulumi.automation import (
+    PulumiDestroyer,
+    PulumiStack,
+    StackRef,
+    reconcile_commands,
+)
 from teardown.adapters.pulumi.state import read_state
 from teardown.cli.common import (
     EXIT_BLOCKED,
@@ -28,9 +35,8 @@ from teardown.cli.common import (
 from teardown.cli.render import render_plan, render_runs, render_status
 from teardown.cli.sandbox import sandbox
 from teardown.config import load_config
-from teardown.core.config import Config
+from teardown.core.config import Config, DestroyConfig, DestroyMethod
 from teardown.core.model import Plan
-from teardown.core.planner import make_plan
 from teardown.core.views import plan_view
 from teardown.engine.events import Event, Observer, PhaseChanged, StepFailed
 from teardown.engine.journal import Journal
@@ -85,24 +91,67 @@ tag_option = click.option(
 )
 
 
+stack_option = click.option(
+    "--stack", "stack_name", default=None, help="A Pulumi stack (needs the pulumi CLI)."
+)
+cwd_option = click.option(
+    "--cwd",
+    "work_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="The Pulumi project directory for --stack.",
+)
+
+
+@dataclass(frozen=True)
+class _Planned:
+    plan: Plan
+    profile: HuaweiProfile | None
+    stack: PulumiStack | None = None
+    stack_name: str | None = None
+
+
 def _make_plan(
     config: Config,
+    *,
     state_path: Path | None,
+    stack_name: str | None,
+    work_dir: Path,
     profile_path: Path | None,
     servers: tuple[str, ...],
     tags: tuple[str, ...],
-) -> tuple[Plan, HuaweiProfile | None]:
-    if state_path is not None:
-        if servers or tags or profile_path:
-            raise click.UsageError("--state plans offline: do not combine it with cloud targets")
-        state = read_state(state_path)
-        scope = config.scope.name or state.stack or state_path.stem
-        return make_plan(state.resources, config, scope, skipped=state.skipped), None
-    if not servers and not tags:
-        raise click.UsageError("give --state FILE, or cloud targets with --server ID or --tag K=V")
-    profile = app.resolve_profile(profile_path, os.environ)
-    targets = app.Targets(tuple(servers), _parse_tags(tags))
-    return app.plan_servers(profile, targets, config, now=SystemClock().now()), profile
+    destroy_with_cloud: bool = False,
+) -> _Planned:
+    now = SystemClock().now()
+    sources = sum(1 for x in (state_path, stack_name) if x) + (1 if servers or tags else 0)
+    if sources != 1:
+        raise click.UsageError(
+            "give exactly one target: --state FILE, --stack NAME, or --server ID / --tag K=V"
+        )
+    if servers or tags:
+        cloud = app.resolve_profile(profile_path, os.environ)
+        targets = app.Targets(tuple(servers), _parse_tags(tags))
+        return _Planned(app.plan_servers(cloud, targets, config, now=now), cloud)
+    profile: HuaweiProfile | None = None
+    if profile_path is not None or destroy_with_cloud:
+        profile = app.resolve_profile(profile_path, os.environ)
+    if stack_name is not None:
+        stack = PulumiStack(StackRef(stack_name, work_dir))
+        state = stack.export()
+        scope = config.scope.name or stack_name
+        config = replace(config, destroy=DestroyConfig(method=DestroyMethod.PULUMI))
+        the_plan = app.plan_state(
+            state, config, scope, profile=profile, now=now, destroy_with_cloud=False
+        )
+        return _Planned(the_plan, profile, stack, stack_name)
+    assert state_path is not None
+    state = read_state(state_path)
+    scope = config.scope.name or state.stack or state_path.stem
+    the_plan = app.plan_state(
+        state, config, scope, profile=profile, now=now, destroy_with_cloud=destroy_with_cloud
+    )
+    return _Planned(the_plan, profile, None, state.stack or state_path.stem)
 
 
 def _show_plan(the_plan: Plan, as_json: bool) -> None:
@@ -114,6 +163,8 @@ def _show_plan(the_plan: Plan, as_json: bool) -> None:
 
 @cli.command()
 @state_option
+@stack_option
+@cwd_option
 @profile_option
 @server_option
 @tag_option
@@ -122,6 +173,8 @@ def _show_plan(the_plan: Plan, as_json: bool) -> None:
 @errors_to_exit_codes
 def plan(
     state_path: Path | None,
+    stack_name: str | None,
+    work_dir: Path,
     profile_path: Path | None,
     servers: tuple[str, ...],
     tags: tuple[str, ...],
@@ -137,13 +190,23 @@ def plan(
     \b
     Examples:
       teardown plan --state dev-export.json --json
+      teardown plan --state dev-export.json --profile /tmp/sb/profile.toml
+      teardown plan --stack dev --cwd stacks/test_env
       teardown plan --profile /tmp/sb/profile.toml --tag env=test
     """
     config = load_config(config_path)
-    the_plan, _ = _make_plan(config, state_path, profile_path, servers, tags)
-    _show_plan(the_plan, as_json)
-    if the_plan.blocked:
-        for b in the_plan.blockers:
+    planned = _make_plan(
+        config,
+        state_path=state_path,
+        stack_name=stack_name,
+        work_dir=work_dir,
+        profile_path=profile_path,
+        servers=servers,
+        tags=tags,
+    )
+    _show_plan(planned.plan, as_json)
+    if planned.plan.blocked:
+        for b in planned.plan.blockers:
             click.echo(f"teardown: blocked: {b.message}", err=True)
         sys.exit(EXIT_BLOCKED)
 
@@ -190,6 +253,9 @@ def _finish_run(outcome: app.Outcome, as_json: bool) -> None:
 
 
 @cli.command()
+@state_option
+@stack_option
+@cwd_option
 @profile_option
 @server_option
 @tag_option
@@ -197,8 +263,18 @@ def _finish_run(outcome: app.Outcome, as_json: bool) -> None:
 @json_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
 @click.option("--dry-run", is_flag=True, help="Plan and stop (same as `teardown plan`).")
+@click.option(
+    "--destroy-with",
+    type=click.Choice(["cloud", "pulumi"]),
+    default=None,
+    help="For stacks: destroy through the cloud API (then reconcile the stack) or Pulumi's "
+    "engine. Default: pulumi with --stack; --state needs cloud.",
+)
 @errors_to_exit_codes
 def run(
+    state_path: Path | None,
+    stack_name: str | None,
+    work_dir: Path,
     profile_path: Path | None,
     servers: tuple[str, ...],
     tags: tuple[str, ...],
@@ -206,6 +282,7 @@ def run(
     as_json: bool,
     yes: bool,
     dry_run: bool,
+    destroy_with: str | None,
 ) -> None:
     """Back up, verify, destroy what is verified, close the billing, and report.
 
@@ -214,12 +291,31 @@ def run(
     done (the report says what remains and how to resume).
 
     \b
-    Example:
+    Examples:
       teardown run --profile /tmp/sb/profile.toml --tag env=test --yes
+      teardown run --stack dev --cwd stacks/test_env --profile P --yes
+      teardown run --state dev.json --destroy-with cloud --profile P --yes
     """
+    if state_path is not None and destroy_with != "cloud":
+        raise click.UsageError(
+            "--state FILE is offline: add --destroy-with cloud (and reconcile the stack after), "
+            "or use --stack NAME to destroy through Pulumi"
+        )
     config = load_config(config_path)
-    the_plan, profile = _make_plan(config, None, profile_path, servers, tags)
-    assert profile is not None
+    cloud = destroy_with == "cloud" or stack_name is None
+    planned = _make_plan(
+        config,
+        state_path=state_path,
+        stack_name=stack_name if not (stack_name and destroy_with == "cloud") else None,
+        work_dir=work_dir,
+        profile_path=profile_path,
+        servers=servers,
+        tags=tags,
+        destroy_with_cloud=cloud and state_path is not None,
+    )
+    the_plan, profile = planned.plan, planned.profile
+    if profile is None:
+        profile = app.resolve_profile(profile_path, os.environ)
     if as_json and not dry_run:
         pass  # stdout carries the report's JSON only; the plan is in the report and the journal
     else:
@@ -231,8 +327,15 @@ def run(
     if dry_run:
         return
     _confirm(the_plan, yes)
+    destroyer = PulumiDestroyer(planned.stack) if planned.stack is not None else None
     observers = [_line_observer(the_plan)]
-    _finish_run(app.run_plan(profile, the_plan, config, observers=observers), as_json)
+    outcome = app.run_plan(profile, the_plan, config, observers=observers, destroyer=destroyer)
+    if state_path is not None:
+        urns = app.destroyed_urns(Path(config.journal.path), outcome.result.run_id)
+        click.echo("The stack still lists what was destroyed; reconcile it with:", err=True)
+        for command in reconcile_commands(planned.stack_name or "STACK", urns):
+            click.echo(f"  {command}", err=True)
+    _finish_run(outcome, as_json)
 
 
 @cli.command()

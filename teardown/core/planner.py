@@ -62,13 +62,16 @@ def make_plan(
     skipped: Sequence[str] = (),
     now: datetime | None = None,
     orders: Sequence[str] = (),
+    keep_kinds: frozenset[Kind] = frozenset(),
 ) -> Plan:
     """Plan the teardown of ``resources``.
 
     Raises ScopeRefused or BlastRadiusExceeded before looking at any resource. Resources that
     cannot proceed get blockers (the plan is then ``blocked``); nothing is silently dropped.
     With ``now``, prepaid resources get refund estimates (and ``max_fee`` is enforced);
-    ``orders`` are account-level orders pending payment to cancel first.
+    ``orders`` are account-level orders pending payment to cancel first. Resources of
+    ``keep_kinds`` are left alone (e.g. a stack's network, when servers are destroyed through the
+    cloud API and the rest is left for ``pulumi destroy``).
     """
     check_scope(scope, config)
     population = len(resources) + len(skipped)
@@ -103,7 +106,7 @@ def make_plan(
                             order_id=order,
                         )
                     )
-        plans.append(_plan_resource(r, config, scope, now))
+        plans.append(_plan_resource(r, config, scope, now, r.kind in keep_kinds))
     if config.billing.cancel_pending_orders:
         for order in orders:
             if order not in seen_orders:
@@ -161,8 +164,10 @@ def _matches(rule: PullRule, r: Resource) -> bool:
     return all(r.tag(k) == v for k, v in rule.tags.items())
 
 
-def _plan_resource(r: Resource, config: Config, scope: str, now: datetime | None) -> ResourcePlan:
-    action = _destroy_action(r, config)
+def _plan_resource(
+    r: Resource, config: Config, scope: str, now: datetime | None, keep: bool = False
+) -> ResourcePlan:
+    action = DestroyAction.KEEP if keep else _destroy_action(r, config)
     accepted = _loss_accepted(r, config)
     blockers: list[Blocker] = []
 

@@ -45,6 +45,8 @@ class DiskSpec:
     size: int = 40
     type: str = "SSD"
     name: str | None = None
+    id: str | None = None
+    """A fixed cloud id (default: a new UUID), e.g. to match an exported Pulumi state."""
     bound: bool = True
     """Bought with its server (released with it); false for a separately bought disk."""
     charging: str = "postPaid"
@@ -58,6 +60,8 @@ class DiskSpec:
 class ServerSpec:
     __pydantic_config__ = _STRICT
     name: str
+    id: str | None = None
+    """A fixed cloud id (default: a new UUID), e.g. to match an exported Pulumi state."""
     charging: str = "postPaid"
     """``postPaid``, ``prePaid`` or ``spot``."""
     flavor: str = "s6.medium.2"
@@ -153,7 +157,7 @@ def add_volume(
     order_id: str | None = None,
 ) -> str:
     """Create a disk (row and files). Returns its id."""
-    vid = new_id()
+    vid = disk.id or new_id()
     charging = "prePaid" if order_id else disk.charging
     if charging == "prePaid" and order_id is None:  # bought on its own order
         order_id = "CS" + vid.replace("-", "")[:14].upper()
@@ -190,7 +194,7 @@ def add_server(
     """Create a server with its system disk and data disks. Returns its id."""
     if spec.charging not in _MODES:
         raise ConfigError(spec.name, f"charging must be one of {', '.join(_MODES)}")
-    sid = new_id()
+    sid = spec.id or new_id()
     created = now - timedelta(days=spec.provisioned_days_ago)
     prepaid = spec.charging == "prePaid"
     order_id = "CS" + sid.replace("-", "")[:14].upper() if prepaid else None

@@ -1,0 +1,438 @@
+"""The Pulumi engine, driven through the Automation API: one choke point, one error translator.
+
+Everything this tool asks of a live Pulumi stack goes through :class:`PulumiStack` (export,
+refresh, targeted destroy), and every failure that comes out of ``pulumi.automation`` passes
+through :func:`translate` on its way out, so the engine only ever sees ``teardown`` errors.
+
+Example::
+
+    stack = PulumiStack(StackRef("dev", Path("infra")))
+    state = stack.export()                      # StackState, secrets unread
+    destroyer = PulumiDestroyer(stack)
+    destroyer.destroy(server, DestroyAction.PULUMI, key="a1b2c3")
+
+The Automation API shells out to the ``pulumi`` CLI. When it is missing, :class:`PulumiUnavailable`
+says so and names the offline route (``--state`` to plan, ``--destroy-with cloud`` to destroy).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, cast
+
+from pulumi import automation
+from pulumi.automation import errors as automation_errors
+from pulumi.automation.events import EngineEvent
+
+from teardown.adapters.pulumi.state import StackState, parse_state
+from teardown.core.errors import (
+    InputError,
+    PermanentError,
+    TeardownError,
+    TransientError,
+)
+from teardown.core.model import DestroyAction, Resource
+from teardown.ports import DestroyResult, Presence
+
+__all__ = [
+    "DELETE_HOOK_TYPES",
+    "HOOK_KEYS",
+    "PulumiDestroyer",
+    "PulumiStack",
+    "PulumiUnavailable",
+    "StackRef",
+    "describe_event",
+    "reconcile_commands",
+    "translate",
+]
+
+_T = TypeVar("_T")
+
+_OFFLINE_GUIDANCE = (
+    "install it, or plan offline with --state FILE (from `pulumi stack export`) "
+    "and destroy with --destroy-with cloud"
+)
+
+HOOK_KEYS: tuple[str, ...] = ("resourceHooks", "hooks")
+"""Keys under which a resource in a deployment may record its hook bindings.
+
+The engine (3.182+) stores them per resource as a map from hook type to hook names
+(``"resourceHooks": {"before-delete": ["guard"]}``). ``hooks`` is accepted too, so that a state
+written by another tool in the SDK's own spelling is not read as hook-free.
+"""
+
+DELETE_HOOK_TYPES: frozenset[str] = frozenset({"beforedelete", "afterdelete"})
+"""Hook types that make ``pulumi destroy`` refuse to run without ``--run-program``, normalised
+(lower case, ``-`` and ``_`` removed) so ``before-delete``, ``before_delete`` and
+``beforeDelete`` all match."""
+
+_SUMMARY_LIMIT = 240
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CODE = re.compile(r"\n code: (-?\d+)")
+
+
+class PulumiUnavailable(InputError):
+    """The ``pulumi`` CLI cannot be run (missing from PATH, or a version the SDK refuses)."""
+
+    def __init__(self, problem: str | None = None) -> None:
+        missing = "the pulumi CLI is not installed or not on PATH"
+        super().__init__("pulumi", problem or f"{missing}: {_OFFLINE_GUIDANCE}")
+
+
+# -- the one error translator ------------------------------------------------------------------
+
+
+def _is_missing_binary(e: BaseException) -> bool:
+    """Whether ``e`` is the OSError ``subprocess`` raises when the ``pulumi`` binary is absent."""
+    if not isinstance(e, FileNotFoundError | PermissionError | NotADirectoryError):
+        return False
+    name = e.filename
+    if isinstance(name, bytes):
+        name = name.decode(errors="replace")
+    return isinstance(name, str) and Path(name).name == "pulumi"
+
+
+def _parts(e: automation_errors.CommandError) -> tuple[int | None, str, str]:
+    """(exit code, stdout, stderr) of a CommandError.
+
+    The error keeps only ``str(CommandResult)`` (``"\\n code: N\\n stdout: ...\\n stderr: ..."``),
+    not the result itself, so the text is split back along those markers.
+    """
+    text = str(e)
+    match = _CODE.search(text)
+    code = int(match.group(1)) if match else None
+    stdout, stderr = "", text
+    out_at = text.find("\n stdout: ")
+    err_at = text.rfind("\n stderr: ")
+    if err_at >= 0:
+        stderr = text[err_at + len("\n stderr: ") :]
+        if 0 <= out_at < err_at:
+            stdout = text[out_at + len("\n stdout: ") : err_at]
+    return code, stdout, stderr
+
+
+def _meaningful(line: str) -> bool:
+    return any(c.isalnum() for c in line)
+
+
+def _clean(line: str) -> str:
+    """One line, no colour codes, nothing after ``--secret``, bounded in length."""
+    line = _ANSI.sub("", line).strip()
+    cut = line.find("--secret")
+    if cut >= 0:
+        line = line[:cut].rstrip() + " [rest hidden]"
+    if len(line) > _SUMMARY_LIMIT:
+        line = line[: _SUMMARY_LIMIT - 3] + "..."
+    return line
+
+
+def _summary(e: automation_errors.CommandError) -> str:
+    """The last meaningful stderr line (else the last ``error:`` line of stdout), one line."""
+    code, stdout, stderr = _parts(e)
+    lines = [_clean(x) for x in stderr.splitlines()]
+    lines = [x for x in lines if _meaningful(x)]
+    if not lines:
+        out = [_clean(x) for x in stdout.splitlines()]
+        out = [x for x in out if _meaningful(x)]
+        lines = [x for x in out if x.lower().startswith("error:")] or out
+    if lines:
+        return lines[-1]
+    return f"exit code {code}" if code is not None else "no output"
+
+
+def translate(e: BaseException, stack: str) -> TeardownError:
+    """Map an exception out of ``pulumi.automation`` (or the CLI launch) to a teardown error.
+
+    * already a :class:`TeardownError`: returned as is;
+    * the ``pulumi`` binary missing: :class:`PulumiUnavailable` (an :class:`InputError`);
+    * ``InvalidVersionError``: :class:`PulumiUnavailable` naming the version problem;
+    * ``ConcurrentUpdateError``: :class:`TransientError` ("another update is running on stack S");
+    * ``StackNotFoundError``: ``InputError("--stack", ...)``;
+    * any other ``CommandError``: :class:`PermanentError` with one line of the CLI's stderr;
+    * anything else: :class:`PermanentError` naming the exception type.
+
+    Every message is one line, and never carries more of the CLI output than one line: exports
+    run with ``--show-secrets``, so whole outputs may hold secret values.
+    """
+    if isinstance(e, TeardownError):
+        return e
+    if _is_missing_binary(e):
+        return PulumiUnavailable()
+    if isinstance(e, automation_errors.InvalidVersionError):
+        first = _clean(str(e).splitlines()[0] if str(e) else "")
+        return PulumiUnavailable(
+            f"the installed pulumi CLI cannot be used ({first}): upgrade it, or "
+            + _OFFLINE_GUIDANCE.removeprefix("install it, or ")
+        )
+    if isinstance(e, automation_errors.ConcurrentUpdateError):
+        return TransientError(
+            f"another update is running on stack {stack}",
+            code="concurrent-update",
+            hint="wait for it to finish; if it died, `pulumi cancel` clears it",
+        )
+    if isinstance(e, automation_errors.StackNotFoundError):
+        return InputError(
+            "--stack",
+            f"no stack named {stack!r} in this project and backend (check `pulumi stack ls`)",
+        )
+    if isinstance(e, automation_errors.CommandError):
+        code, _, _ = _parts(e)
+        return PermanentError(
+            f"pulumi failed on stack {stack}: {_summary(e)}",
+            code=f"exit-{code}" if code is not None else None,
+        )
+    text = str(e).splitlines()[0] if str(e) else ""
+    detail = f": {_clean(text)}" if text else ""
+    return PermanentError(f"pulumi automation failed on stack {stack}: {type(e).__name__}{detail}")
+
+
+# -- engine events ---------------------------------------------------------------------------
+
+
+def _short_urn(urn: str) -> str:
+    """``name (type)`` of a URN, for progress lines."""
+    parts = urn.split("::")
+    if len(parts) >= 4:
+        return f"{parts[-1]} ({parts[-2].rsplit('$', 1)[-1]})"
+    return urn
+
+
+def describe_event(event: EngineEvent) -> str | None:
+    """A short line for an engine event worth showing, or None for the rest.
+
+    Resource steps (``delete web-1 (huaweicloud:Ecs/instance:Instance)``), their completion or
+    failure, warnings and errors (first line only), and the final summary.
+    """
+    if event.resource_pre_event is not None:
+        meta = event.resource_pre_event.metadata
+        return f"{meta.op.value} {_short_urn(meta.urn)}"
+    if event.res_outputs_event is not None:
+        meta = event.res_outputs_event.metadata
+        return f"{meta.op.value} done {_short_urn(meta.urn)}"
+    if event.res_op_failed_event is not None:
+        meta = event.res_op_failed_event.metadata
+        return f"{meta.op.value} failed {_short_urn(meta.urn)}"
+    if event.diagnostic_event is not None:
+        diag = event.diagnostic_event
+        if diag.severity not in ("warning", "error"):
+            return None
+        lines = [_clean(x) for x in diag.message.splitlines() if _meaningful(x)]
+        text = diag.severity
+        if diag.urn:
+            text += f" {_short_urn(diag.urn)}"
+        return f"{text}: {lines[0]}" if lines else text
+    if event.summary_event is not None:
+        changes = event.summary_event.resource_changes or {}
+        # Keys are OpType members when built in code, plain strings when read from the CLI.
+        counts = sorted((str(getattr(op, "value", op)), n) for op, n in changes.items() if n)
+        shown = ", ".join(f"{op} {n}" for op, n in counts)
+        return f"summary: {shown or 'no changes'}"
+    return None
+
+
+# -- the one choke point ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackRef:
+    """Which stack to drive: its name and the directory holding its ``Pulumi.yaml``."""
+
+    name: str
+    work_dir: Path
+
+
+class _AutomationStack(Protocol):
+    """The part of ``pulumi.automation.Stack`` this adapter uses (fakes implement just this)."""
+
+    def export_stack(self) -> Any: ...
+
+    def destroy(self, **kwargs: Any) -> Any: ...
+
+    def refresh(self, **kwargs: Any) -> Any: ...
+
+
+class PulumiStack:
+    """The one place that calls ``pulumi.automation`` for a stack.
+
+    ``select`` is called once, lazily, as ``select(name, work_dir=str(work_dir))``; tests pass a
+    factory returning a hand-written fake. With the real ``select_stack``, a missing ``pulumi``
+    binary is reported before anything runs. Every method raises only teardown errors
+    (see :func:`translate`).
+    """
+
+    def __init__(
+        self, ref: StackRef, *, select: Callable[..., Any] = automation.select_stack
+    ) -> None:
+        self.ref = ref
+        self._select = select
+        self._stack: _AutomationStack | None = None
+
+    def _selected(self) -> _AutomationStack:
+        if self._stack is None:
+            if self._select is automation.select_stack and shutil.which("pulumi") is None:
+                raise PulumiUnavailable()
+            self._stack = cast(
+                _AutomationStack, self._select(self.ref.name, work_dir=str(self.ref.work_dir))
+            )
+        return self._stack
+
+    def _call(self, fn: Callable[[_AutomationStack], _T]) -> _T:
+        try:
+            return fn(self._selected())
+        except TeardownError:
+            raise
+        except Exception as e:
+            # ``from None``: the original may carry whole CLI outputs, secrets included.
+            raise translate(e, self.ref.name) from None
+
+    def _deployment(self) -> dict[str, Any]:
+        """The raw ``deployment`` object of ``pulumi stack export`` (never stored, never logged)."""
+        exported = self._call(lambda s: s.export_stack())
+        deployment = getattr(exported, "deployment", None)
+        if deployment is None:
+            return {}
+        if not isinstance(deployment, Mapping):
+            raise PermanentError(
+                f"pulumi stack export of {self.ref.name} returned "
+                f"{type(deployment).__name__}, expected an object"
+            )
+        return dict(deployment)
+
+    def export(self) -> StackState:
+        """The stack's current state, read as :func:`parse_state` reads an export file."""
+        deployment = self._deployment()
+        doc = {"version": 3, "deployment": deployment}
+        return parse_state(json.dumps(doc), f"stack {self.ref.name}")
+
+    def refresh(self) -> None:
+        """``pulumi refresh``: adopt what the cloud says, clear pending operations."""
+        self._call(lambda s: s.refresh())
+
+    def destroy(
+        self,
+        urns: Sequence[str],
+        *,
+        run_program: bool,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
+        """Targeted ``pulumi destroy`` of ``urns`` and everything that depends on them.
+
+        An empty ``urns`` does nothing: to the CLI, no ``--target`` means the whole stack.
+        ``run_program`` must be true when any resource in state has delete hooks (the engine
+        refuses otherwise); ``on_event`` receives one short line per interesting engine event.
+        """
+        targets = list(urns)
+        if not targets:
+            return
+        listener: Callable[[EngineEvent], None] | None = None
+        if on_event is not None:
+            callback = on_event
+
+            def listener(event: EngineEvent) -> None:
+                text = describe_event(event)
+                if text is not None:
+                    callback(text)
+
+        self._call(
+            lambda s: s.destroy(
+                target=targets,
+                target_dependents=True,
+                run_program=run_program,
+                on_event=listener,
+            )
+        )
+
+    def has_delete_hooks(self) -> bool:
+        """Whether any resource in the exported deployment has a delete hook bound.
+
+        Checked: each entry of ``deployment.resources`` (pending deletes included, as the engine
+        checks the whole snapshot), under each of :data:`HOOK_KEYS`, for a hook type in
+        :data:`DELETE_HOOK_TYPES` with a non-empty list of hook names.
+        """
+        resources = self._deployment().get("resources")
+        if not isinstance(resources, list):
+            return False
+        for item in resources:
+            if not isinstance(item, Mapping):
+                continue
+            for key in HOOK_KEYS:
+                hooks = item.get(key)
+                if not isinstance(hooks, Mapping):
+                    continue
+                for kind, names in hooks.items():
+                    norm = str(kind).lower().replace("-", "").replace("_", "")
+                    if norm in DELETE_HOOK_TYPES and names:
+                        return True
+        return False
+
+
+# -- the Destroyer port ----------------------------------------------------------------------
+
+
+class PulumiDestroyer:
+    """The Destroyer port for :attr:`DestroyAction.PULUMI`: a targeted ``pulumi destroy``.
+
+    Pulumi has no idempotency key; ``key`` is accepted for the port and a resource already
+    absent from state is reported gone without calling the engine again.
+    """
+
+    def __init__(self, stack: PulumiStack) -> None:
+        self.stack = stack
+
+    def destroy(self, resource: Resource, action: DestroyAction, key: str) -> DestroyResult:
+        """Destroy ``resource`` (and its dependents) through the engine and verify it left state.
+
+        Raises PermanentError for any action other than PULUMI, when the engine refuses (e.g.
+        protected), or when the URN is still in state afterwards.
+        """
+        if action is not DestroyAction.PULUMI:
+            raise PermanentError(
+                f"the pulumi destroyer only destroys through pulumi, not {action.value!r} "
+                f"({resource.urn})",
+                code="unsupported-action",
+            )
+        if self.presence(resource) is Presence.GONE:
+            return DestroyResult(Presence.GONE)
+        self.stack.destroy([resource.urn], run_program=self.stack.has_delete_hooks())
+        if self.presence(resource) is not Presence.GONE:
+            raise PermanentError(
+                f"pulumi destroy finished but {resource.urn} is still in stack "
+                f"{self.stack.ref.name}",
+                code="still-in-state",
+            )
+        return DestroyResult(Presence.GONE)
+
+    def presence(self, resource: Resource) -> Presence:
+        """GONE when the URN is no longer in the exported state, else EXISTS."""
+        state = self.stack.export()
+        urns = {r.urn for r in state.resources}
+        urns.update(state.skipped)
+        return Presence.EXISTS if resource.urn in urns else Presence.GONE
+
+
+# -- reconciliation --------------------------------------------------------------------------
+
+
+def _quote(word: str) -> str:
+    """``shlex.quote``, always in single quotes so URNs read the same whatever they hold."""
+    quoted = shlex.quote(word)
+    return quoted if quoted.startswith("'") else f"'{quoted}'"
+
+
+def reconcile_commands(stack: str, urns: Sequence[str]) -> list[str]:
+    """Shell commands that bring ``stack`` in line after ``urns`` were destroyed outside Pulumi.
+
+    The first, ``pulumi refresh``, is the usual fix; the ``pulumi state delete`` lines are the
+    alternative when a refresh cannot run (give ``urns`` dependents first: the CLI refuses to
+    delete a resource others still depend on).
+    """
+    s = shlex.quote(stack)
+    commands = [f"pulumi refresh --stack {s} --yes"]
+    commands.extend(f"pulumi state delete --stack {s} --yes {_quote(urn)}" for urn in urns)
+    return commands
