@@ -34,14 +34,17 @@ from teardown.cli.common import (
 )
 from teardown.cli.render import render_plan, render_runs, render_status
 from teardown.cli.sandbox import sandbox
-from teardown.config import load_config
+from teardown.config import load_config, parse_config
 from teardown.core.config import Config, DestroyConfig, DestroyMethod
 from teardown.core.model import Plan
+from teardown.core.phases import RunPhase
 from teardown.core.views import plan_view
+from teardown.engine.codec import plan_digest, plan_to_json
 from teardown.engine.events import Event, Observer, PhaseChanged, StepFailed
 from teardown.engine.journal import Journal
 from teardown.engine.report import render_markdown
 from teardown.engine.status import run_status
+from teardown.planfile import drift, plan_facts, read_plan_file, write_plan_file
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -170,6 +173,13 @@ def _show_plan(the_plan: Plan, as_json: bool) -> None:
 @tag_option
 @config_option
 @json_option
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the reviewed plan to this file, for `teardown apply FILE`.",
+)
 @errors_to_exit_codes
 def plan(
     state_path: Path | None,
@@ -180,6 +190,7 @@ def plan(
     tags: tuple[str, ...],
     config_path: Path | None,
     as_json: bool,
+    out_path: Path | None,
 ) -> None:
     """Show what a run would do, without changing anything.
 
@@ -209,6 +220,101 @@ def plan(
         for b in planned.plan.blockers:
             click.echo(f"teardown: blocked: {b.message}", err=True)
         sys.exit(EXIT_BLOCKED)
+    if out_path is not None:
+        targets: dict[str, Any] = {
+            "servers": list(servers),
+            "tags": [list(t) for t in _parse_tags(tags)],
+        }
+        if state_path is not None:
+            targets = {"state": str(state_path.resolve())}
+        elif stack_name is not None:
+            targets = {"stack": stack_name, "cwd": str(work_dir.resolve())}
+        digest = write_plan_file(
+            out_path, planned.plan, targets, _config_text(config_path), SystemClock().now()
+        )
+        click.echo(
+            f"plan written to {out_path} (digest {digest[:12]}); apply it with "
+            f"`teardown apply {out_path}`",
+            err=True,
+        )
+
+
+def _config_text(config_path: Path | None) -> str:
+    path = config_path or (Path("teardown.toml") if Path("teardown.toml").exists() else None)
+    return path.read_text(encoding="utf-8") if path is not None else ""
+
+
+@cli.command()
+@click.argument("plan_path", type=click.Path(path_type=Path, dir_okay=False))
+@profile_option
+@json_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
+@errors_to_exit_codes
+def apply(plan_path: Path, profile_path: Path | None, as_json: bool, yes: bool) -> None:
+    """Run a plan written by `teardown plan --out`, exactly as reviewed.
+
+    Reads the live inventory again and refuses (exit 3, with the differences) when anything
+    relevant changed since the plan: a server added or gone, billing mode, orders, disks (I5).
+    Applying the same plan twice does nothing the second time.
+
+    \b
+    Example:
+      teardown plan --profile P --tag env=test --out plan.json   # review it
+      teardown apply plan.json --profile P --yes
+    """
+    reviewed = read_plan_file(plan_path)
+    config = (
+        parse_config(reviewed.config_text, f"{plan_path} (config)")
+        if reviewed.config_text
+        else Config()
+    )
+    done = _already_applied(config, reviewed.plan)
+    if done is not None:
+        click.echo(f"teardown: plan already applied in run {done}; nothing to do", err=True)
+        return
+    t = reviewed.targets
+    live = _make_plan(
+        config,
+        state_path=Path(t["state"]) if "state" in t else None,
+        stack_name=t.get("stack"),
+        work_dir=Path(t.get("cwd", ".")),
+        profile_path=profile_path,
+        servers=tuple(t.get("servers", ())),
+        tags=tuple(f"{k}={v}" for k, v in t.get("tags", ())),
+    )
+    changes = drift(reviewed.facts, plan_facts(live.plan))
+    if changes:
+        click.echo("teardown: refused: the live inventory changed since the plan (I5):", err=True)
+        for line in changes:
+            click.echo(f"  {line}", err=True)
+        click.echo("teardown: nothing was changed; plan again and review.", err=True)
+        sys.exit(EXIT_BLOCKED)
+    profile = live.profile or app.resolve_profile(profile_path, os.environ)
+    _confirm(reviewed.plan, yes)
+    destroyer = PulumiDestroyer(live.stack) if live.stack is not None else None
+    outcome = app.run_plan(
+        profile,
+        reviewed.plan,
+        config,
+        observers=[_line_observer(reviewed.plan)],
+        destroyer=destroyer,
+    )
+    _finish_run(outcome, as_json)
+
+
+def _already_applied(config: Config, the_plan: Plan) -> str | None:
+    path = Path(config.journal.path)
+    if not path.exists():
+        return None
+    journal = Journal.open(path, SystemClock(), create=False)
+    try:
+        digest = plan_digest(plan_to_json(the_plan))
+        for run_rec in journal.runs_of_plan(digest):
+            if run_rec.phase is RunPhase.COMPLETED:
+                return run_rec.id
+        return None
+    finally:
+        journal.close()
 
 
 def _confirm(the_plan: Plan, yes: bool) -> None:

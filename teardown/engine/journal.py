@@ -242,6 +242,15 @@ class Journal:
             raise JournalError(f"{self.path}: no run {run_id!r}")
         return self._run_record(row)
 
+    def runs_of_plan(self, digest: str) -> list[RunRecord]:
+        """Runs of a plan (by its digest), most recent first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM runs WHERE plan_digest=? ORDER BY created_at DESC, rowid DESC",
+                (digest,),
+            ).fetchall()
+        return [self._run_record(r) for r in rows]
+
     def runs(self, limit: int = 20) -> list[RunRecord]:
         """Most recent first."""
         with self._lock:

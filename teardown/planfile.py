@@ -1,0 +1,139 @@
+"""Plan files: the reviewed plan, the settings and the inventory facts it relied on, sealed with a
+digest. ``teardown apply`` re-reads the live inventory and refuses when anything relevant changed
+(I5: drift), so what runs is exactly what was reviewed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from teardown.core.errors import InputError
+from teardown.core.model import Plan, Resource
+from teardown.engine.codec import plan_from_json, plan_to_json
+
+PLAN_FILE_SCHEMA = 1
+KIND = "teardown-plan"
+
+
+def facts(resource: Resource) -> dict[str, Any]:
+    """What must not change between review and apply: identity, kind, billing mode and order,
+    pending orders, locks, disks."""
+    b = resource.billing
+    return {
+        "urn": resource.urn,
+        "name": resource.name,
+        "kind": resource.kind.value,
+        "billing_mode": b.mode.value,
+        "order_id": b.order_id,
+        "pending_orders": sorted(b.pending_order_ids),
+        "locked": b.locked,
+        "frozen": b.frozen,
+        "disks": sorted(d.id for d in resource.disks),
+    }
+
+
+def plan_facts(plan: Plan) -> dict[str, dict[str, Any]]:
+    out = {rp.resource.urn: facts(rp.resource) for rp in plan.resources}
+    out |= {s.urn: {"urn": s.urn, "pending_order": s.order_id} for s in plan.pre}
+    return out
+
+
+@dataclass(frozen=True)
+class PlanFile:
+    """A reviewed plan and how to reproduce its inventory."""
+
+    plan: Plan
+    targets: dict[str, Any]
+    """How the inventory was read: ``{"servers": [...], "tags": [[k, v], ...]}`` or
+    ``{"state": PATH}``."""
+    config_text: str
+    """The teardown.toml used for the plan (empty: the defaults)."""
+    facts: dict[str, dict[str, Any]]
+    created_at: str
+    digest: str
+
+
+def write_plan_file(
+    path: Path, plan: Plan, targets: dict[str, Any], config_text: str, now: datetime
+) -> str:
+    """Write the plan file (owner-only); return its digest."""
+    plan_json = plan_to_json(plan)
+    body = {
+        "schema_version": PLAN_FILE_SCHEMA,
+        "kind": KIND,
+        "created_at": now.isoformat(),
+        "targets": targets,
+        "config": config_text,
+        "facts": plan_facts(plan),
+        "plan": json.loads(plan_json),
+    }
+    digest = _digest(body)
+    body["digest"] = digest
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(body, f, indent=1, sort_keys=True)
+    return digest
+
+
+def _digest(body: dict[str, Any]) -> str:
+    unsealed = {k: v for k, v in body.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(unsealed, sort_keys=True).encode()).hexdigest()
+
+
+def read_plan_file(path: Path) -> PlanFile:
+    """Read and check a plan file; InputError naming the file and the problem otherwise."""
+    source = str(path)
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(source, "no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(source, f"cannot read: {e}") from None
+    except json.JSONDecodeError as e:
+        raise InputError(source, f"not valid JSON (line {e.lineno}, column {e.colno})") from None
+    if not isinstance(body, dict) or body.get("kind") != KIND:
+        raise InputError(source, "not a teardown plan file (write one with `teardown plan --out`)")
+    if body.get("schema_version") != PLAN_FILE_SCHEMA:
+        raise InputError(
+            source,
+            f"plan file schema {body.get('schema_version')!r}, this teardown reads "
+            f"{PLAN_FILE_SCHEMA}",
+        )
+    if body.get("digest") != _digest(body):
+        raise InputError(source, "digest mismatch: the plan file was changed after it was written")
+    for key, kind in (("targets", dict), ("facts", dict), ("config", str), ("plan", dict)):
+        if not isinstance(body.get(key), kind):
+            raise InputError(source, f"{key!r} is missing or has the wrong type")
+    plan = plan_from_json(json.dumps(body["plan"]), source)
+    return PlanFile(
+        plan=plan,
+        targets=body["targets"],
+        config_text=body["config"],
+        facts=body["facts"],
+        created_at=str(body.get("created_at", "")),
+        digest=str(body["digest"]),
+    )
+
+
+def drift(reviewed: dict[str, dict[str, Any]], live: dict[str, dict[str, Any]]) -> list[str]:
+    """Human-readable differences between the reviewed facts and the live ones (I5)."""
+    lines: list[str] = []
+    for urn in sorted(reviewed.keys() - live.keys()):
+        lines.append(f"- {reviewed[urn].get('name', urn)}: gone since the plan ({urn})")
+    for urn in sorted(live.keys() - reviewed.keys()):
+        lines.append(f"+ {live[urn].get('name', urn)}: new since the plan ({urn})")
+    for urn in sorted(reviewed.keys() & live.keys()):
+        before, after = reviewed[urn], live[urn]
+        for key in sorted(before.keys() | after.keys()):
+            if before.get(key) != after.get(key):
+                lines.append(
+                    f"~ {before.get('name', urn)}: {key} was {before.get(key)!r}, "
+                    f"now {after.get(key)!r}"
+                )
+    return lines
