@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Helpers sourced by scripts/test and scripts/demo: go to the repo root, make the
-# virtualenv (.venv, with `-e .[dev]`), and make sure OpenSSH is there for the SSH tests.
+# virtualenv (.venv, with `-e .[dev]`), and make sure OpenSSH (SSH tests) and Chromium (HTML
+# report screenshot test) are there.
 # Callers run with `set -euo pipefail`.
 
 # cd to the repository root, whatever the caller's working directory.
@@ -92,4 +93,33 @@ ensure_openssh() {
         fi
     fi
     if sshd=$(find_sshd); then export TEARDOWN_SSHD="$sshd"; fi
+}
+
+# Make sure headless Chromium is there for the HTML report screenshot test: as root with apt,
+# install it quietly (its output is shown only when it fails), running `apt-get update` only when
+# there are no package lists or the install fails with the ones there.
+ensure_chromium() {
+    local log rc=0
+    if command -v chromium >/dev/null; then return 0; fi
+    if ! is_root_with_apt; then
+        echo "note: chromium not installed and not root: the HTML screenshot test will be skipped" \
+            "(install chromium to run it)"
+        return 0
+    fi
+    echo "apt-get install chromium"
+    log=$(mktemp)
+    {
+        if ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null; then
+            DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium ||
+            {
+                DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+                    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                        --no-install-recommends chromium
+            }
+    } >"$log" 2>&1 || rc=$?
+    if [ "$rc" != 0 ]; then cat "$log" >&2; fi
+    rm -f "$log"
+    return "$rc"
 }

@@ -33,6 +33,7 @@ from teardown.engine.codec import plan_from_json
 from teardown.engine.events import Observer
 from teardown.engine.journal import Journal
 from teardown.engine.report import build_report, write_report
+from teardown.engine.report_html import timeline_from_events
 from teardown.engine.retry import RetryPolicy
 from teardown.engine.runner import Ports, Runner, RunResult
 from teardown.ports import Clock, Destroyer
@@ -216,12 +217,16 @@ def build_runner(
 class Outcome:
     result: RunResult
     report: dict[str, Any]
-    report_paths: tuple[Path, Path]
+    report_paths: tuple[Path, Path, Path]
 
 
 def _finish(journal: Journal, result: RunResult, config: Config) -> Outcome:
     report = build_report(journal, result.run_id)
-    paths = write_report(report, Path(config.journal.path).parent / "runs" / result.run_id)
+    paths = write_report(
+        report,
+        Path(config.journal.path).parent / "runs" / result.run_id,
+        timeline_from_events(journal.events(result.run_id)),
+    )
     return Outcome(result, report, paths)
 
 

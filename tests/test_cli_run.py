@@ -70,7 +70,11 @@ def test_run_yes_does_the_job_and_writes_the_report(sandbox: Path) -> None:
     report = json.loads(proc.stdout)
     assert report["phase"] == "completed" and report["still_billing"] == []
     runs = list((sandbox.parent / ".teardown" / "demo" / "runs").iterdir())
-    assert [p.name for p in sorted(runs[0].iterdir())] == ["report.json", "report.md"]
+    assert [p.name for p in sorted(runs[0].iterdir())] == [
+        "report.html",
+        "report.json",
+        "report.md",
+    ]
     assert "AK" not in (runs[0] / "report.md").read_text()
 
 

@@ -25,6 +25,7 @@ from teardown.adapters.pulumi.automation import (
     reconcile_commands,
 )
 from teardown.adapters.pulumi.state import read_state
+from teardown.cli.backups import restore, verify
 from teardown.cli.common import (
     EXIT_BLOCKED,
     RUN_PHASE_EXIT,
@@ -32,6 +33,8 @@ from teardown.cli.common import (
     errors_to_exit_codes,
     json_option,
 )
+from teardown.cli.orders import orders
+from teardown.cli.progress import events_option, observers_for, quiet_option
 from teardown.cli.render import render_plan, render_runs, render_status
 from teardown.cli.sandbox import sandbox
 from teardown.config import load_config, parse_config
@@ -39,8 +42,7 @@ from teardown.core.config import Config, DestroyConfig, DestroyMethod
 from teardown.core.model import Plan
 from teardown.core.phases import RunPhase
 from teardown.core.views import plan_view
-from teardown.engine.codec import plan_digest, plan_to_json
-from teardown.engine.events import Event, Observer, PhaseChanged, StepFailed
+from teardown.engine.codec import plan_digest, plan_from_json, plan_to_json
 from teardown.engine.journal import Journal
 from teardown.engine.report import render_markdown
 from teardown.engine.status import run_status
@@ -249,8 +251,17 @@ def _config_text(config_path: Path | None) -> str:
 @profile_option
 @json_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
+@quiet_option
+@events_option
 @errors_to_exit_codes
-def apply(plan_path: Path, profile_path: Path | None, as_json: bool, yes: bool) -> None:
+def apply(
+    plan_path: Path,
+    profile_path: Path | None,
+    as_json: bool,
+    yes: bool,
+    quiet: bool,
+    events_path: Path | None,
+) -> None:
     """Run a plan written by `teardown plan --out`, exactly as reviewed.
 
     Reads the live inventory again and refuses (exit 3, with the differences) when anything
@@ -292,13 +303,13 @@ def apply(plan_path: Path, profile_path: Path | None, as_json: bool, yes: bool) 
     profile = live.profile or app.resolve_profile(profile_path, os.environ)
     _confirm(reviewed.plan, yes)
     destroyer = PulumiDestroyer(live.stack) if live.stack is not None else None
-    outcome = app.run_plan(
-        profile,
-        reviewed.plan,
-        config,
-        observers=[_line_observer(reviewed.plan)],
-        destroyer=destroyer,
-    )
+    observers, close = observers_for(reviewed.plan, quiet=quiet, events_path=events_path)
+    try:
+        outcome = app.run_plan(
+            profile, reviewed.plan, config, observers=observers, destroyer=destroyer
+        )
+    finally:
+        close()
     _finish_run(outcome, as_json)
 
 
@@ -333,28 +344,13 @@ def _confirm(the_plan: Plan, yes: bool) -> None:
         sys.exit(EXIT_BLOCKED)
 
 
-def _line_observer(plan: Plan) -> Observer:
-    """Plain progress lines on stderr (a rich progress view comes with the report work)."""
-    names = {rp.resource.urn: rp.resource.name for rp in plan.resources}
-
-    def show(event: Event) -> None:
-        urn = getattr(event, "urn", "")
-        name = names.get(urn, urn)
-        if isinstance(event, PhaseChanged):
-            note = f": {event.detail}" if event.detail else ""
-            click.echo(f"  {name} -> {event.phase}{note}", err=True)
-        elif isinstance(event, StepFailed):
-            click.echo(f"  {event.kind} failed on {name}: {event.error}", err=True)
-
-    return show
-
-
 def _finish_run(outcome: app.Outcome, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(outcome.report, indent=2, sort_keys=True))
     else:
         click.echo(render_markdown(outcome.report))
-        click.echo(f"report: {outcome.report_paths[0]} and {outcome.report_paths[1]}")
+        json_path, md_path, html_path = outcome.report_paths
+        click.echo(f"report: {json_path}, {md_path} and {html_path}")
     sys.exit(RUN_PHASE_EXIT[outcome.result.phase])
 
 
@@ -369,6 +365,8 @@ def _finish_run(outcome: app.Outcome, as_json: bool) -> None:
 @json_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
 @click.option("--dry-run", is_flag=True, help="Plan and stop (same as `teardown plan`).")
+@quiet_option
+@events_option
 @click.option(
     "--destroy-with",
     type=click.Choice(["cloud", "pulumi"]),
@@ -388,6 +386,8 @@ def run(
     as_json: bool,
     yes: bool,
     dry_run: bool,
+    quiet: bool,
+    events_path: Path | None,
     destroy_with: str | None,
 ) -> None:
     """Back up, verify, destroy what is verified, close the billing, and report.
@@ -434,8 +434,11 @@ def run(
         return
     _confirm(the_plan, yes)
     destroyer = PulumiDestroyer(planned.stack) if planned.stack is not None else None
-    observers = [_line_observer(the_plan)]
-    outcome = app.run_plan(profile, the_plan, config, observers=observers, destroyer=destroyer)
+    observers, close = observers_for(the_plan, quiet=quiet, events_path=events_path)
+    try:
+        outcome = app.run_plan(profile, the_plan, config, observers=observers, destroyer=destroyer)
+    finally:
+        close()
     if state_path is not None:
         urns = app.destroyed_urns(Path(config.journal.path), outcome.result.run_id)
         click.echo("The stack still lists what was destroyed; reconcile it with:", err=True)
@@ -449,9 +452,20 @@ def run(
 @profile_option
 @config_option
 @json_option
+@quiet_option
+@events_option
 @errors_to_exit_codes
-def resume(run_id: str, profile_path: Path | None, config_path: Path | None, as_json: bool) -> None:
+def resume(
+    run_id: str,
+    profile_path: Path | None,
+    config_path: Path | None,
+    as_json: bool,
+    quiet: bool,
+    events_path: Path | None,
+) -> None:
     """Continue an interrupted or partially failed run from what its journal records.
+
+    A second `resume` of a run that is still running is refused (the scope lock).
 
     \b
     Example:
@@ -459,7 +473,17 @@ def resume(run_id: str, profile_path: Path | None, config_path: Path | None, as_
     """
     config = load_config(config_path)
     profile = app.resolve_profile(profile_path, os.environ)
-    _finish_run(app.resume_run(profile, run_id, config), as_json)
+    journal = Journal.open(Path(config.journal.path), SystemClock(), create=False)
+    try:
+        the_plan = plan_from_json(journal.run(run_id).plan_json, f"journal run {run_id}")
+    finally:
+        journal.close()
+    observers, close = observers_for(the_plan, quiet=quiet, events_path=events_path)
+    try:
+        outcome = app.resume_run(profile, run_id, config, observers=observers)
+    finally:
+        close()
+    _finish_run(outcome, as_json)
 
 
 @cli.command()
@@ -504,6 +528,31 @@ def status(
         journal.close()
 
 
+@cli.command()
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Journal file (default: journal.path from the config).",
+)
+@config_option
+@json_option
+@errors_to_exit_codes
+def runs(journal_path: Path | None, config_path: Path | None, as_json: bool) -> None:
+    """Recent runs: id, state, scope, last change (the same as `teardown status`)."""
+    config = load_config(config_path)
+    journal = Journal.open(journal_path or Path(config.journal.path), SystemClock(), create=False)
+    try:
+        recent = journal.runs()
+    finally:
+        journal.close()
+    if as_json:
+        click.echo(json.dumps([_run_summary(r) for r in recent], indent=2))
+    else:
+        render_runs(recent)
+
+
 def _run_summary(r: Any) -> dict[str, Any]:
     return {
         "run_id": r.id,
@@ -515,6 +564,9 @@ def _run_summary(r: Any) -> dict[str, Any]:
 
 
 cli.add_command(sandbox)
+cli.add_command(orders)
+cli.add_command(verify)
+cli.add_command(restore)
 
 
 def main() -> None:

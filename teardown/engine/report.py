@@ -17,6 +17,7 @@ from teardown.core.phases import Phase
 from teardown.core.views import resource_view
 from teardown.engine.codec import plan_from_json
 from teardown.engine.journal import Journal
+from teardown.engine.report_html import render_html
 from teardown.engine.status import run_status
 
 REPORT_SCHEMA_VERSION = 1
@@ -205,11 +206,20 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: dict[str, Any], directory: Path) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.md`` (owner-only) into ``directory``."""
+def write_report(
+    report: dict[str, Any], directory: Path, timeline: list[dict[str, Any]] | None = None
+) -> tuple[Path, Path, Path]:
+    """Write ``report.json``, ``report.md`` and ``report.html`` (owner-only) into ``directory``.
+
+    ``timeline``: the resource phase changes for the HTML page (``timeline_from_events``).
+    """
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    paths = (directory / "report.json", directory / "report.md")
-    bodies = (json.dumps(report, indent=2, sort_keys=True), render_markdown(report))
+    paths = (directory / "report.json", directory / "report.md", directory / "report.html")
+    bodies = (
+        json.dumps(report, indent=2, sort_keys=True),
+        render_markdown(report),
+        render_html(report, timeline or []),
+    )
     for path, body in zip(paths, bodies, strict=True):
         fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:

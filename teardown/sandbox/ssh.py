@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import asyncssh
 
@@ -468,19 +468,21 @@ class SshFleet:
         assert child.stdin is not None and child.stdout is not None and child.stderr is not None
         loop = asyncio.get_running_loop()
         pump: asyncio.Task[None] | None = None
+        feeding: asyncio.Future[None] | None = None
         closed = asyncio.ensure_future(process.channel.wait_closed())
         try:
             # The pipes belong to asyncssh's pipe transports from here on; they close them at
             # EOF. send_eof=False: with True, asyncssh sends EOF on the channel as soon as
             # *either* stdout or stderr reaches EOF, and stderr written just before exit can then
             # be lost. We send EOF ourselves once both are drained.
+            # stdin goes through our own pump: redirecting it lost up to ~64 KB at the
+            # client's EOF (seen when restoring a large archive through the sandbox).
+            feeding = asyncio.ensure_future(_pump_stdin(process, child.stdin))
             if spec.drop_after_bytes is None:
-                await process.redirect(
-                    stdin=child.stdin, stdout=child.stdout, stderr=child.stderr, send_eof=False
-                )
+                await process.redirect(stdout=child.stdout, stderr=child.stderr, send_eof=False)
             else:
                 # redirect() cannot count bytes, so stdout goes through our own pump.
-                await process.redirect(stdin=child.stdin, stderr=child.stderr, send_eof=False)
+                await process.redirect(stderr=child.stderr, send_eof=False)
                 pump = asyncio.ensure_future(
                     _pump_with_limit(process, child.stdout, spec.drop_after_bytes)
                 )
@@ -508,6 +510,8 @@ class SshFleet:
                 _exit_with(process, returncode)
         finally:
             closed.cancel()
+            if feeding is not None:
+                feeding.cancel()
             if pump is not None:
                 pump.cancel()
             if child.returncode is None:
@@ -538,6 +542,27 @@ class SshFleet:
         await asyncio.gather(*rest, return_exceptions=True)
         # asyncssh resolves names through the default executor; do not leave its threads behind.
         await asyncio.get_running_loop().shutdown_default_executor()
+
+
+async def _pump_stdin(process: asyncssh.SSHServerProcess[bytes], stdin: IO[bytes]) -> None:
+    """Copy the channel's input to the command, then close its stdin (EOF) once all is written."""
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            data = await process.stdin.read(1 << 16)
+            if not data:
+                break
+            await loop.run_in_executor(None, _write_all, stdin, data)
+    except (OSError, asyncssh.Error):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            await loop.run_in_executor(None, stdin.close)
+
+
+def _write_all(stdin: IO[bytes], data: bytes) -> None:
+    stdin.write(data)
+    stdin.flush()
 
 
 async def _pump_with_limit(
