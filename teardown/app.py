@@ -58,6 +58,8 @@ class Tuning:
     sleep: Callable[[float], None] = time.sleep
     poll_interval: float = 2.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    on_commit: Callable[[str], None] | None = None
+    """Called after every journal transition (the crash matrix kills the process here)."""
 
 
 def resolve_profile(path: Path | None, env: Mapping[str, str]) -> HuaweiProfile:
@@ -242,7 +244,9 @@ def _with_journal(
     destroyer: Destroyer | None = None,
 ) -> Outcome:
     clock = clock or SystemClock()
-    journal = Journal.open(Path(config.journal.path), clock, create=create)
+    journal = Journal.open(
+        Path(config.journal.path), clock, create=create, on_commit=tuning.on_commit
+    )
     try:
         runner = build_runner(profile, config, journal, clock, observers, tuning, destroyer)
         return _finish(journal, go(runner), config)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -241,6 +242,31 @@ def plan(
         )
 
 
+crash_option = click.option(
+    "--crash-after-commits",
+    "crash_after",
+    type=int,
+    default=None,
+    hidden=True,
+    help="Fault injection for the crash matrix: SIGKILL this process after N journal commits.",
+)
+
+
+def _tuning(config: Config, crash_after: int | None) -> app.Tuning:
+    """Waiting as configured; with --crash-after-commits, die (SIGKILL) after that commit."""
+    if crash_after is None:
+        return app.Tuning(poll_interval=config.run.poll_interval)
+    commits = 0
+
+    def maybe_die(_label: str) -> None:
+        nonlocal commits
+        commits += 1
+        if commits == crash_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return app.Tuning(poll_interval=config.run.poll_interval, on_commit=maybe_die)
+
+
 def _config_text(config_path: Path | None) -> str:
     path = config_path or (Path("teardown.toml") if Path("teardown.toml").exists() else None)
     return path.read_text(encoding="utf-8") if path is not None else ""
@@ -306,7 +332,12 @@ def apply(
     observers, close = observers_for(reviewed.plan, quiet=quiet, events_path=events_path)
     try:
         outcome = app.run_plan(
-            profile, reviewed.plan, config, observers=observers, destroyer=destroyer
+            profile,
+            reviewed.plan,
+            config,
+            observers=observers,
+            destroyer=destroyer,
+            tuning=_tuning(config, None),
         )
     finally:
         close()
@@ -367,6 +398,7 @@ def _finish_run(outcome: app.Outcome, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Plan and stop (same as `teardown plan`).")
 @quiet_option
 @events_option
+@crash_option
 @click.option(
     "--destroy-with",
     type=click.Choice(["cloud", "pulumi"]),
@@ -388,6 +420,7 @@ def run(
     dry_run: bool,
     quiet: bool,
     events_path: Path | None,
+    crash_after: int | None,
     destroy_with: str | None,
 ) -> None:
     """Back up, verify, destroy what is verified, close the billing, and report.
@@ -436,7 +469,14 @@ def run(
     destroyer = PulumiDestroyer(planned.stack) if planned.stack is not None else None
     observers, close = observers_for(the_plan, quiet=quiet, events_path=events_path)
     try:
-        outcome = app.run_plan(profile, the_plan, config, observers=observers, destroyer=destroyer)
+        outcome = app.run_plan(
+            profile,
+            the_plan,
+            config,
+            observers=observers,
+            destroyer=destroyer,
+            tuning=_tuning(config, crash_after),
+        )
     finally:
         close()
     if state_path is not None:
@@ -454,6 +494,7 @@ def run(
 @json_option
 @quiet_option
 @events_option
+@crash_option
 @errors_to_exit_codes
 def resume(
     run_id: str,
@@ -462,6 +503,7 @@ def resume(
     as_json: bool,
     quiet: bool,
     events_path: Path | None,
+    crash_after: int | None,
 ) -> None:
     """Continue an interrupted or partially failed run from what its journal records.
 
@@ -480,7 +522,9 @@ def resume(
         journal.close()
     observers, close = observers_for(the_plan, quiet=quiet, events_path=events_path)
     try:
-        outcome = app.resume_run(profile, run_id, config, observers=observers)
+        outcome = app.resume_run(
+            profile, run_id, config, observers=observers, tuning=_tuning(config, crash_after)
+        )
     finally:
         close()
     _finish_run(outcome, as_json)

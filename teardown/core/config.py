@@ -258,10 +258,14 @@ class RunConfig:
     __pydantic_config__ = _STRICT
     parallel: int = 4
     """How many resources are worked on at once."""
+    poll_interval: float = 2.0
+    """Seconds between status polls of cloud jobs, backups and releases."""
 
     def __post_init__(self) -> None:
         if self.parallel < 1:
             raise ValueError("parallel must be at least 1")
+        if self.poll_interval <= 0:
+            raise ValueError("poll_interval must be positive")
 
 
 @dataclass(frozen=True)
