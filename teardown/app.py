@@ -60,6 +60,8 @@ class Tuning:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     on_commit: Callable[[str], None] | None = None
     """Called after every journal transition (the crash matrix kills the process here)."""
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Values for ``${env:NAME}`` in before/after commands (the CLI passes its environment)."""
 
 
 def resolve_profile(path: Path | None, env: Mapping[str, str]) -> HuaweiProfile:
@@ -199,7 +201,9 @@ def build_runner(
         snapshotter=CbrSnapshotter(
             clients, vault, sleep=tuning.sleep, poll_interval=tuning.poll_interval
         ),
-        fetcher=SshFetcher(LocalStore(Path(config.store.path)), ssh_settings(config, profile)),
+        fetcher=SshFetcher(
+            LocalStore(Path(config.store.path)), ssh_settings(config, profile), tuning.env
+        ),
         destroyer=destroyer
         or HuaweiDestroyer(clients, sleep=tuning.sleep, poll_interval=tuning.poll_interval),
         billing=HuaweiBilling(clients),

@@ -21,6 +21,8 @@ def parse_config(text: str, source: str) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(source, f"not valid TOML: {e}") from None
+    except (RecursionError, ValueError) as e:  # absurd nesting, or a number too long to read
+        raise ConfigError(source, f"not valid TOML: {type(e).__name__}") from None
     return config_from_mapping(data, source)
 
 

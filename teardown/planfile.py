@@ -97,6 +97,8 @@ def read_plan_file(path: Path) -> PlanFile:
         raise InputError(source, f"cannot read: {e}") from None
     except json.JSONDecodeError as e:
         raise InputError(source, f"not valid JSON (line {e.lineno}, column {e.colno})") from None
+    except (RecursionError, ValueError) as e:  # absurd nesting, or a number too long to read
+        raise InputError(source, f"not valid JSON ({type(e).__name__})") from None
     if not isinstance(body, dict) or body.get("kind") != KIND:
         raise InputError(source, "not a teardown plan file (write one with `teardown plan --out`)")
     if body.get("schema_version") != PLAN_FILE_SCHEMA:

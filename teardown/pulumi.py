@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pulumi
 
+from teardown import app
 from teardown.adapters.pulumi import hooks
 from teardown.core.config import PullRule
 
@@ -53,6 +54,7 @@ def _settings(pull: PullRule | None) -> hooks.HookSettings:
         journal=path("journal"),
         pull=pull,
         env=dict(os.environ),  # the program is the entry point here, as the CLI is elsewhere
+        tuning=app.Tuning(env=dict(os.environ)),
     )
 
 

@@ -74,7 +74,8 @@ def _append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode  # the C encoder
-    with open(path, "a", encoding="utf-8") as f:
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)  # owner-only
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
         f.write("".join(dumps(row) + "\n" for row in rows))
         f.flush()
         os.fsync(f.fileno())
@@ -147,7 +148,8 @@ class PullDir:
         for path in (self.index_path, self.hostsums_path):
             rows = [r for r in _read_jsonl(path) if r.get("path") not in paths]
             tmp = path.with_suffix(".tmp")
-            with open(tmp, "w", encoding="utf-8") as f:
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
                 for r in rows:
                     f.write(json.dumps(r, sort_keys=True) + "\n")
             os.replace(tmp, path)

@@ -254,8 +254,9 @@ crash_option = click.option(
 
 def _tuning(config: Config, crash_after: int | None) -> app.Tuning:
     """Waiting as configured; with --crash-after-commits, die (SIGKILL) after that commit."""
+    env = dict(os.environ)  # for ${env:NAME} in before/after commands
     if crash_after is None:
-        return app.Tuning(poll_interval=config.run.poll_interval)
+        return app.Tuning(poll_interval=config.run.poll_interval, env=env)
     commits = 0
 
     def maybe_die(_label: str) -> None:
@@ -264,7 +265,7 @@ def _tuning(config: Config, crash_after: int | None) -> app.Tuning:
         if commits == crash_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    return app.Tuning(poll_interval=config.run.poll_interval, on_commit=maybe_die)
+    return app.Tuning(poll_interval=config.run.poll_interval, on_commit=maybe_die, env=env)
 
 
 def _config_text(config_path: Path | None) -> str:

@@ -119,6 +119,8 @@ def load_scenario(name_or_path: str) -> Scenario:
         raise ConfigError(str(path), "no such file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(str(path), f"cannot read: {e}") from None
+    except (RecursionError, ValueError) as e:  # absurd nesting, or a number too long to read
+        raise ConfigError(str(path), f"not valid TOML: {type(e).__name__}") from None
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as e:

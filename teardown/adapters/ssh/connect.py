@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import os
 import socket
@@ -76,6 +77,10 @@ def translate(e: BaseException, where: str) -> TransientError | PermanentError:
         return PermanentError(f"{where}: authentication refused", hint="check user and keys")
     if isinstance(e, paramiko.PasswordRequiredException):
         return PermanentError(f"{where}: the private key needs a passphrase")
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return PermanentError(
+            f"{where}: the backup store is full ({e.strerror})", hint="free space and resume"
+        )
     if isinstance(e, socket.gaierror):
         return PermanentError(f"{where}: cannot resolve host ({e.strerror})")
     if isinstance(e, ConnectionRefusedError | ConnectionResetError | TimeoutError | EOFError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,9 +49,12 @@ class SshFetcher:
         artifact = fetcher.pull(server, spec, key, progress=None)
     """
 
-    def __init__(self, store: LocalStore, config: SshConfig) -> None:
+    def __init__(
+        self, store: LocalStore, config: SshConfig, env: Mapping[str, str] | None = None
+    ) -> None:
         self.store = store
         self.config = config
+        self._env = dict(env or {})
 
     def pull(
         self, resource: Resource, spec: PullSpec, key: str, progress: ProgressCallback | None
@@ -66,6 +70,7 @@ class SshFetcher:
             verify_with=self.config.verify_with,
             method=spec.method.value,
             command_timeout=self.config.command_timeout,
+            env=self._env,
         )
         transport = open_transport(target)
         try:

@@ -20,6 +20,7 @@ member), so a rerun sends only what was not yet received.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import os
@@ -28,7 +29,7 @@ import re
 import shlex
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -62,6 +63,8 @@ class PullRequest:
     """``tar`` (one stream over exec), or ``sftp``; SFTP is also used when the host refuses
     exec."""
     command_timeout: float = 600.0
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Values for ``${env:NAME}`` in hook commands: secrets stay out of config, plan and journal."""
 
 
 @dataclass
@@ -141,13 +144,38 @@ def _tail(data: bytes, n: int = 300) -> str:
     return text[-n:]
 
 
-def _run_hooks(transport: Any, commands: tuple[str, ...], which: str, timeout: float) -> str:
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand(command: str, env: Mapping[str, str]) -> str:
+    """Replace ``${env:NAME}`` with the value of NAME, so a password can be given to a command
+    without ever being written in the config, the plan or the journal."""
+
+    def value(m: re.Match[str]) -> str:
+        if m.group(1) not in env:
+            raise PermanentError(
+                f"environment variable {m.group(1)} is not set (used in a command)"
+            )
+        return shlex.quote(env[m.group(1)])
+
+    return _ENV_REF.sub(value, command)
+
+
+def _run_hooks(
+    transport: Any,
+    commands: tuple[str, ...],
+    which: str,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> str:
     """Run hook commands in order; return '' or why the first failed. The command text is never
     quoted back (it may hold a password)."""
     for i, cmd in enumerate(commands, 1):
         try:
-            status, _out, err = run_command(transport, cmd, timeout)
+            status, _out, err = run_command(transport, expand(cmd, env or {}), timeout)
         except (TransientError, PermanentError) as e:
+            if "environment variable" in str(e):
+                return f"{which} command #{i}: {e}"
             return f"{which} command #{i} did not complete: {e.__class__.__name__}"
         if status != 0:
             return f"{which} command #{i} failed with exit status {status}"
@@ -312,7 +340,8 @@ class _SegmentSink:
             self._seg = self.pd.next_segment()
             # Kept open across members until the segment is finalized (``finish``).
             path = self.pd.segment_path(self._seg, part=True)
-            self._f = open(path, "wb", buffering=1 << 20)  # noqa: SIM115
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)  # owner-only
+            self._f = os.fdopen(fd, "wb", buffering=1 << 20)
             self._good = self._written = 0
         return self._f
 
@@ -379,28 +408,36 @@ class _SegmentSink:
             self.finish()
 
     def finish(self) -> None:
-        """Finalize the open segment at the last whole member (also after a failure)."""
+        """Finalize the open segment at the last whole member (also after a failure). If the
+        store cannot take even that (disk full), the segment is dropped: its files are sent
+        again next time, and nothing half-written is ever counted as received."""
         if self.progress is not None and self._reported != self.sent_bytes:
             self._reported = self.sent_bytes
             self.progress(self.sent_bytes, self.files)
         if self._f is None:
             return
-        f = self._f
-        f.flush()
-        f.truncate(self._good)
-        f.seek(self._good)
-        f.write(b"\0" * (2 * BLOCK))
-        f.flush()
-        os.fsync(f.fileno())
-        f.close()
+        f, part = self._f, self.pd.segment_path(self._seg, part=True)
         self._f = None
         self._current = None
+        try:
+            with contextlib.suppress(OSError):
+                f.flush()  # may fail when the disk is full: the truncate below cuts it anyway
+            os.ftruncate(f.fileno(), self._good)
+            os.lseek(f.fileno(), self._good, os.SEEK_SET)
+            os.write(f.fileno(), b"\0" * (2 * BLOCK))
+            os.fsync(f.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):
+                f.close()
+            part.unlink(missing_ok=True)
+            self._records = []
+            raise
+        with contextlib.suppress(OSError):
+            f.close()
         if self._good == 0:
-            self.pd.segment_path(self._seg, part=True).unlink()
+            part.unlink()
             return
-        self.pd.segment_path(self._seg, part=True).replace(
-            self.pd.segment_path(self._seg, part=False)
-        )
+        part.replace(self.pd.segment_path(self._seg, part=False))
         self.pd.add_records(self._records)
         self._records = []
 
@@ -499,15 +536,15 @@ def pull(
     can_exec = exec_works(transport, req.command_timeout)
     if (req.before or req.after) and not can_exec:
         return PullReport(False, "before/after commands are configured but the host refuses exec")
-    failed = _run_hooks(transport, req.before, "before", req.command_timeout)
+    failed = _run_hooks(transport, req.before, "before", req.command_timeout, req.env)
     if failed:
-        after = _run_hooks(transport, req.after, "after", req.command_timeout)
+        after = _run_hooks(transport, req.after, "after", req.command_timeout, req.env)
         return PullReport(False, failed + (f"; {after}" if after else ""))
     try:
         use_sftp = req.method == "sftp" or not can_exec
         report = _transfer(transport, pd, req, progress, started, host_label, user, use_sftp)
     finally:
-        after_failed = _run_hooks(transport, req.after, "after", req.command_timeout)
+        after_failed = _run_hooks(transport, req.after, "after", req.command_timeout, req.env)
     if after_failed:
         report.detail += f" (warning: {after_failed})"
     return report
@@ -576,10 +613,12 @@ def _transfer(
             elif listing:
                 _stream(transport, listing, sink, req.command_timeout)
         finally:
-            sink.finish()
-            if worker is not None:
-                worker.join()
-            pd.add_hostsums(hashed, via)
+            try:
+                guarded("backup store", sink.finish)
+            finally:
+                if worker is not None:
+                    worker.join()
+                guarded("backup store", lambda: pd.add_hostsums(hashed, via))
         if hash_error:
             raise translate(hash_error[0], "host checksums")
         if sftp is not None:

@@ -251,6 +251,8 @@ class TarParser:
                 size = int(pax["size"])
             except ValueError:
                 raise TarError(f"bad pax size at offset {self.offset}") from None
+            if size < 0:
+                raise TarError(f"negative pax size at offset {self.offset}")
         try:
             mtime = (
                 float(pax["mtime"])
