@@ -72,6 +72,8 @@ class Faults:
     """Server id -> the SSH server drops the connection after sending this many bytes."""
     sftp_only: tuple[str, ...] = ()
     """Server ids whose SSH server refuses exec (an SFTP-only account)."""
+    clock_skew_seconds: float = 0.0
+    """The sandbox's clock runs this far ahead of (or, negative, behind) the machine's."""
 
 
 def _rate(table: dict[str, float], operation: str) -> float:
@@ -94,6 +96,10 @@ class SandboxConfig:
     account: Account = field(default_factory=Account)
     durations: Durations = field(default_factory=Durations)
     faults: Faults = field(default_factory=Faults)
+    max_request_skew_seconds: float | None = 900.0
+    """Requests whose X-Sdk-Date is further than this from the sandbox's clock are refused
+    (401), as the real API gateway refuses stale or future-dated signatures (None: not checked,
+    e.g. under a test's fake clock)."""
 
     def latency(self, operation: str) -> float:
         return _rate(self.faults.latency, operation)

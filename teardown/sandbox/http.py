@@ -264,6 +264,19 @@ class SandboxApp:
         signed = [h for h in parts.get("SignedHeaders", "").split(";") if h]
         if "x-sdk-date" not in signed:
             raise fail
+        try:
+            sent = datetime.strptime(request.headers.get("X-Sdk-Date", ""), "%Y%m%dT%H%M%SZ")
+        except ValueError:
+            raise fail from None
+        limit = self.config.max_request_skew_seconds
+        skew = abs((self.clock.now().replace(tzinfo=None) - sent).total_seconds())
+        if limit is not None and skew > limit:
+            raise ApiError(
+                401,
+                "APIGW.0303",
+                "Incorrect IAM authentication information: the request time differs from "
+                f"the server's by {skew:.0f} s (more than {limit:.0f} s)",
+            )
         headers = {h: request.headers.get(h, "") for h in signed}
         id_header = "x-domain-id" if service in GLOBAL_SERVICES else "x-project-id"
         expected_id = account.domain_id if service in GLOBAL_SERVICES else account.project_id

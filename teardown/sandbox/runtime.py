@@ -23,6 +23,7 @@ import threading
 import time
 import tomllib
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,17 @@ from teardown.sandbox.store import Store
 
 _CONFIG = TypeAdapter(SandboxConfig)
 READY_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class SkewedClock:
+    """A clock running ``seconds`` ahead of another (fault injection: clock skew)."""
+
+    base: Clock
+    seconds: float
+
+    def now(self) -> datetime:
+        return self.base.now() + timedelta(seconds=self.seconds)
 
 
 class SandboxError(TeardownError):
@@ -215,7 +227,10 @@ class Sandbox:
                 seed_billing(conn, scenario, ids, self.clock.now())
             store.set_meta("scenario", scenario.name)
             self.seeded_now = True
-        app = SandboxApp(store, config, self.clock, layout.root, sleep=time.sleep)
+        clock = self.clock
+        if config.faults.clock_skew_seconds:
+            clock = SkewedClock(self.clock, config.faults.clock_skew_seconds)
+        app = SandboxApp(store, config, clock, layout.root, sleep=time.sleep)
         self.api = ApiServers(app)
         self.endpoints = self.api.start()
         self._start_ssh(store, config)

@@ -64,6 +64,7 @@ HINTS: dict[str, str] = {
     "CBC.99003185": "bound resources go together: unsubscribe the main resource instead",
     "Ecs.0114": "the server does not exist (already deleted?)",
     "APIGW.0301": "check the AK/SK and project id in the profile",
+    "APIGW.0303": "this machine's clock is off: sync it (NTP) and try again",
     "Ecs.0219": "a yearly/monthly server cannot be deleted: unsubscribe it instead",
 }
 """Huawei error code -> what a person should do next."""
