@@ -64,3 +64,37 @@ config_option = click.option(
     help="Configuration file (default: ./teardown.toml if present, else built-in defaults).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+def parse_tags(tags: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """``--tag KEY=VALUE`` values as pairs; a usage error naming the bad one otherwise."""
+    out = []
+    for t in tags:
+        key, sep, value = t.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{t!r} is not KEY=VALUE", param_hint="--tag")
+        out.append((key, value))
+    return tuple(out)
+
+
+profile_option = click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Cloud profile (e.g. DIR/profile.toml from `teardown sandbox up`); default: credentials "
+    "from HUAWEICLOUD_SDK_* or HW_* environment variables.",
+)
+server_option = click.option(
+    "--server", "servers", multiple=True, help="Target server id (repeatable)."
+)
+tag_option = click.option(
+    "--tag", "tags", multiple=True, help="Target servers with tag KEY=VALUE (repeatable)."
+)
+journal_option = click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Journal file (default: journal.path from the config, .teardown/journal.db).",
+)

@@ -32,7 +32,12 @@ from teardown.cli.common import (
     RUN_PHASE_EXIT,
     config_option,
     errors_to_exit_codes,
+    journal_option,
     json_option,
+    parse_tags,
+    profile_option,
+    server_option,
+    tag_option,
 )
 from teardown.cli.orders import orders
 from teardown.cli.progress import events_option, observers_for, quiet_option
@@ -64,16 +69,6 @@ def cli() -> None:
     """
 
 
-def _parse_tags(tags: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    out = []
-    for t in tags:
-        key, sep, value = t.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{t!r} is not KEY=VALUE", param_hint="--tag")
-        out.append((key, value))
-    return tuple(out)
-
-
 state_option = click.option(
     "--state",
     "state_path",
@@ -81,22 +76,6 @@ state_option = click.option(
     default=None,
     help="A `pulumi stack export` file, or a checkpoint file of the local backend (offline).",
 )
-profile_option = click.option(
-    "--profile",
-    "profile_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Cloud profile (e.g. DIR/profile.toml from `teardown sandbox up`); default: credentials "
-    "from HUAWEICLOUD_SDK_* or HW_* environment variables.",
-)
-server_option = click.option(
-    "--server", "servers", multiple=True, help="Target server id (repeatable)."
-)
-tag_option = click.option(
-    "--tag", "tags", multiple=True, help="Target servers with tag KEY=VALUE (repeatable)."
-)
-
-
 stack_option = click.option(
     "--stack", "stack_name", default=None, help="A Pulumi stack (needs the pulumi CLI)."
 )
@@ -137,7 +116,7 @@ def _make_plan(
         )
     if servers or tags:
         cloud = app.resolve_profile(profile_path, os.environ)
-        targets = app.Targets(tuple(servers), _parse_tags(tags))
+        targets = app.Targets(tuple(servers), parse_tags(tags))
         return _Planned(app.plan_servers(cloud, targets, config, now=now), cloud)
     profile: HuaweiProfile | None = None
     if profile_path is not None or destroy_with_cloud:
@@ -226,7 +205,7 @@ def plan(
     if out_path is not None:
         targets: dict[str, Any] = {
             "servers": list(servers),
-            "tags": [list(t) for t in _parse_tags(tags)],
+            "tags": [list(t) for t in parse_tags(tags)],
         }
         if state_path is not None:
             targets = {"state": str(state_path.resolve())}
@@ -533,13 +512,7 @@ def resume(
 
 @cli.command()
 @click.argument("run_id", required=False)
-@click.option(
-    "--journal",
-    "journal_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Journal file (default: journal.path from the config, .teardown/journal.db).",
-)
+@journal_option
 @config_option
 @json_option
 @errors_to_exit_codes
@@ -558,11 +531,7 @@ def status(
     journal = Journal.open(path, SystemClock(), create=False)
     try:
         if run_id is None:
-            runs = journal.runs()
-            if as_json:
-                click.echo(json.dumps([_run_summary(r) for r in runs], indent=2))
-            else:
-                render_runs(runs)
+            _show_runs(journal, as_json)
             return
         view = run_status(journal, run_id)
         if as_json:
@@ -574,13 +543,7 @@ def status(
 
 
 @cli.command()
-@click.option(
-    "--journal",
-    "journal_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Journal file (default: journal.path from the config).",
-)
+@journal_option
 @config_option
 @json_option
 @errors_to_exit_codes
@@ -589,9 +552,13 @@ def runs(journal_path: Path | None, config_path: Path | None, as_json: bool) -> 
     config = load_config(config_path)
     journal = Journal.open(journal_path or Path(config.journal.path), SystemClock(), create=False)
     try:
-        recent = journal.runs()
+        _show_runs(journal, as_json)
     finally:
         journal.close()
+
+
+def _show_runs(journal: Journal, as_json: bool) -> None:
+    recent = journal.runs()
     if as_json:
         click.echo(json.dumps([_run_summary(r) for r in recent], indent=2))
     else:

@@ -19,7 +19,16 @@ from teardown import app
 from teardown.adapters.clock import SystemClock
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.inventory import HuaweiInventory
-from teardown.cli.common import EXIT_RENEWING, config_option, errors_to_exit_codes, json_option
+from teardown.cli.common import (
+    EXIT_RENEWING,
+    config_option,
+    errors_to_exit_codes,
+    json_option,
+    parse_tags,
+    profile_option,
+    server_option,
+    tag_option,
+)
 from teardown.config import load_config
 from teardown.core.reminders import Reminder, parse_window, reminders, without_expiry
 
@@ -31,16 +40,6 @@ def _window(ctx: click.Context, param: click.Parameter, value: str) -> timedelta
         return parse_window(value)
     except ValueError as e:
         raise click.BadParameter(str(e), ctx, param) from None
-
-
-def _parse_tags(tags: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    out = []
-    for t in tags:
-        key, sep, value = t.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{t!r} is not KEY=VALUE", param_hint="--tag")
-        out.append((key, value))
-    return tuple(out)
 
 
 def _span(window: timedelta) -> str:
@@ -118,18 +117,9 @@ def render_table(items: list[Reminder], window: timedelta, total: int) -> None:
 
 
 @click.command()
-@click.option(
-    "--profile",
-    "profile_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Cloud profile (e.g. DIR/profile.toml from `teardown sandbox up`); default: credentials "
-    "from HUAWEICLOUD_SDK_* or HW_* environment variables.",
-)
-@click.option("--server", "servers", multiple=True, help="Target server id (repeatable).")
-@click.option(
-    "--tag", "tags", multiple=True, help="Target servers with tag KEY=VALUE (repeatable)."
-)
+@profile_option
+@server_option
+@tag_option
 @config_option
 @click.option(
     "--expiring",
@@ -176,7 +166,7 @@ def orders(
     """
     config = load_config(config_path)
     profile = app.resolve_profile(profile_path, os.environ)
-    targets = app.Targets(tuple(servers), _parse_tags(tags))
+    targets = app.Targets(tuple(servers), parse_tags(tags))
     now = SystemClock().now()
     resources = HuaweiInventory(Clients(profile)).resources(targets.server_ids, targets.tags)
     for res in without_expiry(resources):
