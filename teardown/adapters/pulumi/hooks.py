@@ -14,7 +14,8 @@ resource is read from its unsubscribe order.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from teardown.core.model import DATA_KINDS, Plan, Resource
 from teardown.core.planner import make_plan
 from teardown.engine.codec import plan_from_json
 from teardown.engine.journal import Journal
+from teardown.engine.runner import Runner
 
 HookFunction = Callable[
     [str, str, Mapping[str, Any] | None, Mapping[str, Any] | None, "HookSettings"], None
@@ -97,6 +99,18 @@ def _hook_run_verified(config: Config, run_id: str) -> bool:
         journal.close()
 
 
+@contextmanager
+def _engine(settings: HookSettings, config: Config) -> Iterator[tuple[Journal, Runner]]:
+    """The journal and a runner wired to the cloud profile, closed afterwards."""
+    profile = app.resolve_profile(settings.profile, settings.env)
+    clock = SystemClock()
+    journal = Journal.open(Path(config.journal.path), clock)
+    try:
+        yield journal, app.build_runner(profile, config, journal, clock, (), settings.tuning)
+    finally:
+        journal.close()
+
+
 def before_delete(
     urn: str,
     type_: str,
@@ -115,15 +129,9 @@ def before_delete(
     plan, config = _plan(resource, settings)
     if plan.blocked:
         raise DeleteRefused("teardown: " + "; ".join(b.message for b in plan.blockers))
-    profile = app.resolve_profile(settings.profile, settings.env)
-    clock = SystemClock()
-    journal = Journal.open(Path(config.journal.path), clock)
-    try:
-        runner = app.build_runner(profile, config, journal, clock, (), settings.tuning)
+    with _engine(settings, config) as (journal, runner):
         runner.guard(plan, run_id, lock_scope=run_id)  # reuses backups `teardown run` made
         verdict = may_destroy(plan.resources[0], journal.artifacts(run_id))
-    finally:
-        journal.close()
     if not verdict.ok:
         raise DeleteRefused(
             f"teardown: {resource.name} is not backed up, so its delete was stopped: "
@@ -145,11 +153,7 @@ def after_delete(
         return
     config = _config(settings)
     run_id = run_id_for(settings.scope, urn)
-    profile = app.resolve_profile(settings.profile, settings.env)
-    clock = SystemClock()
-    journal = Journal.open(Path(config.journal.path), clock)
-    try:
-        runner = app.build_runner(profile, config, journal, clock, (), settings.tuning)
+    with _engine(settings, config) as (journal, runner):
         try:
             journal.run(run_id)  # the plan recorded before the delete holds the billing facts
         except JournalError:
@@ -158,8 +162,6 @@ def after_delete(
         # A hook runs inside `pulumi destroy`, perhaps started by `teardown run`, which holds
         # the stack's lock: hooks lock only their own resource's run.
         result = runner.external_destroy_done(run_id, urn, lock_scope=run_id)
-    finally:
-        journal.close()
     if result.errors:
         raise DeleteRefused(
             f"teardown: billing close of {resource.name} failed: "
