@@ -59,6 +59,7 @@ from teardown.adapters.ssh.pull import (
 from teardown.adapters.ssh.tarstream import BLOCK, Member, TarError, TarParser
 from teardown.adapters.store import PullDir
 from teardown.core.errors import InputError, PermanentError
+from teardown.core.paths import bad_name
 
 READ = 4 << 20
 """Segment read size."""
@@ -178,24 +179,13 @@ def _load(path: Path) -> _Backup:
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise InputError(source, f"manifest.json is malformed: {type(e).__name__}: {e}") from None
     for name in [f.path for f in files] + dirs + list(symlinks):
-        why = _bad_name(name)
+        why = bad_name(name)
         if why:
             raise InputError(source, f"manifest.json names {name[:200]!r}: {why}")
     for f in files:
         listed.setdefault(f.segment, None)
     pd = PullDir(directory.parent, directory.name)
     return _Backup(pd, data, files, dirs, symlinks, listed, paths)
-
-
-def _bad_name(path: str) -> str | None:
-    if not path.startswith("/"):
-        return "not an absolute path"
-    if _CONTROL.search(path):
-        return "control character in name"
-    parts = path.split("/")[1:]
-    if any(p in ("..", ".") for p in parts) or "" in parts:
-        return "'..', '.' or an empty component in name"
-    return None
 
 
 def _member_path(m: Member) -> str | None:

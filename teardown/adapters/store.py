@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from teardown.core.paths import bad_name
+
 SEGMENT_ROLL_BYTES = 256 << 20
 """Start a new segment after this many bytes, so a killed process loses at most one segment."""
 
@@ -133,13 +135,19 @@ class PullDir:
                 rec = FileRecord(**row)
             except TypeError:
                 continue
+            if bad_name(rec.path):
+                continue  # never written by a pull: a hand-edited or damaged index
             if rec.segment in done:
                 out[rec.path] = rec
         return out
 
     def hostsums(self) -> dict[str, tuple[str, str]]:
         """path -> (sha256, method) as the host computed them."""
-        return {r["path"]: (r["sha256"], r["via"]) for r in _read_jsonl(self.hostsums_path)}
+        return {
+            r["path"]: (r["sha256"], r["via"])
+            for r in _read_jsonl(self.hostsums_path)
+            if isinstance(r.get("path"), str) and not bad_name(r["path"])
+        }
 
     def forget(self, paths: set[str]) -> None:
         """Drop records (e.g. after a mismatch) so those files are fetched again."""
@@ -170,7 +178,12 @@ class PullDir:
         return self.segments / (f"{n:06d}.tar" + (".part" if part else ""))
 
     def write_manifest(self, manifest: Manifest) -> tuple[str, int]:
-        """Write ``manifest.json`` atomically; return its sha256 and size."""
+        """Write ``manifest.json`` atomically; return its sha256 and size. ValueError when an
+        entry's name is not safe to store (``teardown.core.paths.bad_name``)."""
+        for entry in (*manifest.files, *manifest.dirs, *manifest.symlinks):
+            why = bad_name(str(entry.get("path", "")))
+            if why:
+                raise ValueError(f"refusing to record {str(entry.get('path'))[:200]!r}: {why}")
         # No indent: Python's C JSON encoder is used only without one (20,000 files: 30x faster).
         # vars(), not asdict(): asdict deep-copies every one of the file entries.
         body = json.dumps(vars(manifest), sort_keys=True, separators=(",", ":")).encode()

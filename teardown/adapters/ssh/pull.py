@@ -21,7 +21,6 @@ member), so a rerun sends only what was not yet received.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import hashlib
 import os
 import posixpath
@@ -38,10 +37,10 @@ from teardown.adapters.ssh.connect import guarded, translate
 from teardown.adapters.ssh.tarstream import BLOCK, Member, TarError, TarParser
 from teardown.adapters.store import SEGMENT_ROLL_BYTES, FileRecord, Manifest, PullDir
 from teardown.core.errors import PermanentError, TransientError
+from teardown.core.paths import bad_name, excluded, root_of, under
 
 RECV = 4 << 20
 """4 MiB reads: 1 MiB reads were ~7% slower (ssh-pull.md)."""
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 1 << 20
@@ -186,41 +185,12 @@ def _run_hooks(
 # -- inventory ---------------------------------------------------------------------------
 
 
-def _bad_name(path: str) -> str | None:
-    if not path.startswith("/"):
-        return "not an absolute path"
-    if _CONTROL.search(path):
-        return "control character in name"
-    parts = path.split("/")[1:]
-    if any(p in ("..", ".") for p in parts) or "" in parts[:-1]:
-        return "'..', '.' or an empty component in name"
-    return None
-
-
-def _under(path: str, roots: tuple[str, ...]) -> bool:
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
-
-
-def _excluded(path: str, excludes: tuple[str, ...], roots: tuple[str, ...]) -> bool:
-    if not excludes:
-        return False
-    parts = path.split("/")
-    for i in range(2, len(parts) + 1):
-        prefix = "/".join(parts[:i])
-        if not _under(prefix, roots) or prefix in roots:
-            continue
-        name = parts[i - 1]
-        if any(fnmatch.fnmatchcase(name, x) or fnmatch.fnmatchcase(prefix, x) for x in excludes):
-            return True
-    return False
-
-
 def _roots(req: PullRequest) -> tuple[str, ...]:
     for p in req.paths:
-        why = _bad_name(p.rstrip("/") or "/")
+        why = bad_name(root_of(p))
         if why:
             raise PermanentError(f"configured path {p!r}: {why}")
-    return tuple(p.rstrip("/") or "/" for p in req.paths)
+    return tuple(root_of(p) for p in req.paths)
 
 
 def classify(
@@ -231,18 +201,18 @@ def classify(
     refused: list[dict[str, str]] = []
     for entry in raw:
         path = entry.path
-        why = _bad_name(path) or (None if _under(path, roots) else "outside the requested paths")
+        why = bad_name(path) or (None if under(path, roots) else "outside the requested paths")
         if why:
             refused.append({"path": path[:300], "reason": why})
             continue
-        if _excluded(path, req.excludes, roots):
+        if excluded(path, req.excludes, roots):
             continue
         if entry.kind == "l":
             link = entry.link
             target = posixpath.normpath(
                 link if link.startswith("/") else posixpath.join(posixpath.dirname(path), link)
             )
-            if not _under(target, roots):
+            if not under(target, roots):
                 refused.append({"path": path, "reason": f"symlink points outside: {link}"})
                 continue
         elif entry.kind not in ("f", "d"):
