@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,10 @@ from teardown.adapters.ssh.fetcher import SshFetcher
 from teardown.adapters.store import LocalStore
 from teardown.core.config import Config, SshConfig
 from teardown.core.errors import ConfigError
-from teardown.core.model import Kind, Plan, Resource
+from teardown.core.model import Kind, Plan, Resource, SnapshotKind, StepKind
 from teardown.core.phases import StepStatus
 from teardown.core.planner import make_plan
+from teardown.core.selection import selected
 from teardown.engine.codec import plan_from_json
 from teardown.engine.events import Observer
 from teardown.engine.journal import Journal
@@ -64,18 +65,39 @@ class Tuning:
     """Values for ``${env:NAME}`` in before/after commands (the CLI passes its environment)."""
 
 
+VAULT_ENV = "HUAWEICLOUD_VAULT_ID"
+"""Where the CBR vault id may come from when the profile does not name one."""
+
+
 def resolve_profile(path: Path | None, env: Mapping[str, str]) -> HuaweiProfile:
-    """The profile file given, else credentials from the environment; else a clear error."""
+    """The profile file given, else credentials from the environment; else a clear error.
+    ``HUAWEICLOUD_VAULT_ID`` supplies the CBR vault when the profile has none."""
     if path is not None:
-        return load_profile(path)
-    profile = profile_from_env(env)
+        profile: HuaweiProfile | None = load_profile(path)
+    else:
+        profile = profile_from_env(env)
     if profile is None:
         raise ConfigError(
             "--profile",
             "no profile given and no credentials in the environment (HUAWEICLOUD_SDK_AK/_SK/"
             "_PROJECT_ID/_DOMAIN_ID or HW_ACCESS_KEY/HW_SECRET_KEY/HW_REGION_NAME/HW_PROJECT_ID)",
         )
+    vault = env.get(VAULT_ENV, "").strip()
+    if profile.vault_id is None and vault:
+        profile = replace(profile, vault_id=vault)
     return profile
+
+
+def check_runnable(plan: Plan, profile: HuaweiProfile) -> None:
+    """ConfigError naming the setting when the run of ``plan`` could not start with this
+    profile: ``plan`` and ``run`` both ask, so a plan that says ready can run."""
+    cbr = any(s.kind is StepKind.SNAPSHOT and s.snapshot is SnapshotKind.CBR for s in plan.steps)
+    if cbr and profile.vault_id is None:
+        raise ConfigError(
+            "huawei.vault_id",
+            "the plan makes CBR backups, which need a vault: set huawei.vault_id in the profile "
+            f'or {VAULT_ENV} in the environment (or backup.snapshot = "none" with SSH pulls)',
+        )
 
 
 def ssh_settings(config: Config, profile: HuaweiProfile) -> SshConfig:
@@ -114,6 +136,9 @@ def enrich_from_cloud(
                 disks=cloud.disks,
                 addresses=cloud.addresses or r.addresses,
                 tags=tuple(sorted(tags.items())),
+                account=cloud.account,
+                created_at=cloud.created_at,
+                disks_known=cloud.disks_known,
             )
         )
     return out
@@ -171,7 +196,9 @@ def plan_servers(
 ) -> Plan:
     """Inventory the targets (and pending orders) and plan. Reads only; changes nothing."""
     inventory = HuaweiInventory(Clients(profile), sleep=tuning.sleep)
-    resources = inventory.resources(targets.server_ids, targets.tags)
+    found = inventory.resources(targets.server_ids, targets.tags)
+    # Re-checked here against every selector, whatever the cloud's filters did (I3).
+    resources, _dropped = selected(found, targets.server_ids, targets.tags)
     ids = {r.cloud_id for r in resources}
     account_orders: list[str] = []
     if config.billing.pending_orders == "account":
@@ -194,12 +221,9 @@ def build_runner(
     destroyer: Destroyer | None = None,
 ) -> Runner:
     clients = Clients(profile)
-    vault = profile.vault_id
-    if vault is None:
-        raise ConfigError("profile", "huawei.vault_id is required for CBR backups")
     ports = Ports(
         snapshotter=CbrSnapshotter(
-            clients, vault, sleep=tuning.sleep, poll_interval=tuning.poll_interval
+            clients, profile.vault_id or "", sleep=tuning.sleep, poll_interval=tuning.poll_interval
         ),
         fetcher=SshFetcher(
             LocalStore(Path(config.store.path)), ssh_settings(config, profile), tuning.env
@@ -216,6 +240,7 @@ def build_runner(
         sleep=tuning.sleep,
         parallel=config.run.parallel,
         observers=observers,
+        reuse_within=timedelta(seconds=config.backup.reuse_seconds),
     )
 
 
@@ -270,6 +295,7 @@ def run_plan(
 ) -> Outcome:
     """Execute ``plan`` (journal first, I1 before every destroy) and write the report.
     ``destroyer`` replaces the cloud's (e.g. Pulumi's engine for ``--stack``)."""
+    check_runnable(plan, profile)
     return _with_journal(
         profile,
         config,

@@ -1,6 +1,8 @@
 """Plan files: the reviewed plan, the settings and the inventory facts it relied on, sealed with a
-digest. ``teardown apply`` re-reads the live inventory and refuses when anything relevant changed
-(I5: drift), so what runs is exactly what was reviewed.
+digest. ``teardown apply`` never takes the file's plan on trust: it plans again from the live
+inventory and the settings recorded in the file, refuses when the inventory drifted (I5) or when
+the result is not the file's plan (a forged or hand-edited plan, even with a recomputed digest),
+and runs only a plan equal to the one reviewed. The digest is an integrity check, not authority.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -121,6 +123,44 @@ def read_plan_file(path: Path) -> PlanFile:
         created_at=str(body.get("created_at", "")),
         digest=str(body["digest"]),
     )
+
+
+def without_estimates(plan: Plan) -> Plan:
+    """``plan`` without its refund estimates: they move with the clock (consumption by the hour)
+    and inform, they do not decide (a refusal they cause is a blocker, which is compared)."""
+    return replace(plan, resources=tuple(replace(rp, estimate=None) for rp in plan.resources))
+
+
+def plan_differences(reviewed: Plan, live: Plan) -> list[str]:
+    """What differs between the reviewed plan and the one planned now, field by field, named
+    by resource (estimates aside). Empty: the same plan."""
+    a = json.loads(plan_to_json(without_estimates(reviewed)))
+    b = json.loads(plan_to_json(without_estimates(live)))
+    lines: list[str] = []
+    for key in sorted((a.keys() | b.keys()) - {"resources"}):
+        if a.get(key) != b.get(key):
+            lines.append(f"~ plan: {key} was {_short(a.get(key))}, now {_short(b.get(key))}")
+    mine = {r["resource"]["urn"]: r for r in a.get("resources", [])}
+    theirs = {r["resource"]["urn"]: r for r in b.get("resources", [])}
+    for urn in sorted(mine.keys() - theirs.keys()):
+        lines.append(f"- {mine[urn]['resource']['name']}: in the file, not planned now ({urn})")
+    for urn in sorted(theirs.keys() - mine.keys()):
+        lines.append(f"+ {theirs[urn]['resource']['name']}: planned now, not in the file ({urn})")
+    for urn in sorted(mine.keys() & theirs.keys()):
+        old, new = mine[urn], theirs[urn]
+        name = new["resource"]["name"]
+        for key in sorted(old.keys() | new.keys()):
+            if old.get(key) != new.get(key):
+                lines.append(
+                    f"~ {name}: {key} was {_short(old.get(key))}, now {_short(new.get(key))}"
+                )
+    return lines
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = value if isinstance(value, str | bool | int) else json.dumps(value, sort_keys=True)
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def drift(reviewed: dict[str, dict[str, Any]], live: dict[str, dict[str, Any]]) -> list[str]:

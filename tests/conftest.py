@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.ssh_hosts import Host, sandbox_host, sshd_target
 from tests.sshd import Sshd, SshdInfo, unavailable_reason
 
 
@@ -36,3 +38,17 @@ def fresh_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(params=["openssh", "sandbox"])
+def host(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Host]:
+    """An SSH host to pull from: the session's OpenSSH sshd, then a sandbox SSH server."""
+    if request.param == "openssh":
+        info: SshdInfo = request.getfixturevalue("sshd")
+        yield Host("openssh", sshd_target(info))
+        return
+    fleet, target = sandbox_host(tmp_path / "sandbox-host", tmp_path)
+    try:
+        yield Host("sandbox", target, fleet)
+    finally:
+        fleet.stop()

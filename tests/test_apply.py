@@ -89,3 +89,24 @@ def test_not_a_plan_file_is_refused_naming_it(tmp_path: Path) -> None:
     bad.write_text('{"hello": 1}')
     code, _, err = invoke("apply", str(bad))
     assert code == 2 and str(bad) in err and "not a teardown plan file" in err
+
+
+def test_a_forged_plan_file_with_a_valid_digest_is_refused(sb: Sandbox, tmp_path: Path) -> None:
+    from teardown.planfile import _digest
+
+    plan_file = make_plan_file(sb, tmp_path)
+    body = json.loads(plan_file.read_text())
+    web = next(r for r in body["plan"]["resources"] if r["resource"]["name"] == "web-1")
+    assert web["backups"]
+    web["backups"] = []  # no backup needed...
+    web["loss_accepted"] = True  # ...because the loss is "accepted"
+    web["destroy"]["after"] = []
+    body["digest"] = _digest(body)  # and the seal made to match
+    plan_file.write_text(json.dumps(body))
+
+    code, _, err = invoke("apply", str(plan_file), "--profile", str(sb.layout.profile), "--yes")
+
+    assert code == 3
+    assert "not the plan the live inventory and its settings give" in err
+    assert "web-1: backups" in err and "web-1: loss_accepted was True, now False" in err
+    assert server_names(sb) == {"web-1", "db-1", "cache-1"}  # nothing destroyed

@@ -20,8 +20,8 @@ from teardown.adapters.store import LocalStore, PullDir
 from teardown.core.errors import PermanentError, TransientError
 from teardown.core.model import StepKind
 from teardown.core.phases import Phase, RunPhase, StepStatus
+from tests.ssh_hosts import do_pull, sandbox_host
 from tests.test_runner_ssh import run_pull
-from tests.test_ssh_pull import do_pull, sandbox_host
 
 ZEROS = "0" * 64
 

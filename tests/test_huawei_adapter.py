@@ -289,7 +289,7 @@ def test_cbr_backup_is_verified_and_found_by_its_key(demo: Cloud) -> None:
     snap = demo.snapshotter()
 
     ref = snap.create(web, SnapshotKind.CBR, "run1-snapshot-web-1")
-    art = snap.wait(ref)
+    art = snap.wait(web, ref)
 
     assert art.verified and art.survives_destroy
     assert (art.kind, art.ref) == ("cbr", ref)
@@ -305,7 +305,7 @@ def test_cbr_backup_with_snapshot_error_is_not_verified(demo: Cloud) -> None:
     demo.faults(Faults(snapshot_error=(demo.rig.ids["web-1"],)))
     snap = demo.snapshotter()
 
-    art = snap.wait(snap.create(web, SnapshotKind.CBR, "k"))
+    art = snap.wait(web, snap.create(web, SnapshotKind.CBR, "k"))
 
     assert not art.verified
     assert "error" in art.detail
@@ -316,7 +316,7 @@ def test_evs_snapshot_of_a_kept_disk_does_not_survive_destroy(demo: Cloud) -> No
     snap = demo.snapshotter()
 
     ref = snap.create(data, SnapshotKind.EVS, "keep-db-data")
-    art = snap.wait(ref)
+    art = snap.wait(data, ref)
 
     assert art.verified and not art.survives_destroy and art.kind == "evs"
     assert art.size == 200 * 2**30

@@ -32,8 +32,8 @@ from teardown.sandbox.resources import volume_data_dir
 from teardown.sandbox.scenario import DiskSpec, Scenario, ServerSpec
 from teardown.sandbox.ssh import SshFleet
 from tests.sandbox_rig import SandboxRig, cbr, running_sandbox
+from tests.ssh_hosts import sandbox_host, sshd_target
 from tests.sshd import SshdInfo
-from tests.test_ssh_pull import sandbox_host, sshd_target
 
 BIG = "www/img/logo.bin"
 FILES = 24

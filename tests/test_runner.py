@@ -157,7 +157,7 @@ def test_intent_whose_effect_never_happened_is_carried_out_on_resume(tmp_path: P
     result = rig.runner.resume("r1")
     assert result.phase is RunPhase.COMPLETED
     (call,) = rig.cloud.calls("destroy")
-    assert call["key"] == f"{destroy.id}-2" and call["backups"]
+    assert call["key"] == f"{destroy.id}-r1-2" and call["backups"]
 
 
 def test_a_second_run_on_a_locked_scope_is_refused_and_changes_nothing(tmp_path: Path) -> None:

@@ -10,74 +10,17 @@ import signal
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from teardown.adapters.ssh.connect import SshTarget, connected
 from teardown.adapters.ssh.pull import PullReport, PullRequest, pull
-from teardown.adapters.store import LocalStore, PullDir
+from teardown.adapters.store import LocalStore
 from teardown.core.errors import PermanentError, TransientError
-from teardown.sandbox.ssh import (
-    SshFleet,
-    SshServerSpec,
-    ensure_host_key,
-    ensure_keys,
-    write_known_hosts,
-)
+from tests.ssh_hosts import Host, do_pull, sandbox_host, sshd_target
 from tests.sshd import Sshd, SshdInfo, descendants
-
-
-@dataclass
-class Host:
-    """An SSH server to pull from, and how to reach it."""
-
-    kind: str
-    target: SshTarget
-    fleet: SshFleet | None = None
-
-
-def sandbox_host(root: Path, data: Path, **spec: object) -> tuple[SshFleet, SshTarget]:
-    keys = ensure_keys(root / "ssh")
-    pub = ensure_host_key(root / "hostkey")
-    fleet = SshFleet(keys)
-    ports = fleet.start([SshServerSpec("srv", root / "hostkey", data, **spec)])  # type: ignore[arg-type]
-    write_known_hosts(root / "known_hosts", [(ports["srv"], pub)])
-    target = SshTarget(
-        host="127.0.0.1",
-        port=ports["srv"],
-        user="root",
-        identity_files=(str(keys.client_key),),
-        known_hosts=(str(root / "known_hosts"),),
-        use_ssh_config=False,
-    )
-    return fleet, target
-
-
-def sshd_target(info: SshdInfo) -> SshTarget:
-    return SshTarget(
-        host=info.host,
-        port=info.port,
-        user=info.user,
-        identity_files=(str(info.client_key),),
-        known_hosts=(str(info.known_hosts),),
-        use_ssh_config=False,
-    )
-
-
-@pytest.fixture(params=["openssh", "sandbox"])
-def host(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Host]:
-    if request.param == "openssh":
-        info: SshdInfo = request.getfixturevalue("sshd")
-        yield Host("openssh", sshd_target(info))
-        return
-    fleet, target = sandbox_host(tmp_path / "sandbox-host", tmp_path)
-    try:
-        yield Host("sandbox", target, fleet)
-    finally:
-        fleet.stop()
 
 
 def make_tree(root: Path) -> Path:
@@ -103,11 +46,6 @@ def files_under(data: Path, excluded: tuple[str, ...] = ()) -> dict[str, str]:
         if p.is_file() and not p.is_symlink() and not any(x in p.parts for x in excluded):
             out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
     return {k: v for k, v in out.items() if not k.endswith(".log")}
-
-
-def do_pull(target: SshTarget, pd: PullDir, req: PullRequest) -> PullReport:
-    with connected(target) as transport:
-        return pull(transport, pd, req, host_label=target.host)
 
 
 def test_pull_verifies_every_file_against_the_hosts_own_checksum(

@@ -302,6 +302,115 @@ def verify_backup(path: Path) -> VerifyReport:
     )
 
 
+# -- the check before a destroy ------------------------------------------------------------
+
+FULL_RECHECK_BYTES = 1 << 30
+"""A pull of up to 1 GiB is re-hashed in full before the destroy that relies on it."""
+SAMPLE_BYTES = 64 << 20
+"""Above that, every segment's size is checked and a rolling sample of files re-hashed: files
+in an order that changes with every check, until at least this many bytes."""
+
+
+def check_backup(
+    path: Path,
+    manifest_sha256: str | None,
+    *,
+    full_limit: int = FULL_RECHECK_BYTES,
+    sample_bytes: int = SAMPLE_BYTES,
+    seed: str = "",
+) -> str | None:
+    """None when the pull at ``path`` still exists and matches what was recorded; otherwise the
+    first problems, in one line.
+
+    The manifest must hash to ``manifest_sha256`` (the journal's record); then a store of up to
+    ``full_limit`` bytes is re-hashed in full (``verify_backup``); a larger one gets its segment
+    sizes checked and a sample of at least ``sample_bytes`` of files re-hashed at their
+    recorded offsets, chosen by ``seed`` (pass something that changes from one check to the
+    next, so repeated checks cover different files). A manifest from before offsets were
+    recorded is re-hashed in full whatever its size.
+    """
+    manifest_path = path / "manifest.json" if path.is_dir() else path
+    try:
+        body = manifest_path.read_bytes()
+    except FileNotFoundError:
+        return f"{manifest_path} is missing (the stored copy is gone)"
+    except OSError as e:
+        return f"{manifest_path} cannot be read: {e.strerror or e}"
+    if manifest_sha256 is not None and hashlib.sha256(body).hexdigest() != manifest_sha256:
+        return f"{manifest_path} changed since it was verified (sha256 differs)"
+    try:
+        backup = _load(manifest_path)
+    except InputError as e:
+        return str(e)
+    total = sum(f.size for f in backup.files)
+    raw = backup.manifest.get("files", [])
+    offsets: dict[str, int] = {
+        str(f.get("path")): int(f["offset"])
+        for f in raw
+        if isinstance(f, dict) and isinstance(f.get("offset"), int) and f["offset"] >= 0
+    }
+    if total <= full_limit or len(offsets) < len(backup.files):
+        report = verify_backup(manifest_path)
+        if report.ok:
+            return None
+        return _summary(report.problems)
+    return _check_sample(backup, offsets, sample_bytes, seed)
+
+
+def _summary(problems: list[Problem]) -> str:
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "; ".join(str(p) for p in problems[:3]) + more
+
+
+def _check_sample(
+    backup: _Backup, offsets: dict[str, int], sample_bytes: int, seed: str
+) -> str | None:
+    problems: list[Problem] = []
+    sizes: dict[int, int] = {}
+    for n, recorded in sorted(backup.segments.items()):
+        seg = backup.pd.segment_path(n, part=False)
+        try:
+            sizes[n] = seg.stat().st_size
+        except FileNotFoundError:
+            problems.append(Problem(str(seg), "segment is missing"))
+            continue
+        if recorded is not None and sizes[n] != recorded:
+            problems.append(Problem(str(seg), f"size {sizes[n]} differs from the manifest's"))
+    for f in backup.files:
+        end = offsets[f.path] + f.size
+        if f.segment in sizes and end > sizes[f.segment]:
+            problems.append(Problem(f.path, "lies beyond the end of its segment"))
+    if problems:
+        return _summary(problems)
+
+    def order(f: _FileEntry) -> str:
+        return hashlib.sha256(f"{seed}\x1f{f.path}".encode()).hexdigest()
+
+    taken = 0
+    for f in sorted(backup.files, key=order):
+        if taken >= sample_bytes:
+            break
+        taken += f.size
+        seg = backup.pd.segment_path(f.segment, part=False)
+        h = hashlib.sha256()
+        try:
+            with open(seg, "rb") as fh:
+                fh.seek(offsets[f.path])
+                left = f.size
+                while left > 0:
+                    chunk = fh.read(min(READ, left))
+                    if not chunk:
+                        break
+                    h.update(chunk)
+                    left -= len(chunk)
+        except OSError as e:
+            problems.append(Problem(str(seg), f"cannot read: {e.strerror or e}"))
+            break
+        if left or h.hexdigest() != f.sha256:
+            problems.append(Problem(f.path, f"sha256 differs from the manifest in {seg.name}"))
+    return _summary(problems) if problems else None
+
+
 # -- restore over SSH --------------------------------------------------------------------
 
 

@@ -41,6 +41,8 @@ class FileRecord:
     mtime: float
     sha256: str
     segment: int
+    offset: int = -1
+    """Where the file's data starts in its segment (-1: not recorded, older pulls)."""
 
 
 @dataclass
@@ -67,6 +69,13 @@ class Manifest:
     dirs: list[dict[str, Any]] = field(default_factory=list)
     symlinks: list[dict[str, Any]] = field(default_factory=list)
     refused: list[dict[str, str]] = field(default_factory=list)
+    """Entries not stored, with why (only those the rule's ``accept_refused`` lists: any other
+    refusal fails the pull)."""
+    followed: list[dict[str, str]] = field(default_factory=list)
+    """Requested paths that are symlinks on the host, and their targets (followed)."""
+    origin: dict[str, str] = field(default_factory=dict)
+    """What this is a copy of: account, resource id and creation time, the rule's settings
+    digest, and the host key the data came from."""
     segments: list[dict[str, Any]] = field(default_factory=list)
     total_bytes: int = 0
     verified: bool = True

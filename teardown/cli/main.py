@@ -52,7 +52,13 @@ from teardown.engine.codec import plan_digest, plan_from_json, plan_to_json
 from teardown.engine.journal import Journal
 from teardown.engine.report import render_markdown
 from teardown.engine.status import run_status
-from teardown.planfile import drift, plan_facts, read_plan_file, write_plan_file
+from teardown.planfile import (
+    drift,
+    plan_differences,
+    plan_facts,
+    read_plan_file,
+    write_plan_file,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -303,6 +309,18 @@ def apply(
     if changes:
         click.echo("teardown: refused: the live inventory changed since the plan (I5):", err=True)
         for line in changes:
+            click.echo(f"  {line}", err=True)
+        click.echo("teardown: nothing was changed; plan again and review.", err=True)
+        sys.exit(EXIT_BLOCKED)
+    # The file's plan is never trusted: it must be what its settings give on today's inventory.
+    forged = plan_differences(reviewed.plan, live.plan)
+    if forged:
+        click.echo(
+            f"teardown: refused: the plan in {plan_path} is not the plan the live inventory and "
+            "its settings give (edited after `teardown plan --out`?):",
+            err=True,
+        )
+        for line in forged:
             click.echo(f"  {line}", err=True)
         click.echo("teardown: nothing was changed; plan again and review.", err=True)
         sys.exit(EXIT_BLOCKED)

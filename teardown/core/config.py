@@ -6,6 +6,7 @@ plain dicts read by that validator (unknown keys are errors), so this module sta
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -13,6 +14,17 @@ from enum import StrEnum
 from teardown.core.model import PullMethod, SnapshotKind
 
 _STRICT = {"extra": "forbid"}
+_DURATION = re.compile(r"(\d+)\s*([smhd]?)")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a duration such as ``90s``, ``30m``, ``1h``, ``2d`` or ``0``; ValueError
+    naming the accepted forms otherwise."""
+    m = _DURATION.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"{text!r} is not a duration (like 30m, 1h, 2d, or 0)")
+    return int(m.group(1)) * _UNIT[m.group(2)]
 
 
 class PrepaidPolicy(StrEnum):
@@ -105,12 +117,20 @@ class PullRule:
     before: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     method: PullMethod = PullMethod.TAR
+    allow_empty: bool = False
+    """Let a pull that verifies zero files count (by default it fails: it copied nothing)."""
+    accept_refused: tuple[str, ...] = ()
+    """Globs on the full path of entries the pull may refuse (special files, symlinks leaving
+    the tree, unsafe names) without failing, e.g. ``["/var/lib/mysql/*.sock"]``; any other
+    refused entry fails the pull."""
 
     def __post_init__(self) -> None:
         if not self.paths and not self.paths_from_tag:
             raise ValueError("give paths, or paths_from_tag")
         if not all(p.strip() for p in self.paths):
             raise ValueError("paths must not be empty strings")
+        if not all(p.strip() for p in self.accept_refused):
+            raise ValueError("accept_refused must not hold empty strings")
 
 
 @dataclass(frozen=True)
@@ -126,6 +146,21 @@ class BackupConfig:
     __pydantic_config__ = _STRICT
     snapshot: SnapshotKind = SnapshotKind.CBR
     pull: tuple[PullRule, ...] = ()
+    reuse_within: str = "1h"
+    """A backup of the same machine with the same settings, verified by another run (or a
+    Pulumi hook) this recently, is reused instead of made again: ``30m``, ``1h``, ``2d``, or
+    ``0`` to always back up anew. A reused backup is still re-checked before the destroy."""
+
+    def __post_init__(self) -> None:
+        try:
+            parse_duration(self.reuse_within)
+        except ValueError as e:
+            raise ValueError(f"reuse_within: {e}") from None
+
+    @property
+    def reuse_seconds(self) -> int:
+        """``reuse_within`` in seconds."""
+        return parse_duration(self.reuse_within)
 
 
 @dataclass(frozen=True)

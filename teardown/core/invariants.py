@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from teardown.core.model import DATA_KINDS, Artifact, ResourcePlan, Step
+from teardown.core.model import DATA_KINDS, Artifact, ResourcePlan, Step, StepKind
 
 
 @dataclass(frozen=True)
@@ -16,11 +16,40 @@ class Verdict:
     reasons: tuple[str, ...] = ()
 
 
-def may_destroy(rp: ResourcePlan, artifacts: Mapping[str, Artifact]) -> Verdict:
-    """I1: every backup the plan requires for ``rp`` is recorded verified and survives its destroy.
+def may_destroy(
+    rp: ResourcePlan,
+    artifacts: Mapping[str, Artifact],
+    carried: Sequence[ResourcePlan] = (),
+) -> Verdict:
+    """I1: every backup the plan requires for ``rp`` (and for the ``carried`` resources its
+    destroy also deletes, Pulumi ``deletedWith``) is recorded verified, survives the destroy, and
+    is a copy of this very resource made with these very settings (its recorded origin matches
+    the step's expected one in full). Disks deleted with a server must each be held by a cloud
+    backup of it.
 
     ``artifacts`` maps step id -> the artifact the journal recorded for that step.
     """
+    reasons: list[str] = []
+    for plan in (rp, *carried):
+        reasons.extend(_backups_hold(plan, artifacts))
+    destroy = rp.destroy
+    if destroy is not None and destroy.delete_volumes and not rp.loss_accepted:
+        covered = {
+            disk
+            for step in rp.backups
+            if step.kind is StepKind.SNAPSHOT and step.id in artifacts
+            for disk in artifacts[step.id].covers
+        }
+        for d in rp.resource.disks:
+            if not d.system and d.id not in covered:
+                reasons.append(
+                    f"disk {d.id} would be deleted with {rp.resource.name}, but no cloud backup "
+                    "holds it"
+                )
+    return Verdict(ok=not reasons, reasons=tuple(reasons))
+
+
+def _backups_hold(rp: ResourcePlan, artifacts: Mapping[str, Artifact]) -> list[str]:
     reasons: list[str] = []
     if rp.blockers:
         reasons.extend(b.message for b in rp.blockers)
@@ -34,7 +63,12 @@ def may_destroy(rp: ResourcePlan, artifacts: Mapping[str, Artifact]) -> Verdict:
             reasons.append(f"backup {step.kind} ({step.id}) is not verified: {art.detail}")
         elif not art.survives_destroy:
             reasons.append(f"backup {step.kind} ({step.id}) would not survive the destroy")
-    return Verdict(ok=not reasons, reasons=tuple(reasons))
+        elif step.expect is not None and step.expect.differences(art.origin):
+            reasons.append(
+                f"backup {step.kind} ({step.id}) is not a copy of {rp.resource.name} as planned: "
+                + "; ".join(step.expect.differences(art.origin))
+            )
+    return reasons
 
 
 def may_close_billing(step: Step, succeeded: frozenset[str]) -> Verdict:

@@ -6,6 +6,7 @@ stack, or a synthetic ``cloud:<provider>:<type>:<id>`` key when it came from the
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -94,6 +95,11 @@ class DestroyAction(StrEnum):
     """Leave a prepaid resource running until it expires; only its renewals are cancelled."""
     KEEP = "keep"
     """Leave it alone (by policy, e.g. a separately bought disk): reported as still billing."""
+    RETAIN = "retain"
+    """Pulumi ``retainOnDelete``: never destroyed by teardown; it keeps billing."""
+    WITH_PARENT = "with_parent"
+    """Pulumi ``deletedWith``: destroyed once, by the destroy of the resource it is deleted
+    with; its backups are verified before that destroy."""
 
 
 class StepKind(StrEnum):
@@ -137,6 +143,8 @@ class Disk:
     bound: bool = True
     """Bought with the server (released with it). False: bought separately and attached."""
     device: str | None = None
+    delete_on_termination: bool | None = None
+    """ECS's flag on the attachment (None: not reported)."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +205,18 @@ class Resource:
     dependencies: tuple[str, ...] = ()
     protected: bool = False
     """Pulumi ``protect``: the engine will refuse to delete it."""
+    account: str | None = None
+    """The cloud account it lives in (``huawei:<region>:<project id>``), when read from the
+    cloud: part of a backup's identity."""
+    created_at: datetime | None = None
+    """When the cloud created it (a re-created resource with the same URN is a new machine)."""
+    disks_known: bool = False
+    """True when the cloud's two views of the attached disks agreed (ECS's attachment list and
+    EVS's disks attached to this server): only then may disks be deleted with the server."""
+    retain: bool = False
+    """Pulumi ``retainOnDelete``: the engine never deletes it in the cloud."""
+    deleted_with: str | None = None
+    """Pulumi ``deletedWith``: the URN whose delete also deletes this resource."""
 
     def tag(self, key: str) -> str | None:
         """The value of tag ``key``, or None."""
@@ -218,6 +238,42 @@ class PullSpec:
     """Run on the host afterwards whether or not the transfer succeeded (e.g. unfreeze)."""
     method: PullMethod = PullMethod.TAR
     name: str = "data"
+    allow_empty: bool = False
+    """A pull that verifies zero files counts (otherwise it fails: it copied nothing)."""
+    accept_refused: tuple[str, ...] = ()
+    """Globs (on the path) of entries the host has but the pull may refuse (special files,
+    symlinks out of the tree, unsafe names) without failing; any other refusal fails it."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What a backup is a copy of. The planner writes the expected origin on each backup step;
+    the artifact records what was observed when it was made; a backup counts for a destroy only
+    when the two match in full (I1)."""
+
+    account: str = ""
+    """The cloud account, region and project (``huawei:<region>:<project id>``)."""
+    resource_id: str = ""
+    """The resource's cloud id (for a cloud backup: as the backup's own record names it)."""
+    created_at: str = ""
+    """The resource's creation time, ISO 8601: a re-created resource is a new machine."""
+    spec: str = ""
+    """sha256 of the backup's settings: the snapshot kind, or a pull rule's name, paths,
+    excludes, commands, method and completeness settings."""
+
+    def differences(self, other: Origin) -> tuple[str, ...]:
+        """The fields in which ``other`` differs from this one, as ``field: this vs other``."""
+        out = []
+        for name in ("account", "resource_id", "created_at", "spec"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine != theirs:
+                out.append(f"{name} {theirs or '(none)'} is not {mine or '(none)'}")
+        return tuple(out)
+
+    def digest(self) -> str:
+        """A short stable digest (part of backup step ids)."""
+        text = "\x1f".join((self.account, self.resource_id, self.created_at, self.spec))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -233,6 +289,11 @@ class Step:
     pull: PullSpec | None = None
     action: DestroyAction | None = None
     order_id: str | None = None
+    expect: Origin | None = None
+    """Backup steps: what the backup must be a copy of."""
+    delete_volumes: bool = False
+    """Destroy of a server: delete its data disks with it (only when every attached disk is
+    known, bound to the server, and backed up in a way that survives, or its loss accepted)."""
 
 
 @dataclass(frozen=True)
@@ -259,6 +320,17 @@ class Artifact:
     """For pulls: sha256 of the manifest (which holds each file's sha256)."""
     detail: str = ""
     """Why it is not verified, or what was verified."""
+    origin: Origin = field(default_factory=Origin)
+    """What it is a copy of: account and resource id as observed when it was made; creation
+    time and settings digest of the step it was made for."""
+    host_key: str = ""
+    """Pulls: the ``SHA256:`` fingerprint of the host key the data came from."""
+    covers: tuple[str, ...] = ()
+    """Cloud backups of a server: the ids of the disks it holds an available backup of."""
+    files: int | None = None
+    """Pulls: files verified (None: not a pull)."""
+    refused: tuple[str, ...] = ()
+    """Pulls: entries refused but accepted by the rule's ``accept_refused`` (``path: why``)."""
 
 
 @dataclass(frozen=True)
@@ -293,6 +365,9 @@ class ResourcePlan:
     warnings: tuple[Blocker, ...] = ()
     """Cloud-side conditions (a lock, a freeze) expected to refuse this resource's unsubscribe:
     the plan still runs, backs it up, and the report says what a person must do."""
+    carries: tuple[str, ...] = ()
+    """URNs destroyed together with this one (Pulumi ``deletedWith``): their backups must be
+    verified before this destroy too."""
 
     @property
     def steps(self) -> tuple[Step, ...]:

@@ -76,9 +76,11 @@ STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
     StepStatus.PENDING: frozenset({StepStatus.STARTED}),
     StepStatus.STARTED: frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.STARTED}),
     StepStatus.FAILED: frozenset({StepStatus.STARTED}),
-    StepStatus.SUCCEEDED: frozenset(),
+    StepStatus.SUCCEEDED: frozenset({StepStatus.FAILED}),
 }
-"""STARTED -> STARTED is a new attempt after reconciliation found the effect absent."""
+"""STARTED -> STARTED is a new attempt after reconciliation found the effect absent.
+SUCCEEDED -> FAILED only for a backup found missing or changed before the destroy that relied
+on it (``Journal.invalidate_backup``); a destroy or billing step that succeeded never goes back."""
 
 
 class RunPhase(StrEnum):

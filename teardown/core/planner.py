@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -28,6 +29,7 @@ from teardown.core.model import (
     DestroyAction,
     Estimate,
     Kind,
+    Origin,
     Plan,
     PullSpec,
     Resource,
@@ -36,6 +38,7 @@ from teardown.core.model import (
     Step,
     StepKind,
 )
+from teardown.core.paths import excluded_roots
 
 RULES = BillingRules()
 """The published rules with their documented defaults (the sandbox uses the same)."""
@@ -45,6 +48,44 @@ def step_id(scope: str, urn: str, kind: StepKind, extra: str = "") -> str:
     """A deterministic id for a step, used as its idempotency key."""
     digest = hashlib.sha256(f"{scope}\x1f{urn}\x1f{kind.value}\x1f{extra}".encode()).hexdigest()
     return digest[:20]
+
+
+def pull_spec_digest(spec: PullSpec) -> str:
+    """sha256 of every setting of a pull: a backup made with other settings is another backup."""
+    body = {
+        "name": spec.name,
+        "paths": list(spec.paths),
+        "excludes": list(spec.excludes),
+        "before": list(spec.before),
+        "after": list(spec.after),
+        "method": spec.method.value,
+        "allow_empty": spec.allow_empty,
+        "accept_refused": list(spec.accept_refused),
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def expected_origin(r: Resource, spec: str) -> Origin:
+    """What a backup of ``r`` with settings ``spec`` must be a copy of."""
+    return Origin(
+        account=r.account or "",
+        resource_id=r.cloud_id or "",
+        created_at=r.created_at.isoformat() if r.created_at else "",
+        spec=spec,
+    )
+
+
+def backup_step(scope: str, r: Resource, kind: StepKind, name: str, spec: str) -> Step:
+    """A backup step whose id depends on what it copies (account, cloud id, creation time) and
+    on its settings, so no other machine's backup, nor one made with other settings, can ever
+    stand in for it."""
+    origin = expected_origin(r, spec)
+    return Step(
+        id=step_id(scope, r.urn, kind, f"{name}\x1f{origin.digest()}"),
+        kind=kind,
+        urn=r.urn,
+        expect=origin,
+    )
 
 
 def check_scope(scope: str, config: Config) -> None:
@@ -80,6 +121,12 @@ def make_plan(
 
     resources = [_classify(r, config) for r in resources]
     urns = {r.urn for r in resources}
+    # deletedWith: the child is destroyed once, by its parent's destroy (when both are here).
+    carried = {
+        r.urn: r.deleted_with
+        for r in resources
+        if r.deleted_with in urns and r.deleted_with != r.urn and not r.retain
+    }
     # Destroy order: a resource goes after everything in the plan that depends on it, and a
     # disk goes after the server it is attached to.
     must_follow: dict[str, list[str]] = {r.urn: [] for r in resources}
@@ -106,7 +153,7 @@ def make_plan(
                             order_id=order,
                         )
                     )
-        plans.append(_plan_resource(r, config, scope, now, r.kind in keep_kinds))
+        plans.append(_plan_resource(r, config, scope, now, r.kind in keep_kinds, r.urn in carried))
     if config.billing.cancel_pending_orders:
         for order in orders:
             if order not in seen_orders:
@@ -121,15 +168,37 @@ def make_plan(
                     )
                 )
 
-    destroy_ids = {rp.resource.urn: rp.destroy.id for rp in plans if rp.destroy is not None}
+    by_urn = {rp.resource.urn: rp for rp in plans}
+    # A parent that carries deletedWith children destroys them: it waits for their backups, and
+    # they wait for its destroy (which is theirs).
+    for child, parent in carried.items():
+        p_rp, c_rp = by_urn[parent], by_urn[child]
+        if p_rp.destroy is None or c_rp.destroy is None:
+            continue
+        parent_destroy = p_rp.destroy.id
+        by_urn[parent] = replace(
+            p_rp,
+            carries=(*p_rp.carries, child),
+            destroy=replace(
+                p_rp.destroy, after=p_rp.destroy.after + tuple(s.id for s in c_rp.backups)
+            ),
+        )
+        by_urn[child] = replace(
+            c_rp, destroy=replace(c_rp.destroy, after=(*c_rp.destroy.after, parent_destroy))
+        )
+    destroy_ids = {u: rp.destroy.id for u, rp in by_urn.items() if rp.destroy is not None}
     cancel_ids = {s.order_id: s.id for s in pre}
     ordered: list[ResourcePlan] = []
-    for rp in plans:
-        if rp.destroy is not None:
+    for rp in (by_urn[r.urn] for r in resources):
+        if rp.destroy is not None and rp.action is not DestroyAction.WITH_PARENT:
             # A resource in an unpaid order cannot be unsubscribed (R3): cancel the order first.
             extra = tuple(
                 cancel_ids[o] for o in rp.resource.billing.pending_order_ids if o in cancel_ids
-            ) + tuple(destroy_ids[u] for u in must_follow[rp.resource.urn] if u in destroy_ids)
+            ) + tuple(
+                destroy_ids[u]
+                for u in must_follow[rp.resource.urn]
+                if u in destroy_ids and carried.get(u) != rp.resource.urn
+            )
             if extra:
                 rp = replace(rp, destroy=replace(rp.destroy, after=rp.destroy.after + extra))
         ordered.append(rp)
@@ -165,9 +234,21 @@ def _matches(rule: PullRule, r: Resource) -> bool:
 
 
 def _plan_resource(
-    r: Resource, config: Config, scope: str, now: datetime | None, keep: bool = False
+    r: Resource,
+    config: Config,
+    scope: str,
+    now: datetime | None,
+    keep: bool = False,
+    with_parent: bool = False,
 ) -> ResourcePlan:
-    action = DestroyAction.KEEP if keep else _destroy_action(r, config)
+    if r.retain:
+        action = DestroyAction.RETAIN
+    elif keep:
+        action = DestroyAction.KEEP
+    elif with_parent:
+        action = DestroyAction.WITH_PARENT
+    else:
+        action = _destroy_action(r, config)
     accepted = _loss_accepted(r, config)
     blockers: list[Blocker] = []
 
@@ -219,19 +300,14 @@ def _plan_resource(
         )
 
     backups: list[Step] = []
-    if r.kind in DATA_KINDS and not accepted and action is not DestroyAction.KEEP:
+    kept = action in (DestroyAction.KEEP, DestroyAction.RETAIN)
+    if r.kind in DATA_KINDS and not accepted and not kept:
         # A kept-to-expiry resource is released at expiry, so it needs the same surviving
         # backups as one destroyed now; EVS snapshots never qualify (they die with the disk).
         snap = config.backup.snapshot
         if SURVIVES_DESTROY[snap]:
-            backups.append(
-                Step(
-                    id=step_id(scope, r.urn, StepKind.SNAPSHOT, snap.value),
-                    kind=StepKind.SNAPSHOT,
-                    urn=r.urn,
-                    snapshot=snap,
-                )
-            )
+            step = backup_step(scope, r, StepKind.SNAPSHOT, snap.value, f"snapshot:{snap.value}")
+            backups.append(replace(step, snapshot=snap))
         if r.kind is Kind.SERVER:
             for rule in config.backup.pull:
                 if _matches(rule, r):
@@ -246,6 +322,13 @@ def _plan_resource(
                             f"{rule.paths_from_tag!r}, which the server does not have",
                         )
                         continue
+                    for root in excluded_roots(paths, rule.excludes):
+                        block(
+                            "excludes_everything",
+                            f"{r.name}: pull rule {rule.name!r} excludes everything under "
+                            f"{root} ({', '.join(rule.excludes)}): it would copy nothing; "
+                            "narrow the excludes",
+                        )
                     spec = PullSpec(
                         paths=paths,
                         excludes=rule.excludes,
@@ -253,15 +336,11 @@ def _plan_resource(
                         after=rule.after,
                         method=rule.method,
                         name=rule.name,
+                        allow_empty=rule.allow_empty,
+                        accept_refused=rule.accept_refused,
                     )
-                    backups.append(
-                        Step(
-                            id=step_id(scope, r.urn, StepKind.PULL, rule.name),
-                            kind=StepKind.PULL,
-                            urn=r.urn,
-                            pull=spec,
-                        )
-                    )
+                    step = backup_step(scope, r, StepKind.PULL, rule.name, pull_spec_digest(spec))
+                    backups.append(replace(step, pull=spec))
         if not backups:
             why = (
                 "EVS snapshots are deleted with their disk"
@@ -278,7 +357,9 @@ def _plan_resource(
     destroy: Step | None = None
     billing: list[Step] = []
     prepaid = r.billing.mode is BillingMode.PRE_PAID
-    if action is DestroyAction.KEEP:
+    if action is DestroyAction.RETAIN:
+        pass  # the engine keeps it in the cloud; so does teardown (it keeps billing)
+    elif action is DestroyAction.KEEP:
         if r.billing.auto_renew and config.billing.cancel_auto_renew:
             billing.append(
                 Step(
@@ -312,8 +393,9 @@ def _plan_resource(
             urn=r.urn,
             after=backup_ids,
             action=action,
+            delete_volumes=_delete_volumes(r, backups, accepted),
         )
-        if prepaid:
+        if prepaid and action is not DestroyAction.WITH_PARENT:
             billing.append(
                 Step(
                     id=step_id(scope, r.urn, StepKind.RECORD_REFUND),
@@ -345,6 +427,21 @@ def _plan_resource(
         loss_accepted=accepted,
         estimate=estimate,
         warnings=tuple(warnings),
+    )
+
+
+def _delete_volumes(r: Resource, backups: Sequence[Step], accepted: bool) -> bool:
+    """Whether a server's data disks may be deleted with it: only when every attached disk is
+    known (ECS and EVS agree), bound to the server, and backed up by a cloud backup that
+    survives (or the loss is accepted). Otherwise they are detached and left (they survive)."""
+    if r.kind is not Kind.SERVER or not r.disks_known or not r.disks:
+        return False
+    data = [d for d in r.disks if not d.system]
+    if not data or not all(d.bound for d in data):
+        return False
+    return accepted or any(
+        s.kind is StepKind.SNAPSHOT and s.snapshot is not None and SURVIVES_DESTROY[s.snapshot]
+        for s in backups
     )
 
 

@@ -42,6 +42,17 @@ class StepSucceeded:
     kind: StepKind
     reconciled: bool = False
     """True when a lost outcome was recovered by asking the cloud instead of repeating the call."""
+    reused_from: str | None = None
+    """A backup: the run that made it, when an earlier verified backup was reused."""
+    made_at: str | None = None
+    """A reused backup: when it was made (ISO 8601)."""
+
+    @property
+    def reuse_note(self) -> str:
+        """``reused from run X (made at T)``, or '' when nothing was reused."""
+        if self.reused_from is None:
+            return ""
+        return f"reused from run {self.reused_from} (made at {self.made_at})"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from teardown.core.errors import JournalError, LockHeld
-from teardown.core.model import Artifact, Step, StepKind
+from teardown.core.model import BACKUP_STEPS, Artifact, Origin, Step, StepKind
 from teardown.core.phases import (
     STEP_TRANSITIONS,
     IllegalTransition,
@@ -29,7 +29,8 @@ from teardown.core.phases import (
 )
 from teardown.ports import Clock, RefundRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: artifacts record what they are a copy of (``meta``: origin, host key, disks, files)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,7 +50,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
     run_id TEXT NOT NULL, step_id TEXT NOT NULL, urn TEXT NOT NULL, kind TEXT NOT NULL,
     ref TEXT NOT NULL, verified INTEGER NOT NULL, survives INTEGER NOT NULL,
     size INTEGER NOT NULL, sha256 TEXT, detail TEXT NOT NULL, created_at TEXT NOT NULL,
-    PRIMARY KEY (run_id, step_id));
+    meta TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (run_id, step_id));
 CREATE TABLE IF NOT EXISTS billing (
     run_id TEXT NOT NULL, step_id TEXT NOT NULL, urn TEXT NOT NULL, order_ids TEXT NOT NULL,
     refund TEXT NOT NULL, consumed TEXT NOT NULL, fee TEXT NOT NULL, currency TEXT NOT NULL,
@@ -90,6 +91,15 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
+class EarlierArtifact:
+    """A verified artifact found in the journal, with the run that made it and when."""
+
+    artifact: Artifact
+    run_id: str
+    made_at: datetime
+
+
+@dataclass(frozen=True)
 class BillingRecord:
     step_id: str
     urn: str
@@ -107,6 +117,58 @@ class EventRecord:
 
 def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _meta(art: Artifact) -> str:
+    o = art.origin
+    return json.dumps(
+        {
+            "origin": {
+                "account": o.account,
+                "resource_id": o.resource_id,
+                "created_at": o.created_at,
+                "spec": o.spec,
+            },
+            "host_key": art.host_key,
+            "covers": list(art.covers),
+            "files": art.files,
+            "refused": list(art.refused),
+        },
+        sort_keys=True,
+    )
+
+
+def _artifact(row: tuple[Any, ...]) -> Artifact:
+    """An artifact from ``kind, ref, verified, survives, size, sha256, detail, meta``."""
+    try:
+        meta = json.loads(row[7] or "{}")
+        o = meta.get("origin") or {}
+        origin = Origin(
+            account=str(o.get("account", "")),
+            resource_id=str(o.get("resource_id", "")),
+            created_at=str(o.get("created_at", "")),
+            spec=str(o.get("spec", "")),
+        )
+    except (ValueError, AttributeError):
+        meta, origin = {}, Origin()  # unreadable: an unknown origin never matches a plan
+    files = meta.get("files")
+    return Artifact(
+        row[0],
+        row[1],
+        bool(row[2]),
+        bool(row[3]),
+        row[4],
+        row[5],
+        row[6],
+        origin=origin,
+        host_key=str(meta.get("host_key", "")),
+        covers=tuple(str(x) for x in meta.get("covers", ())),
+        files=files if isinstance(files, int) else None,
+        refused=tuple(str(x) for x in meta.get("refused", ())),
+    )
+
+
+_ARTIFACT_COLUMNS = "kind, ref, verified, survives, size, sha256, detail, meta"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -179,6 +241,13 @@ class Journal:
                     (str(SCHEMA_VERSION),),
                 )
                 row = (str(SCHEMA_VERSION),)
+            if row[0] == "1":
+                # Version 1 recorded no origin: its artifacts stay, and never match a plan.
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ALTER TABLE artifacts ADD COLUMN meta TEXT NOT NULL DEFAULT '{}'")
+                conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+                conn.execute("COMMIT")
+                row = ("2",)
         except sqlite3.DatabaseError as e:
             raise JournalError(f"{path}: not a usable teardown journal ({e})") from None
         if row[0] != str(SCHEMA_VERSION):
@@ -402,7 +471,8 @@ class Journal:
             if artifact is not None:
                 c.execute(
                     "INSERT OR REPLACE INTO artifacts(run_id, step_id, urn, kind, ref, verified, "
-                    "survives, size, sha256, detail, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    "survives, size, sha256, detail, created_at, meta) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         run_id,
                         step_id,
@@ -415,6 +485,7 @@ class Journal:
                         artifact.sha256,
                         artifact.detail,
                         now,
+                        _meta(artifact),
                     ),
                 )
             if refund is not None:
@@ -439,6 +510,8 @@ class Journal:
         with self._tx("outcome.failed") as c:
             rec = self._move_step(c, run_id, step_id, StepStatus.FAILED)
             assert rec is not None
+            if rec.status is StepStatus.SUCCEEDED:
+                raise IllegalTransition(f"step {step_id} succeeded; its outcome stands")
             c.execute(
                 "UPDATE steps SET status=?, outcome_at=?, error=? WHERE run_id=? AND step_id=?",
                 (StepStatus.FAILED.value, self._now(), error, run_id, step_id),
@@ -451,17 +524,17 @@ class Journal:
         """step id -> the artifact recorded when that step succeeded."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT step_id, kind, ref, verified, survives, size, sha256, detail "
-                "FROM artifacts WHERE run_id=?",
+                f"SELECT step_id, {_ARTIFACT_COLUMNS} FROM artifacts WHERE run_id=?",
                 (run_id,),
             ).fetchall()
-        return {r[0]: Artifact(r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7]) for r in rows}
+        return {r[0]: _artifact(r[1:]) for r in rows}
 
     def verified_artifacts(
         self, step_ids: Iterable[str], since: datetime | None = None
-    ) -> dict[str, Artifact]:
+    ) -> dict[str, EarlierArtifact]:
         """The latest verified artifact of each step id, in any run, made at or after ``since``
-        (step ids are deterministic per scope and resource, so one run finds another's)."""
+        (backup step ids are deterministic per scope, resource identity and settings, so one
+        run finds another's)."""
         wanted = list(step_ids)
         if not wanted:
             return {}
@@ -469,12 +542,33 @@ class Journal:
         after = since.isoformat() if since else ""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT step_id, kind, ref, verified, survives, size, sha256, detail "
-                f"FROM artifacts WHERE verified=1 AND step_id IN ({marks}) AND created_at >= ? "
+                f"SELECT step_id, run_id, created_at, {_ARTIFACT_COLUMNS} FROM artifacts "
+                f"WHERE verified=1 AND step_id IN ({marks}) AND created_at >= ? "
                 "ORDER BY created_at",
                 [*wanted, after],
             ).fetchall()
-        return {r[0]: Artifact(r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7]) for r in rows}
+        return {
+            r[0]: EarlierArtifact(_artifact(r[3:]), r[1], datetime.fromisoformat(r[2]))
+            for r in rows
+        }
+
+    def invalidate_backup(self, run_id: str, step_id: str, why: str) -> None:
+        """A verified backup was found missing or changed before the destroy that relied on it:
+        its step becomes FAILED (a resumed run makes it anew) and its artifact unverified."""
+        with self._tx("outcome.invalidated") as c:
+            rec = self._move_step(c, run_id, step_id, StepStatus.FAILED)
+            assert rec is not None
+            if rec.kind not in BACKUP_STEPS:
+                raise IllegalTransition(f"step {step_id} is not a backup: it cannot be undone")
+            c.execute(
+                "UPDATE steps SET status=?, outcome_at=?, error=? WHERE run_id=? AND step_id=?",
+                (StepStatus.FAILED.value, self._now(), why, run_id, step_id),
+            )
+            c.execute(
+                "UPDATE artifacts SET verified=0, detail=? WHERE run_id=? AND step_id=?",
+                (why, run_id, step_id),
+            )
+            self._event(c, run_id, "step.invalidated", step=step_id, urn=rec.urn, error=why)
 
     def billing_records(self, run_id: str) -> list[BillingRecord]:
         with self._lock:

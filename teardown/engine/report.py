@@ -32,6 +32,8 @@ def _still_billing(rp: ResourcePlan, phase: str) -> str | None:
     mode = rp.resource.billing.mode
     if mode in (BillingMode.FREE, BillingMode.UNKNOWN):
         return None
+    if rp.action is DestroyAction.RETAIN:
+        return "keeps billing (retainOnDelete: never destroyed by teardown or Pulumi)"
     if rp.action is DestroyAction.KEEP:
         return 'kept by policy (billing.attached_disks = "keep")'
     if rp.action is DestroyAction.KEEP_TO_EXPIRY:

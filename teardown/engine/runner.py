@@ -19,8 +19,9 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from teardown.core.errors import JournalError, PermanentError, TeardownError, TransientError
@@ -96,8 +97,9 @@ class _StepError(TeardownError):
 
 
 T = TypeVar("T")
-REUSE_BACKUPS_FOR = timedelta(hours=24)
-"""A backup verified by another run (or a Pulumi hook) this recently is reused, not redone."""
+REUSE_BACKUPS_FOR = timedelta(hours=1)
+"""By default, a backup of the same machine with the same settings verified by another run (or
+a Pulumi hook) this recently is reused, not redone (``backup.reuse_within``)."""
 _MUTATING = frozenset(
     {
         StepKind.DESTROY,
@@ -120,6 +122,10 @@ def _order_plan(step: Step) -> ResourcePlan:
         name=step.order_id or step.urn,
     )
     return ResourcePlan(resource=order, action=DestroyAction.KEEP)
+
+
+def _urns(plan: Plan) -> set[str]:
+    return {rp.resource.urn for rp in plan.resources}
 
 
 def new_run_id(clock: Clock) -> str:
@@ -146,8 +152,10 @@ class Runner:
         sleep: Callable[[float], None] = time.sleep,
         parallel: int = 4,
         observers: Sequence[Observer] = (),
+        reuse_within: timedelta = REUSE_BACKUPS_FOR,
     ) -> None:
         self.journal = journal
+        self.reuse_within = reuse_within
         self.ports = ports
         self.clock = clock
         self.retry = retry or RetryPolicy()
@@ -244,7 +252,7 @@ class Runner:
                     self.journal.record_intent(run_id, rp.destroy, f"{rp.destroy.id}-external")
                 self.journal.record_success(run_id, rp.destroy.id, {"destroyed_by": "external"})
                 self._move(run_id, urn, Phase.DESTROYED)
-            self._close(run_id, rp)
+            self._close(run_id, rp, plan)
             done = self.journal.resource_phases(run_id).get(urn) is Phase.DONE
             return self._finish(run_id, RunPhase.COMPLETED if done else RunPhase.PARTIALLY_FAILED)
         finally:
@@ -283,10 +291,10 @@ class Runner:
                     if rp not in stuck and self._phase(run_id, rp.resource.urn) is not Phase.FAILED:
                         self._fail_resource(run_id, rp, "waits for a step that did not run")
                 break
-            self._parallel(lambda rp: self._destroy(run_id, rp), ready)
+            self._parallel(lambda rp: self._destroy(run_id, rp, plan), ready)
             pending = [rp for rp in pending if rp not in ready and rp not in stuck]
 
-        self._parallel(lambda rp: self._close(run_id, rp), live)
+        self._parallel(lambda rp: self._close(run_id, rp, plan), live)
 
         final = self.journal.resource_phases(run_id)
         succeeded = self._succeeded(run_id)
@@ -316,7 +324,7 @@ class Runner:
         else:
             self._move(run_id, urn, Phase.FAILED, "a backup failed; nothing destroyed")
 
-    def _destroy(self, run_id: str, rp: ResourcePlan) -> None:
+    def _destroy(self, run_id: str, rp: ResourcePlan, plan: Plan) -> None:
         urn = rp.resource.urn
         assert rp.destroy is not None
         phase = self._phase(run_id, urn)
@@ -327,9 +335,7 @@ class Runner:
             phase = Phase.VERIFIED
         if phase not in (Phase.VERIFIED, Phase.DESTROYING):
             return
-        verdict = may_destroy(rp, self.journal.artifacts(run_id))
-        if not verdict.ok:
-            self._fail_resource(run_id, rp, "refused to destroy: " + "; ".join(verdict.reasons))
+        if not self._may_go(run_id, rp, plan, "destroy"):
             return
         self._move(run_id, urn, Phase.DESTROYING)
         if self._run_step(run_id, rp.destroy, rp):
@@ -337,7 +343,45 @@ class Runner:
         else:
             self._move(run_id, urn, Phase.FAILED, "destroy failed")
 
-    def _close(self, run_id: str, rp: ResourcePlan) -> None:
+    def _may_go(self, run_id: str, rp: ResourcePlan, plan: Plan, what: str) -> bool:
+        """I1 at the moment of the destroy: the journal records every backup verified, of this
+        very resource (``may_destroy``), and each still exists and matches its checksums now.
+        A backup found gone or changed is invalidated (a resume makes it anew); the resource
+        fails with the backup named."""
+        carried = [plan.resource_plan(u) for u in rp.carries if u in _urns(plan)]
+        verdict = may_destroy(rp, self.journal.artifacts(run_id), carried)
+        if not verdict.ok:
+            self._fail_resource(run_id, rp, f"refused to {what}: " + "; ".join(verdict.reasons))
+            return False
+        artifacts = self.journal.artifacts(run_id)
+        problems: list[str] = []
+        for owner in (rp, *carried):
+            for step in owner.backups:
+                try:
+                    problem = self._retrying(
+                        partial(self._confirm, step, owner.resource, artifacts[step.id])
+                    )
+                except TeardownError as e:
+                    problems.append(f"could not confirm backup {step.kind} ({step.id}): {e}")
+                    continue
+                if problem is not None:
+                    why = f"backup {step.kind} ({step.id}) of {owner.resource.name}: {problem}"
+                    self.journal.invalidate_backup(run_id, step.id, why)
+                    self._emit(StepFailed(run_id, step.id, step.urn, step.kind, why))
+                    problems.append(why + " (a resume makes it anew)")
+        if problems:
+            self._fail_resource(run_id, rp, f"refused to {what}: " + "; ".join(problems))
+            return False
+        return True
+
+    def _confirm(self, step: Step, resource: Resource, art: Artifact) -> str | None:
+        """None when the backup recorded for ``step`` still exists and is intact; else why not."""
+        if step.kind is StepKind.PULL:
+            assert step.pull is not None
+            return self.ports.fetcher.check(resource, step.pull, art)
+        return self.ports.snapshotter.check(resource, art)
+
+    def _close(self, run_id: str, rp: ResourcePlan, plan: Plan) -> None:
         urn = rp.resource.urn
         phase = self._phase(run_id, urn)
         kept = rp.destroy is None
@@ -350,12 +394,9 @@ class Runner:
                 return
         elif not (phase in (Phase.DESTROYED, Phase.CLOSING) or (phase is Phase.VERIFIED and kept)):
             return
-        if kept:
-            # Unsubscribing renewals dooms the data at expiry: the same I1 gate as a destroy.
-            verdict = may_destroy(rp, self.journal.artifacts(run_id))
-            if not verdict.ok:
-                self._fail_resource(run_id, rp, "refused to close: " + "; ".join(verdict.reasons))
-                return
+        # Unsubscribing renewals dooms the data at expiry: the same I1 gate as a destroy.
+        if kept and rp.billing and not self._may_go(run_id, rp, plan, "close"):
+            return
         self._move(run_id, urn, Phase.CLOSING)
         why = ""
         for step in rp.billing:
@@ -392,19 +433,9 @@ class Runner:
                 self._emit(StepSucceeded(run_id, step.id, step.urn, step.kind, reconciled=True))
                 return True
         attempt = (rec.attempt if rec else 0) + 1
-        key = self._key(step, attempt)
-        if rec is None and step.kind in BACKUP_STEPS:
-            # Step ids are deterministic per scope and resource: a backup another run (or a
-            # Pulumi hook) verified is reused, not made again.
-            since = self.clock.now() - REUSE_BACKUPS_FOR
-            earlier = self.journal.verified_artifacts([step.id], since).get(step.id)
-            if earlier is not None:
-                self.journal.record_intent(run_id, step, key)
-                self.journal.record_success(
-                    run_id, step.id, {"ref": earlier.ref, "reused": True}, artifact=earlier
-                )
-                self._emit(StepSucceeded(run_id, step.id, step.urn, step.kind, reconciled=True))
-                return True
+        key = self._key(run_id, step, attempt)
+        if rec is None and step.kind in BACKUP_STEPS and self._reuse(run_id, step, rp, key):
+            return True
         self.journal.record_intent(run_id, step, key)
         self._emit(StepStarted(run_id, step.id, step.urn, step.kind, attempt))
         tried = False
@@ -432,11 +463,55 @@ class Runner:
         self._emit(StepSucceeded(run_id, step.id, step.urn, step.kind))
         return True
 
+    def _reuse(self, run_id: str, step: Step, rp: ResourcePlan, key: str) -> bool:
+        """Reuse a backup another run (or a Pulumi hook) made of this very resource with these
+        very settings (the step id says both) within ``reuse_within``, after checking it is
+        still there and intact. True when reused."""
+        if self.reuse_within <= timedelta(0):
+            return False
+        since = self.clock.now() - self.reuse_within
+        earlier = self.journal.verified_artifacts([step.id], since).get(step.id)
+        if earlier is None or earlier.run_id == run_id:
+            return False
+        art = earlier.artifact
+        if step.expect is not None and step.expect.differences(art.origin):
+            return False  # an artifact of another machine or settings: never counted
+        try:
+            problem = self._retrying(lambda: self._confirm(step, rp.resource, art))
+        except TeardownError:
+            problem = "could not be checked"
+        if problem is not None:
+            return False  # gone or changed since: make a new one
+        made_at = earlier.made_at.isoformat()
+        self.journal.record_intent(run_id, step, key)
+        self.journal.record_success(
+            run_id,
+            step.id,
+            {"ref": art.ref, "reused_from": earlier.run_id, "made_at": made_at},
+            artifact=art,
+        )
+        self._emit(
+            StepSucceeded(
+                run_id,
+                step.id,
+                step.urn,
+                step.kind,
+                reconciled=True,
+                reused_from=earlier.run_id,
+                made_at=made_at,
+            )
+        )
+        return True
+
     @staticmethod
-    def _key(step: Step, attempt: int) -> str:
-        # Pulls resume into the same store location; other steps get a fresh key per attempt so
-        # a failed cloud-side backup is never mistaken for the new one.
-        return step.id if step.kind is StepKind.PULL else f"{step.id}-{attempt}"
+    def _key(run_id: str, step: Step, attempt: int) -> str:
+        # Pulls resume into the same store location (files verified there are not sent again;
+        # the rest is compared with the host anew). Other steps get a fresh key per run and
+        # attempt: a failed cloud-side backup is never mistaken for the new one, and an old
+        # backup is never found by its key (only reused, within backup.reuse_within).
+        if step.kind is StepKind.PULL:
+            return step.id
+        return f"{step.id}-{run_id}-{attempt}"
 
     def _do(self, run_id: str, step: Step, rp: ResourcePlan, key: str) -> _Outcome:
         p = self.ports
@@ -445,7 +520,7 @@ class Runner:
             case StepKind.SNAPSHOT:
                 kind = step.snapshot or SnapshotKind.CBR
                 ref = p.snapshotter.find(r, kind, key) or p.snapshotter.create(r, kind, key)
-                return self._checked(p.snapshotter.wait(ref))
+                return self._checked(step, p.snapshotter.wait(r, ref))
             case StepKind.PULL:
                 assert step.pull is not None
 
@@ -456,13 +531,18 @@ class Runner:
                     rate = nbytes / elapsed if elapsed > 0 else 0.0
                     self._emit(Progress(run_id, step.id, r.urn, nbytes, files, rate))
 
-                return self._checked(p.fetcher.pull(r, step.pull, key, progress))
+                return self._checked(step, p.fetcher.pull(r, step.pull, key, progress))
             case StepKind.DESTROY:
                 assert step.action is not None
                 if p.destroyer.presence(r) is Presence.GONE:
                     # Already gone (e.g. a disk deleted together with its server): nothing to do.
                     return _Outcome({"already_gone": True})
-                res = p.destroyer.destroy(r, step.action, key)
+                if step.action is DestroyAction.WITH_PARENT:
+                    raise PermanentError(
+                        f"{r.name} still exists after the destroy of {r.deleted_with} it is "
+                        "deleted with (Pulumi deletedWith); it was not destroyed on its own"
+                    )
+                res = p.destroyer.destroy(r, step.action, key, delete_volumes=step.delete_volumes)
                 if res.presence is not Presence.GONE:
                     raise TransientError(f"{r.name} is still {res.presence.value} after destroy")
                 return _Outcome({"job_id": res.job_id, "order_ids": list(res.order_ids)})
@@ -489,15 +569,11 @@ class Runner:
             case StepKind.SNAPSHOT:
                 kind = step.snapshot or SnapshotKind.CBR
                 ref = p.snapshotter.find(r, kind, key)
-                return None if ref is None else self._checked(p.snapshotter.wait(ref))
+                return None if ref is None else self._checked(step, p.snapshotter.wait(r, ref))
             case StepKind.PULL:
                 assert step.pull is not None
                 art = p.fetcher.find(r, step.pull, key)
-                return (
-                    None
-                    if art is None or not art.verified
-                    else _Outcome({"ref": art.ref}, artifact=art)
-                )
+                return None if art is None or not art.verified else self._checked(step, art)
             case StepKind.DESTROY:
                 presence = p.destroyer.presence(r)
                 if presence is Presence.GONE:
@@ -531,9 +607,14 @@ class Runner:
         return tuple(rec.result.get("order_ids", ())) if rec else ()
 
     @staticmethod
-    def _checked(art: Artifact) -> _Outcome:
+    def _checked(step: Step, art: Artifact) -> _Outcome:
+        """A backup's outcome: verified, and stamped with the creation time and settings of the
+        step it was made for (the adapter observed the account and resource id)."""
         if not art.verified:
             raise _StepError(f"backup {art.ref} not verified: {art.detail}")
+        if step.expect is not None:
+            origin = replace(art.origin, created_at=step.expect.created_at, spec=step.expect.spec)
+            art = replace(art, origin=origin)
         return _Outcome({"ref": art.ref, "kind": art.kind}, artifact=art)
 
     # -- helpers -------------------------------------------------------------------------

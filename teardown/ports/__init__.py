@@ -43,7 +43,8 @@ class Snapshotter(Protocol):
     Example::
 
         ref = snap.create(server, SnapshotKind.CBR, key="a1b2c3")
-        art = snap.wait(ref)   # polls until available or error
+        art = snap.wait(server, ref)   # polls until available or error
+        problem = snap.check(server, art)   # just before the destroy: still there?
     """
 
     def create(self, resource: Resource, kind: SnapshotKind, key: str) -> str:
@@ -54,11 +55,23 @@ class Snapshotter(Protocol):
         """The id of a backup earlier started with ``key``, or None (used to reconcile)."""
         ...
 
-    def wait(self, ref: str) -> Artifact:
+    def wait(self, resource: Resource, ref: str) -> Artifact:
         """Poll until the backup is terminal; return it, ``verified`` only if fully usable.
 
-        A backup that ended in error, or skipped a resource, is returned with verified=False and
-        the reason in ``detail``; raises TransientError only for failures of the poll itself.
+        Only what the cloud returned counts: backups whose own record names another checkpoint
+        or another resource than ``resource`` are ignored, whatever filter was sent. The
+        artifact's ``origin`` carries the account and resource id observed, ``covers`` the disks
+        held. A backup that ended in error, skipped a resource, or holds no backup of
+        ``resource`` is returned with verified=False and the reason in ``detail``; raises
+        TransientError only for failures of the poll itself.
+        """
+        ...
+
+    def check(self, resource: Resource, artifact: Artifact) -> str | None:
+        """Just before a destroy: None when the backup ``artifact`` still exists, is available
+        and holds ``resource``; otherwise what is wrong (deleted, in error, other resource).
+
+        Raises TransientError when the cloud cannot be asked right now.
         """
         ...
 
@@ -85,6 +98,12 @@ class Fetcher(Protocol):
         """The verified artifact stored earlier under ``key``, or None."""
         ...
 
+    def check(self, resource: Resource, spec: PullSpec, artifact: Artifact) -> str | None:
+        """Just before a destroy: None when the stored copy ``artifact`` still exists and matches
+        its recorded checksums (the manifest's sha256, and the files: all of them for a small
+        store, sizes plus a rolling sample for a large one); otherwise what is wrong."""
+        ...
+
 
 class Presence(StrEnum):
     """What the cloud says about a resource."""
@@ -107,10 +126,14 @@ class DestroyResult:
 class Destroyer(Protocol):
     """Deletes or unsubscribes resources. Called only after the engine checked I1."""
 
-    def destroy(self, resource: Resource, action: DestroyAction, key: str) -> DestroyResult:
+    def destroy(
+        self, resource: Resource, action: DestroyAction, key: str, *, delete_volumes: bool = False
+    ) -> DestroyResult:
         """Delete (pay-per-use) or unsubscribe (prepaid) the resource and wait until it is gone.
 
-        Raises PermanentError when the cloud refuses (locked, frozen, prepaid delete).
+        ``delete_volumes``: a server's data disks go with it (the plan decided they may);
+        otherwise they are detached and survive. Raises PermanentError when the cloud refuses
+        (locked, frozen, prepaid delete).
         """
         ...
 

@@ -10,6 +10,8 @@ Switches live in the state file under ``"switches"``:
 - ``fail``: ``{op: [{"error": "transient"|"permanent", "times": n}]}`` raises on the next n calls;
 - ``snapshot_error``: URNs whose snapshots end in ``error``;
 - ``corrupt_pull``: URNs whose pulled copy differs from the source (a checksum mismatch);
+- ``foreign_snapshots``: URNs whose snapshots come back recorded as another resource's (a
+  cloud answer that ignored a filter);
 - ``kill_after_effect``: SIGKILL this process right after the n-th side effect is persisted
   (the effect happened, its outcome never reaches the journal).
 """
@@ -33,6 +35,7 @@ from teardown.core.model import (
     Artifact,
     BillingMode,
     DestroyAction,
+    Origin,
     PullSpec,
     Resource,
     SnapshotKind,
@@ -78,6 +81,9 @@ class FakeCloud:
         }
         for r in resources:
             state["resources"][r.urn] = {
+                "account": r.account or "",
+                "cloud_id": r.cloud_id or "",
+                "deleted_with": r.deleted_with,
                 "presence": Presence.EXISTS.value,
                 "prepaid": r.billing.mode is BillingMode.PRE_PAID,
                 "auto_renew": r.billing.auto_renew,
@@ -177,7 +183,7 @@ class FakeSnapshotter:
                 return str(sid)
         return None
 
-    def wait(self, ref: str) -> Artifact:
+    def wait(self, resource: Resource, ref: str) -> Artifact:
         with self.cloud._state() as st:
             self.cloud._switch(st, "snapshot.wait")
             s = st["snapshots"][ref]
@@ -185,13 +191,31 @@ class FakeSnapshotter:
                 bad = s["urn"] in st["switches"].get("snapshot_error", [])
                 s["status"] = "error" if bad else "available"
             ok = s["status"] == "available"
+            owner = st["resources"].get(s["urn"], {})
+            resource_id = owner.get("cloud_id", "")
+            if s["urn"] in st["switches"].get("foreign_snapshots", []):
+                resource_id = "someone-else"
             return Artifact(
                 kind=s["kind"],
                 ref=ref,
                 verified=ok,
                 survives_destroy=bool(s["survives"]),
                 detail="available" if ok else f"snapshot status {s['status']}",
+                origin=Origin(account=owner.get("account", ""), resource_id=resource_id),
             )
+
+    def check(self, resource: Resource, artifact: Artifact) -> str | None:
+        s = self.cloud.read()["snapshots"].get(artifact.ref)
+        if s is None:
+            return f"snapshot {artifact.ref} no longer exists"
+        if s["status"] != "available":
+            return f"snapshot {artifact.ref} is {s['status']}"
+        return None
+
+    def delete(self, ref: str) -> None:
+        """Delete a snapshot behind the runner's back (a person in the console, retention)."""
+        with self.cloud._state() as st:
+            st["snapshots"].pop(ref, None)
 
 
 class FakeFetcher:
@@ -239,18 +263,41 @@ class FakeFetcher:
             size=total,
             sha256=hashlib.sha256(body).hexdigest(),
             detail=f"{len(manifest)} files",
+            origin=self._origin(resource),
+            files=len(manifest),
         )
         with self.cloud._state() as st:
             st["pulls"][key] = {"urn": resource.urn, "verified": True, "sha256": art.sha256}
             self.cloud._effect(st, {"op": "pull", "urn": resource.urn, "key": key})
         return art
 
+    def _origin(self, resource: Resource) -> Origin:
+        owner = self.cloud.read()["resources"].get(resource.urn, {})
+        return Origin(account=owner.get("account", ""), resource_id=owner.get("cloud_id", ""))
+
     def find(self, resource: Resource, spec: PullSpec, key: str) -> Artifact | None:
         p = self.cloud.read()["pulls"].get(key)
         if p is None or p["urn"] != resource.urn:
             return None
         dest = self.cloud.root / "store" / key
-        return Artifact("pull", str(dest), bool(p["verified"]), True, sha256=p["sha256"])
+        return Artifact(
+            "pull",
+            str(dest),
+            bool(p["verified"]),
+            True,
+            sha256=p["sha256"],
+            origin=self._origin(resource),
+        )
+
+    def check(self, resource: Resource, spec: PullSpec, artifact: Artifact) -> str | None:
+        manifest = Path(artifact.ref) / "manifest.json"
+        try:
+            body = manifest.read_bytes()
+        except FileNotFoundError:
+            return f"{manifest} is missing"
+        if hashlib.sha256(body).hexdigest() != artifact.sha256:
+            return f"{manifest} changed since it was verified"
+        return None
 
 
 class FakeDestroyer:
@@ -259,13 +306,18 @@ class FakeDestroyer:
     def __init__(self, cloud: FakeCloud) -> None:
         self.cloud = cloud
 
-    def destroy(self, resource: Resource, action: DestroyAction, key: str) -> DestroyResult:
+    def destroy(
+        self, resource: Resource, action: DestroyAction, key: str, *, delete_volumes: bool = False
+    ) -> DestroyResult:
         with self.cloud._state() as st:
             self.cloud._switch(st, "destroy")
             res = st["resources"].setdefault(resource.urn, {"presence": "exists"})
             if res["presence"] == Presence.GONE.value:
                 raise PermanentError(f"fake destroy: {resource.urn} does not exist")
             res["presence"] = Presence.GONE.value
+            for other in st["resources"].values():  # Pulumi deletedWith: gone with their parent
+                if other.get("deleted_with") == resource.urn:
+                    other["presence"] = Presence.GONE.value
             orders: tuple[str, ...] = ()
             if action is DestroyAction.UNSUBSCRIBE:
                 orders = (f"unsub-{_safe(resource.urn)}",)
@@ -277,6 +329,7 @@ class FakeDestroyer:
                     "urn": resource.urn,
                     "action": action.value,
                     "key": key,
+                    "delete_volumes": delete_volumes,
                     "backups": self.cloud.surviving_backups(st, resource.urn),
                 },
             )

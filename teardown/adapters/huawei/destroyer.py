@@ -81,8 +81,13 @@ class HuaweiDestroyer:
 
     # -- destroy ---------------------------------------------------------------------------
 
-    def destroy(self, resource: Resource, action: DestroyAction, key: str) -> DestroyResult:
+    def destroy(
+        self, resource: Resource, action: DestroyAction, key: str, *, delete_volumes: bool = False
+    ) -> DestroyResult:
         """Delete (pay-per-use server) or unsubscribe (prepaid server or disk); wait until gone.
+
+        ``delete_volumes`` is sent as DeleteServers' ``delete_volume``: the plan sets it only
+        when every attached disk is known, bound and backed up (else data disks are detached).
 
         Raises PermanentError when the cloud refuses (locked, frozen, prepaid delete, a failed
         delete job) or the action is not this adapter's (Pulumi, keep); TransientError when the
@@ -97,7 +102,7 @@ class HuaweiDestroyer:
                     "supported yet",
                     hint="delete it with its server, or unsubscribe it if it is prepaid",
                 )
-            return self._delete_server(resource, resource.cloud_id)
+            return self._delete_server(resource, resource.cloud_id, delete_volumes)
         if action is DestroyAction.UNSUBSCRIBE:
             if resource.kind not in (Kind.SERVER, Kind.VOLUME):
                 raise PermanentError(f"{resource.name}: cannot unsubscribe a {resource.kind.value}")
@@ -106,12 +111,13 @@ class HuaweiDestroyer:
             f"{resource.name}: action {action.value!r} is not done by the Huawei destroyer"
         )
 
-    def _delete_server(self, resource: Resource, server_id: str) -> DestroyResult:
-        # Data disks go with the server only when all were bought with it: a separately bought
-        # disk is its own resource in the plan, with its own backups and action (I1).
-        delete_volume = all(d.bound for d in resource.disks)
+    def _delete_server(
+        self, resource: Resource, server_id: str, delete_volumes: bool
+    ) -> DestroyResult:
+        # The plan decided (``Step.delete_volumes``): data disks go with the server only when
+        # every one is known, bound to it and held by a surviving backup; never on missing facts.
         body = DeleteServersRequestBody(
-            servers=[ServerId(id=server_id)], delete_volume=delete_volume, delete_publicip=False
+            servers=[ServerId(id=server_id)], delete_volume=delete_volumes, delete_publicip=False
         )
         req = DeleteServersRequest(body=body)
         job_id = str(

@@ -113,24 +113,34 @@ class HuaweiInventory:
             page += 1
 
     def _servers(self, server_ids: Sequence[str], tags: Sequence[tuple[str, str]]) -> list[Any]:
+        """The servers ECS returns for these selectors, each re-checked here against every
+        selector (the id asked for, each tag): a filter the service ignored or widened never
+        widens what is selected."""
         wanted_tags = {f"{k}={v}" for k, v in tags}
         if server_ids:
             ids = list(dict.fromkeys(server_ids))
             found: dict[str, Any] = {}
             for i in range(0, len(ids), IDS_PER_LIST):
                 for s in self._list_servers(server_id=",".join(ids[i : i + IDS_PER_LIST])):
-                    found[s.id] = s
+                    if s.id in ids and s.name is not None:  # a missing id comes back as a stub
+                        found[s.id] = s
             servers = [found[i] for i in ids if i in found]
-            # server_id makes ECS ignore every other filter: apply the tags here.
-            return [s for s in servers if wanted_tags <= set(s.tags or [])]
-        if wanted_tags:
-            return self._list_servers(tags=",".join(sorted(wanted_tags)))
-        return self._list_servers()
+        elif wanted_tags:
+            servers = self._list_servers(tags=",".join(sorted(wanted_tags)))
+        else:
+            servers = self._list_servers()
+        return [s for s in servers if wanted_tags <= set(s.tags or [])]
 
     def _volumes(self, server_id: str) -> dict[str, Any]:
+        """The disks EVS reports attached to ``server_id`` (checked on each disk's own
+        attachment records, not on the filter)."""
         req = ListVolumesRequest(server_id=server_id, limit=1000)
         resp = self._read("evs.ListVolumes", lambda: self.clients.evs.list_volumes(req))
-        return {v.id: v for v in (resp.volumes or [])}
+        return {
+            v.id: v
+            for v in (resp.volumes or [])
+            if any(a.server_id == server_id for a in (v.attachments or []))
+        }
 
     # -- billing -------------------------------------------------------------------------
 
@@ -277,6 +287,9 @@ class HuaweiInventory:
                     tags=_tags(s.tags),
                     disks=p.disks,
                     addresses=_addresses(s.addresses),
+                    account=self.clients.profile.account,
+                    created_at=parse_time(s.created),
+                    disks_known=p.disks_known,
                     billing=billing(
                         s.id,
                         p.mode,
@@ -301,6 +314,8 @@ class HuaweiInventory:
                             v.id, BillingMode.PRE_PAID if order else BillingMode.POST_PAID, order
                         ),
                         parent=urn,
+                        account=self.clients.profile.account,
+                        created_at=parse_time(v.created_at),
                     )
                 )
         return out
@@ -319,6 +334,8 @@ class _ServerFacts:
     disks: tuple[Disk, ...]
     separate: tuple[Any, ...]
     """EVS details of attached disks bought separately (their own resources)."""
+    disks_known: bool
+    """ECS's attachments and EVS's disks attached to the server are the same set, each known."""
 
     @staticmethod
     def of(server: Any, volumes: dict[str, Any]) -> _ServerFacts:
@@ -327,7 +344,12 @@ class _ServerFacts:
         order = meta.get("metering.order_id") or None
         disks: list[Disk] = []
         separate: list[Any] = []
-        for att in server.os_extended_volumesvolumes_attached or []:
+        attached = list(server.os_extended_volumesvolumes_attached or [])
+        ecs_ids = {att.id for att in attached}
+        # A disk EVS says is attached but ECS does not list (or the reverse) means one of the
+        # two views is incomplete: the union is kept, and no disk is deleted with the server.
+        known = bool(attached) and ecs_ids == set(volumes)
+        for att in attached:
             v = volumes.get(att.id)
             system = str(att.boot_index) == "0"
             v_order = _order_of(v) if v is not None else None
@@ -342,12 +364,34 @@ class _ServerFacts:
                     system=system,
                     bound=not bought_alone,
                     device=att.device,
+                    delete_on_termination=_flag(att.delete_on_termination),
                 )
             )
             if bought_alone:
                 separate.append(v)
+        for vid in sorted(set(volumes) - ecs_ids):
+            # Known only to EVS: a data disk whose binding to the server's order is unproven.
+            v = volumes[vid]
+            v_order = _order_of(v)
+            disks.append(
+                Disk(
+                    id=vid,
+                    size_gb=int(v.size) if v.size is not None else None,
+                    bound=False,
+                    device=next((a.device for a in v.attachments or [] if a.device), None),
+                )
+            )
+            if v_order is not None and v_order != order:
+                separate.append(v)
         disks.sort(key=lambda d: (not d.system, d.device or "", d.id))
-        return _ServerFacts(server, mode, tuple(disks), tuple(separate))
+        return _ServerFacts(server, mode, tuple(disks), tuple(separate), known)
+
+
+def _flag(value: Any) -> bool | None:
+    """ECS reports ``delete_on_termination`` as the string ``"true"``/``"false"``."""
+    if value is None:
+        return None
+    return str(value).lower() == "true"
 
 
 def _tags(raw: Sequence[str] | None) -> tuple[tuple[str, str], ...]:

@@ -48,6 +48,11 @@ SANDBOX_VAULT_ID = "vault-sandbox"
 """The CBR vault every sandbox has."""
 
 
+def account_id(region: str, project_id: str) -> str:
+    """``huawei:<region>:<project id>``: the account, region and project a resource lives in."""
+    return f"huawei:{region}:{project_id}"
+
+
 @dataclass(frozen=True)
 class HuaweiProfile:
     """Account, region and endpoints for the official SDK clients.
@@ -66,6 +71,11 @@ class HuaweiProfile:
     known_hosts: str | None = None
     identity_file: str | None = None
     ssh_user: str | None = None
+
+    @property
+    def account(self) -> str:
+        """This profile's account as backups record it: ``huawei:<region>:<project id>``."""
+        return account_id(self.region, self.project_id)
 
     def endpoint(self, service: str) -> str:
         """The base URL of ``service`` (``ecs``, ``evs``, ``cbr`` or ``bss``)."""

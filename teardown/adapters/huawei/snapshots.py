@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from huaweicloudsdkcbr.v1 import (
@@ -29,9 +30,10 @@ from huaweicloudsdkevs.v2 import (
 
 from teardown.adapters.huawei._poll import poll
 from teardown.adapters.huawei.clients import Clients
-from teardown.adapters.huawei.errors import call
+from teardown.adapters.huawei.errors import NotFound, call
+from teardown.adapters.huawei.profile import account_id
 from teardown.core.errors import PermanentError
-from teardown.core.model import Artifact, Kind, Resource, SnapshotKind
+from teardown.core.model import Artifact, Kind, Origin, Resource, SnapshotKind
 from teardown.engine.retry import RetryPolicy
 
 GB = 2**30
@@ -51,7 +53,7 @@ class CbrSnapshotter:
     Example::
 
         snap = CbrSnapshotter(clients, profile.vault_id or "vault-sandbox")
-        art = snap.wait(snap.create(server, SnapshotKind.CBR, key="run1-snap-web-1"))
+        art = snap.wait(server, snap.create(server, SnapshotKind.CBR, key="run1-snap-web-1"))
     """
 
     def __init__(
@@ -129,7 +131,8 @@ class CbrSnapshotter:
 
         CBR: lists the resource's backups in the vault and matches the checkpoint whose name
         (``extra_info.name``) is ``key``; backup names are not relied on (the sandbox names
-        backups ``manualbk_<id>`` and ignores a ``name`` filter).
+        backups ``manualbk_<id>`` and ignores a ``name`` filter). Backups whose own record names
+        another resource are skipped, whatever the filter sent.
         """
         self._check_kind(resource, kind)
         cloud_id = self._cloud_id(resource)
@@ -143,7 +146,7 @@ class CbrSnapshotter:
         seen: set[str] = set()
         for b in self._backups(resource_id=cloud_id, vault_id=self.vault_id):
             cid = b.checkpoint_id
-            if not cid or cid in seen:
+            if not cid or cid in seen or b.resource_id != cloud_id:
                 continue
             seen.add(cid)
             if b.name == key:
@@ -176,12 +179,41 @@ class CbrSnapshotter:
 
     # -- wait ------------------------------------------------------------------------------
 
-    def wait(self, ref: str) -> Artifact:
-        """Poll until terminal; verified only if every backup is ``available`` and nothing was
-        skipped. Raises TransientError when the poll itself keeps failing or times out."""
+    def wait(self, resource: Resource, ref: str) -> Artifact:
+        """Poll until terminal; verified only if the checkpoint is ``available``, skipped nothing,
+        lists ``resource`` among its resources, and holds backups of ``resource`` (as their own
+        records say: backups of other checkpoints or resources in the answer are ignored), each
+        ``available`` with every disk backup under it. Raises TransientError when the poll
+        itself keeps failing or times out."""
         if ref.startswith(EVS_PREFIX):
             return self._wait_snapshot(ref[len(EVS_PREFIX) :])
-        return self._wait_checkpoint(ref)
+        return self._wait_checkpoint(resource, ref)
+
+    def check(self, resource: Resource, artifact: Artifact) -> str | None:
+        """Just before a destroy: None when the checkpoint still holds an ``available`` backup
+        of ``resource`` (with every disk it held before); otherwise what is wrong."""
+        if artifact.ref.startswith(EVS_PREFIX):
+            return "an EVS snapshot does not survive the destroy of its disk"
+        try:
+            cp = self._checkpoint(artifact.ref)
+        except NotFound:
+            return f"checkpoint {artifact.ref} no longer exists"
+        if cp is None:
+            return f"checkpoint {artifact.ref} no longer exists"
+        ours, _others = self._backups_of(resource, artifact.ref)
+        if not ours:
+            return f"checkpoint {artifact.ref} no longer holds a backup of {resource.name}"
+        bad = [
+            f"{b.resource_name or b.resource_id} is {b.status}"
+            for b in _with_children(ours)
+            if b.status != "available"
+        ]
+        if bad:
+            return f"checkpoint {artifact.ref}: {'; '.join(bad)}"
+        gone = sorted(set(artifact.covers) - _disks_held(ours))
+        if gone:
+            return f"checkpoint {artifact.ref} no longer holds disk(s) {', '.join(gone)}"
+        return None
 
     def _poll(self, what: str, probe: Callable[[], Any | None]) -> Any:
         return poll(
@@ -193,15 +225,31 @@ class CbrSnapshotter:
             timeout=self._timeout,
         )
 
-    def _wait_checkpoint(self, checkpoint_id: str) -> Artifact:
+    def _backups_of(self, resource: Resource, checkpoint_id: str) -> tuple[list[Any], int]:
+        """The backups of ``resource`` in the checkpoint, by their own records (the filter sent
+        may be ignored), and how many other backups the answer held."""
+        answer = self._backups(checkpoint_id=checkpoint_id)
+        ours = [
+            b
+            for b in answer
+            if b.checkpoint_id == checkpoint_id and b.resource_id == resource.cloud_id
+        ]
+        return ours, len(answer) - len(ours)
+
+    def _wait_checkpoint(self, resource: Resource, checkpoint_id: str) -> Artifact:
         def probe() -> Any | None:
             cp = self._checkpoint(checkpoint_id)
             return cp if cp is not None and cp.status in CHECKPOINT_DONE else None
 
         cp = self._poll(f"checkpoint {checkpoint_id}", probe)
+        # The account as the checkpoint's own record says (its project), in this region.
+        profile = self.clients.profile
+        origin = Origin(account=account_id(profile.region, cp.project_id or profile.project_id))
 
         def unverified(detail: str, size: int = 0) -> Artifact:
-            return Artifact("cbr", checkpoint_id, False, True, size=size, detail=detail)
+            return Artifact(
+                "cbr", checkpoint_id, False, True, size=size, detail=detail, origin=origin
+            )
 
         if cp.status != "available":
             return unverified(f"checkpoint {checkpoint_id} ended in status {cp.status}")
@@ -209,13 +257,22 @@ class CbrSnapshotter:
         if skipped:
             names = ", ".join(f"{s.name or s.id} ({s.code}: {s.reason})" for s in skipped)
             return unverified(f"checkpoint {checkpoint_id} skipped {names}")
-        backups = self._backups(checkpoint_id=checkpoint_id)
-        size = sum(int(b.resource_size or 0) for b in backups) * GB
-        if not backups:
-            return unverified(f"checkpoint {checkpoint_id} holds no backups")
+        listed = {r.id for r in ((cp.vault.resources if cp.vault else None) or [])}
+        if resource.cloud_id not in listed:
+            return unverified(
+                f"checkpoint {checkpoint_id} does not list {resource.name} ({resource.cloud_id}) "
+                f"among its resources ({', '.join(sorted(listed)) or 'none'})"
+            )
+        ours, others = self._backups_of(resource, checkpoint_id)
+        ignored = f" ({others} backups of other checkpoints or resources ignored)" if others else ""
+        if not ours:
+            return unverified(
+                f"checkpoint {checkpoint_id} holds no backup of {resource.name}{ignored}"
+            )
+        size = sum(int(b.resource_size or 0) for b in ours) * GB
         bad = [
             f"{b.resource_name or b.resource_id} is {b.status}"
-            for b in _with_children(backups)
+            for b in _with_children(ours)
             if b.status != "available"
         ]
         if bad:
@@ -226,7 +283,9 @@ class CbrSnapshotter:
             verified=True,
             survives_destroy=True,
             size=size,
-            detail=f"checkpoint {checkpoint_id}: {len(backups)} backups available",
+            detail=f"checkpoint {checkpoint_id}: {len(ours)} backups available{ignored}",
+            origin=replace(origin, resource_id=str(ours[0].resource_id)),
+            covers=tuple(sorted(_disks_held(ours))),
         )
 
     def _wait_snapshot(self, snapshot_id: str) -> Artifact:
@@ -251,6 +310,16 @@ class CbrSnapshotter:
                 else f"snapshot {snapshot_id} ended in status {s.status}"
             ),
         )
+
+
+def _disks_held(backups: list[Any]) -> set[str]:
+    """Ids of the disks with an available backup: the children of a server backup, or a disk
+    backup itself."""
+    held: set[str] = set()
+    for b in _with_children(backups):
+        if b.status == "available" and b.resource_type == "OS::Cinder::Volume" and b.resource_id:
+            held.add(str(b.resource_id))
+    return held
 
 
 def _with_children(backups: list[Any]) -> list[Any]:

@@ -385,7 +385,9 @@ class PulumiDestroyer:
     def __init__(self, stack: PulumiStack) -> None:
         self.stack = stack
 
-    def destroy(self, resource: Resource, action: DestroyAction, key: str) -> DestroyResult:
+    def destroy(
+        self, resource: Resource, action: DestroyAction, key: str, *, delete_volumes: bool = False
+    ) -> DestroyResult:
         """Destroy ``resource`` (and its dependents) through the engine and verify it left state.
 
         Raises PermanentError for any action other than PULUMI, when the engine refuses (e.g.

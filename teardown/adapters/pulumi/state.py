@@ -201,6 +201,9 @@ class _Entry:
     cloud_id: str | None
     dependencies: tuple[str, ...]
     protected: bool
+    retain: bool
+    deleted_with: str | None
+    created: datetime | None
 
 
 class _Reader:
@@ -312,7 +315,14 @@ class _Reader:
                 raise self.fail("has no 'type'")
             if not isinstance(rtype, str) or not rtype:
                 raise self.fail(f"'type' is {_type_name(rtype)}, expected a type token")
-            for flag in ("delete", "custom", "external", "protect", "pendingReplacement"):
+            for flag in (
+                "delete",
+                "custom",
+                "external",
+                "protect",
+                "pendingReplacement",
+                "retainOnDelete",
+            ):
                 value = item.get(flag)
                 if value is not None and not isinstance(value, bool):
                     raise self.fail(f"'{flag}' is {_type_name(value)}, expected true or false")
@@ -340,6 +350,14 @@ class _Reader:
                 deps = []
             if type(deps) is not list or not all(type(d) is str for d in deps):
                 raise self.fail("'dependencies' must be a list of URNs")
+            deleted_with = item.get("deletedWith")
+            if deleted_with is not None and (
+                not isinstance(deleted_with, str) or _urn_parts(deleted_with) is None
+            ):
+                raise self.fail("'deletedWith' must be the URN of another resource")
+            created = item.get("created")
+            if created is not None and not isinstance(created, str):
+                raise self.fail(f"'created' is {_type_name(created)}, expected a time")
             outputs = self.props(item, "outputs")
             inputs = self.props(item, "inputs")
             cloud_id = self.opt_str(outputs, _EMPTY, "id")
@@ -366,6 +384,9 @@ class _Reader:
                     cloud_id=cloud_id,
                     dependencies=tuple(deps),
                     protected=item.get("protect") is True,
+                    retain=item.get("retainOnDelete") is True,
+                    deleted_with=deleted_with or None,
+                    created=_parse_time(created) if created else None,
                 )
             )
 
@@ -421,6 +442,9 @@ class _Reader:
             parent=parent,
             dependencies=e.dependencies,
             protected=e.protected,
+            retain=e.retain,
+            deleted_with=e.deleted_with,
+            created_at=e.created,
         )
 
     # -- per-resource fields -----------------------------------------------------------------

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from teardown.adapters.ssh.connect import SshTarget, close_transport, open_transport, resolve
+from teardown.adapters.restore import check_backup
+from teardown.adapters.ssh.connect import (
+    SshTarget,
+    close_transport,
+    fingerprint,
+    open_transport,
+    resolve,
+)
 from teardown.adapters.ssh.pull import PullRequest, pull
 from teardown.adapters.store import LocalStore, sha256_file
 from teardown.core.config import SshConfig
-from teardown.core.model import Artifact, PullSpec, Resource
+from teardown.core.model import Artifact, Origin, PullSpec, Resource
+from teardown.core.planner import expected_origin, pull_spec_digest
 from teardown.ports import ProgressCallback
 
 SANDBOX_PORT_TAG = "sandbox.ssh_port"
@@ -71,8 +80,23 @@ class SshFetcher:
             method=spec.method.value,
             command_timeout=self.config.command_timeout,
             env=self._env,
+            allow_empty=spec.allow_empty,
+            accept_refused=spec.accept_refused,
+            rule=spec.name,
         )
         transport = open_transport(target)
+        host_key = fingerprint(transport.get_remote_server_key())
+        origin = _origin(resource, spec)
+        request = replace(
+            request,
+            origin={
+                "account": origin.account,
+                "resource_id": origin.resource_id,
+                "created_at": origin.created_at,
+                "spec": origin.spec,
+                "host_key": host_key,
+            },
+        )
         try:
             report = pull(
                 transport,
@@ -92,6 +116,10 @@ class SshFetcher:
             size=report.total_bytes,
             sha256=report.manifest_sha256,
             detail=report.detail,
+            origin=origin,
+            host_key=host_key,
+            files=report.files,
+            refused=tuple(f"{r['path']}: {r['reason']}" for r in report.accepted_refusals),
         )
 
     def find(self, resource: Resource, spec: PullSpec, key: str) -> Artifact | None:
@@ -99,6 +127,7 @@ class SshFetcher:
         manifest = pd.manifest()
         if manifest is None or not manifest.get("verified"):
             return None
+        files = manifest.get("files", [])
         return Artifact(
             kind="pull",
             ref=str(pd.manifest_path),
@@ -106,8 +135,35 @@ class SshFetcher:
             survives_destroy=True,
             size=int(manifest.get("total_bytes", 0)),
             sha256=sha256_file(pd.manifest_path),
-            detail=f"{len(manifest.get('files', []))} files verified earlier",
+            detail=f"{len(files)} files verified earlier",
+            origin=_origin(resource, spec),
+            host_key=str((manifest.get("origin") or {}).get("host_key", "")),
+            files=len(files),
+            refused=tuple(
+                f"{r.get('path')}: {r.get('reason')}" for r in manifest.get("refused", [])
+            ),
         )
+
+    def check(self, resource: Resource, spec: PullSpec, artifact: Artifact) -> str | None:
+        """The stored copy still exists and matches its checksums (``check_backup``: all files
+        up to 1 GiB, else segment sizes and a rolling sample). A damaged copy is moved aside
+        (``<key>.damaged-N``, kept for inspection) so that the next pull starts afresh."""
+        path = Path(artifact.ref)
+        problem = check_backup(path, artifact.sha256, seed=str(time.time_ns()))
+        if problem is not None:
+            directory = path.parent if path.name == "manifest.json" else path
+            if directory.is_dir():
+                n = 1
+                while directory.with_name(f"{directory.name}.damaged-{n}").exists():
+                    n += 1
+                directory.rename(directory.with_name(f"{directory.name}.damaged-{n}"))
+        return problem
+
+
+def _origin(resource: Resource, spec: PullSpec) -> Origin:
+    """What a pull of ``resource`` with ``spec`` is a copy of (the machine reached at its
+    address; its host key is recorded beside)."""
+    return expected_origin(resource, pull_spec_digest(spec))
 
 
 def with_known_hosts(config: SshConfig, extra: Path) -> SshConfig:

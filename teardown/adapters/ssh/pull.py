@@ -3,15 +3,19 @@
 One pull, over one SSH connection:
 
 1. ``before`` commands (a failure or timeout means no backup, never a partial one);
-2. an inventory of the paths with ``find`` (type, mode, size, mtime, link target), checked:
-   every name must be absolute, inside a requested path, free of ``..`` and control characters;
-   special files and symlinks pointing outside the set are refused and recorded;
+2. an inventory of the paths with ``find -H`` (type, mode, size, mtime, link target): a
+   requested path that is itself a symlink is followed (the path the user named is what they
+   want), symlinks inside it never are; checked: every name must be absolute, inside a requested
+   path, free of ``..``, empty components and control characters; special files and symlinks
+   pointing outside the set are refused and recorded;
 3. two channels at once: ``tar`` streams exactly the listed entries that are not yet verified in
    the store, while the host hashes every file it has not hashed yet (``openssl`` when present,
    it runs about 4x faster than ``sha256sum`` here, else ``sha256sum``, else a second read over
    SFTP); the stream is parsed as it arrives, each file hashed and written to a tar segment;
 4. every file's local sha256 and size are compared with the host's; any difference fails the
-   pull and forgets that file, so a rerun fetches it again;
+   pull and forgets that file, so a rerun fetches it again; so does a pull that verified no file
+   at all (unless ``allow_empty``) and any refused entry the rule does not list in
+   ``accept_refused``: a pull counts only if it holds what was asked;
 5. ``after`` commands, whether or not the transfer succeeded.
 
 A dropped connection keeps every file completed before it (the segment is cut at the last whole
@@ -21,6 +25,7 @@ member), so a rerun sends only what was not yet received.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import os
 import posixpath
@@ -64,6 +69,17 @@ class PullRequest:
     command_timeout: float = 600.0
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Values for ``${env:NAME}`` in hook commands: secrets stay out of config, plan and journal."""
+    allow_empty: bool = True
+    """A pull that verifies zero files still counts (the runner passes the rule's setting,
+    false by default there)."""
+    accept_refused: tuple[str, ...] | None = None
+    """Globs on the path of refused entries that do not fail the pull; None accepts every
+    refusal (the default for direct calls; the runner passes the rule's list)."""
+    rule: str = ""
+    """The pull rule's name, for messages."""
+    origin: Mapping[str, str] = field(default_factory=dict)
+    """What this pull is a copy of (account, resource id, creation time, settings digest, host
+    key), written into the manifest."""
 
 
 @dataclass
@@ -77,6 +93,8 @@ class PullReport:
     refused: list[dict[str, str]] = field(default_factory=list)
     manifest_sha256: str | None = None
     manifest_path: str | None = None
+    accepted_refusals: list[dict[str, str]] = field(default_factory=list)
+    """Refused entries the rule's ``accept_refused`` lists (recorded, not failing)."""
 
 
 @dataclass(frozen=True)
@@ -225,8 +243,9 @@ def classify(
 def inventory(transport: Any, req: PullRequest) -> tuple[list[Entry], list[dict[str, str]]]:
     """The host's entries under the requested paths (``find``), and the refused ones."""
     roots = _roots(req)
+    # -H: a requested path that is a symlink is followed; symlinks below it are not.
     cmd = (
-        "find -P " + " ".join(shlex.quote(p) for p in roots) + " -printf '%y %m %s %T@ %p\\0%l\\0'"
+        "find -H " + " ".join(shlex.quote(p) for p in roots) + " -printf '%y %m %s %T@ %p\\0%l\\0'"
     )
     status, out, err = run_command(transport, cmd, req.command_timeout)
     if status != 0:
@@ -280,7 +299,7 @@ def sftp_inventory(sftp: Any, req: PullRequest) -> tuple[list[Entry], list[dict[
                 add(posixpath.join(path, child.filename), child)
 
     for root in roots:
-        add(root, sftp.lstat(root))
+        add(root, sftp.stat(root))  # a requested path that is a symlink is followed
     return classify(raw, req, roots)
 
 
@@ -290,10 +309,19 @@ def sftp_inventory(sftp: Any, req: PullRequest) -> tuple[list[Entry], list[dict[
 class _SegmentSink:
     """Writes accepted members of the stream into the pull's segments, hashing file bodies."""
 
-    def __init__(self, pd: PullDir, expected: dict[str, Entry], progress: Progress | None):
+    def __init__(
+        self,
+        pd: PullDir,
+        expected: dict[str, Entry],
+        progress: Progress | None,
+        roots: tuple[str, ...] = (),
+    ):
         self.pd = pd
         self.expected = expected
         self.progress = progress
+        self.roots = set(roots)
+        self.followed: dict[str, str] = {}
+        """Requested paths that are symlinks on the host -> their targets (followed)."""
         self.refused: list[dict[str, str]] = []
         self.sent_bytes = 0
         self.files = 0
@@ -303,6 +331,7 @@ class _SegmentSink:
         self._records: list[FileRecord] = []
         self._current: tuple[Entry, Any] | None = None
         self._written = 0
+        self._offset = 0
         self._reported = 0
 
     def _open(self) -> BinaryIO:
@@ -325,6 +354,11 @@ class _SegmentSink:
             self.refused.append({"path": name[:300], "reason": "not requested (sent by host)"})
             return False
         kinds = {"file": "f", "dir": "d", "symlink": "l"}
+        if m.kind == "symlink" and entry.kind == "d" and name in self.roots:
+            # A requested path that is a symlink to a directory: followed by the listing, sent
+            # by tar as the link itself. Its contents come as members below it.
+            self.followed[name] = m.linkname
+            return False
         if kinds.get(m.kind) != entry.kind:
             self.refused.append({"path": name, "reason": f"host sent a {m.kind}"})
             return False
@@ -336,6 +370,7 @@ class _SegmentSink:
             raw = _patch_mode(raw, m.mode & ~0o6000)
         f.write(raw)
         self._written += len(raw)
+        self._offset = self._written
         self._current = (entry, hashlib.sha256() if m.kind == "file" else None)
         self._size = m.size
         return True
@@ -369,6 +404,7 @@ class _SegmentSink:
                     entry.mtime,
                     h.hexdigest(),
                     self._seg,
+                    self._offset,
                 )
             )
             self.files += 1
@@ -563,7 +599,7 @@ def _transfer(
         via = "sftp-reread" if method == "sftp" else f"host:{method}"
         listing = [e for e in entries if e.kind != "f"] + to_send
 
-        sink = _SegmentSink(pd, {e.path: e for e in listing}, progress)
+        sink = _SegmentSink(pd, {e.path: e for e in listing}, progress, _roots(req))
         hashed: dict[str, str] = {}
         hash_error: list[BaseException] = []
 
@@ -716,6 +752,28 @@ def _verify(
             sent_bytes=sink.sent_bytes,
             refused=refused,
         )
+    unaccepted, accepted = split_refused(refused, req.accept_refused)
+    rule = f"pull {req.rule!r}" if req.rule else "the pull"
+    if unaccepted:
+        listed = "; ".join(f"{r['path']} ({r['reason']})" for r in unaccepted[:3])
+        more = f" (and {len(unaccepted) - 3} more)" if len(unaccepted) > 3 else ""
+        return PullReport(
+            False,
+            f"{rule} refused {len(unaccepted)} entries, so it does not hold them: {listed}{more}; "
+            "list them in the rule's accept_refused to go ahead without them",
+            files=len(files),
+            total_bytes=total,
+            sent_bytes=sink.sent_bytes,
+            refused=refused,
+        )
+    if not files and not req.allow_empty:
+        return PullReport(
+            False,
+            f"{rule} verified 0 files under {', '.join(req.paths)}: it copied nothing (set "
+            "allow_empty = true on the rule if that is expected)",
+            sent_bytes=sink.sent_bytes,
+            refused=refused,
+        )
     segments = sorted(pd.finalized())
     manifest = Manifest(
         key=pd.key,
@@ -735,12 +793,15 @@ def _verify(
                 "mtime": e.mtime,
                 "sha256": received[e.path].sha256,
                 "segment": received[e.path].segment,
+                "offset": received[e.path].offset,
             }
             for e in files
         ],
         dirs=[{"path": e.path, "mode": e.mode, "mtime": e.mtime} for e in entries if e.kind == "d"],
         symlinks=[{"path": e.path, "target": e.link} for e in entries if e.kind == "l"],
         refused=refused,
+        followed=[{"path": p, "target": t} for p, t in sorted(sink.followed.items())],
+        origin=dict(req.origin),
         segments=[
             {
                 "name": pd.segment_path(n, part=False).name,
@@ -752,8 +813,8 @@ def _verify(
     )
     digest, _size = pd.write_manifest(manifest)
     detail = f"{len(files)} files, {total} bytes verified ({via})"
-    if refused:
-        detail += f"; {len(refused)} entries refused (see manifest)"
+    if accepted:
+        detail += f"; {len(accepted)} refused entries accepted by the rule (see manifest)"
     return PullReport(
         True,
         detail,
@@ -763,4 +824,18 @@ def _verify(
         refused=refused,
         manifest_sha256=digest,
         manifest_path=str(pd.manifest_path),
+        accepted_refusals=accepted,
     )
+
+
+def split_refused(
+    refused: list[dict[str, str]], accept: tuple[str, ...] | None
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(refusals that fail the pull, refusals the rule accepts by a glob on their path)."""
+    if accept is None:
+        return [], list(refused)
+    bad: list[dict[str, str]] = []
+    ok: list[dict[str, str]] = []
+    for r in refused:
+        (ok if any(fnmatch.fnmatchcase(r["path"], g) for g in accept) else bad).append(r)
+    return bad, ok
