@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from teardown import __version__
 from teardown.cli.main import cli
 from teardown.core.config import Config
-from teardown.core.model import BillingMode
+from teardown.core.model import BillingMode, DestroyAction
 from teardown.core.planner import make_plan
 from tests.helpers import make_rig, server
 
@@ -58,7 +58,7 @@ def test_plan_json_has_the_documented_shape(in_tmp: Path) -> None:
     for r in doc["resources"]:
         assert {"urn", "type", "kind", "billing", "backups", "destroy", "blockers"} <= r.keys()
         assert r["billing"]["mode"] in {"postPaid", "prePaid", "spot", "free", "unknown"}
-        assert r["destroy"]["action"] in {"delete", "unsubscribe", "pulumi", "keep_to_expiry"}
+        assert r["destroy"]["action"] in {a.value for a in DestroyAction}
     db = next(r for r in doc["resources"] if r["urn"].endswith("::db-1"))
     assert db["billing"]["mode"] == "prePaid" and db["destroy"]["action"] == "unsubscribe"
     assert [b["kind"] for b in db["backups"]] == ["snapshot"]

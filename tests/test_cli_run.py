@@ -96,7 +96,7 @@ def test_exported_stack_is_planned_with_the_clouds_facts(sandbox: Path) -> None:
     doc = json.loads(proc.stdout)
     actions = {r["name"]: r["destroy"]["action"] for r in doc["resources"]}
     assert actions["web-1"] == "delete" and actions["db-1"] == "unsubscribe"
-    assert actions["shop-vpc"] == "delete"  # planning alone: nothing is kept back
+    assert actions["shop-vpc"] == "keep"  # as the run does: left for `pulumi destroy`
     db = next(r for r in doc["resources"] if r["name"] == "db-1")
     assert db["urn"].startswith("urn:pulumi:dev::shop-sandbox::")
     assert db["billing"]["estimate"]["fee"] == "420.00"  # the order came from the cloud
@@ -118,9 +118,10 @@ def test_stack_destroyed_through_the_cloud_then_reconcile_commands(sandbox: Path
     assert status["servers"] == []
 
 
-def test_state_without_destroy_with_cloud_is_a_usage_error(tmp_path: Path) -> None:
-    proc = teardown("run", "--state", str(STACK), "--yes", cwd=tmp_path)
-    assert proc.returncode == 2 and "--destroy-with cloud" in proc.stderr
+def test_state_with_destroy_with_pulumi_is_a_usage_error(tmp_path: Path) -> None:
+    for command in ("plan", "run"):
+        proc = teardown(command, "--state", str(STACK), "--destroy-with", "pulumi", cwd=tmp_path)
+        assert proc.returncode == 2 and "--destroy-with pulumi needs --stack" in proc.stderr
 
 
 def test_stack_without_the_pulumi_cli_is_one_line_of_guidance(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_before_delete_refuses_while_ssh_is_unreachable_then_backs_up_then_is_cheap(
+def test_before_delete_refuses_while_ssh_is_unreachable_then_backs_up_then_rechecks(
     sandbox: tuple[Sandbox, HookSettings],
 ) -> None:
     sb, settings = sandbox
@@ -96,7 +96,7 @@ def test_before_delete_refuses_while_ssh_is_unreachable_then_backs_up_then_is_ch
         SystemClock(),
         create=False,
     )
-    run = run_id_for("dev", urn("web-1"))
+    run = run_id_for("dev", urn("web-1"), outputs(sb, "web-1")["id"])
     steps = journal.steps(run)
     assert any(s.kind.value == "pull" and s.status is StepStatus.FAILED for s in steps)
     names = {s.name for s in HuaweiInventory(Clients(load_profile(sb.layout.profile))).resources()}
@@ -109,7 +109,17 @@ def test_before_delete_refuses_while_ssh_is_unreachable_then_backs_up_then_is_ch
     intents = len(journal.events(run))
 
     before_delete(urn("web-1"), SERVER, outputs(sb, "web-1"), None, settings)  # nothing to do
-    assert len(journal.events(run)) == intents  # returned before touching anything
+    assert len(journal.events(run)) == intents  # checked, and nothing made again
+
+    # the local store was wiped since: the hook sees it and pulls again before allowing it
+    pull = next(a for a in verified.values() if a.kind == "pull")
+    manifest = Path(pull.ref)
+    manifest.unlink()
+    before_delete(urn("web-1"), SERVER, outputs(sb, "web-1"), None, settings)
+    assert manifest.exists()
+    steps = {s.step_id: s for s in journal.steps(run)}
+    (pull_step,) = [s for s in steps.values() if s.kind.value == "pull"]
+    assert pull_step.status is StepStatus.SUCCEEDED and pull_step.attempt >= 3
     journal.close()
 
 
@@ -138,6 +148,6 @@ def test_after_delete_records_the_refund_of_a_prepaid_server(
         SystemClock(),
         create=False,
     )
-    (record,) = journal.billing_records(run_id_for("dev", urn("cache-1")))
+    (record,) = journal.billing_records(run_id_for("dev", urn("cache-1"), out["id"]))
     assert str(record.refund.refund) in ("189.00", "189.0", "189")
     journal.close()

@@ -100,7 +100,28 @@ class _Planned:
     plan: Plan
     profile: HuaweiProfile | None
     stack: PulumiStack | None = None
+    """The stack to destroy through (``--stack`` with the Pulumi engine)."""
     stack_name: str | None = None
+    """The stack whose resources the cloud API destroys (reconcile it afterwards)."""
+
+
+destroy_with_option = click.option(
+    "--destroy-with",
+    type=click.Choice(["cloud", "pulumi"]),
+    default=None,
+    help="For stacks: destroy through the cloud API (then reconcile the stack) or Pulumi's "
+    "engine. Default: pulumi with --stack, cloud with --state (the only way offline).",
+)
+
+
+def _destroy_mode(state_path: Path | None, stack_name: str | None, destroy_with: str | None) -> str:
+    """``cloud`` or ``pulumi``: one rule for plan, run and apply."""
+    if stack_name is not None:
+        return destroy_with or "pulumi"
+    if destroy_with == "pulumi":
+        what = "--state FILE is offline" if state_path is not None else "servers are not a stack"
+        raise click.UsageError(f"{what}: --destroy-with pulumi needs --stack NAME")
+    return "cloud"
 
 
 def _make_plan(
@@ -112,37 +133,50 @@ def _make_plan(
     profile_path: Path | None,
     servers: tuple[str, ...],
     tags: tuple[str, ...],
-    destroy_with_cloud: bool = False,
+    destroy_with: str | None = None,
+    need_profile: bool = False,
 ) -> _Planned:
+    """The plan for the targets given, exactly as ``run`` would execute it. With a profile (or
+    ``need_profile``), the cloud completes the facts and the settings a run needs are checked
+    (exit 2 naming the setting), so a plan that says ready can run."""
     now = SystemClock().now()
     sources = sum(1 for x in (state_path, stack_name) if x) + (1 if servers or tags else 0)
     if sources != 1:
         raise click.UsageError(
             "give exactly one target: --state FILE, --stack NAME, or --server ID / --tag K=V"
         )
-    if servers or tags:
-        cloud = app.resolve_profile(profile_path, os.environ)
-        targets = app.Targets(tuple(servers), parse_tags(tags))
-        return _Planned(app.plan_servers(cloud, targets, config, now=now), cloud)
+    mode = _destroy_mode(state_path, stack_name, destroy_with)
     profile: HuaweiProfile | None = None
-    if profile_path is not None or destroy_with_cloud:
+    if profile_path is not None or need_profile or servers or tags:
         profile = app.resolve_profile(profile_path, os.environ)
-    if stack_name is not None:
+    if servers or tags:
+        assert profile is not None
+        targets = app.Targets(tuple(servers), parse_tags(tags))
+        planned = _Planned(app.plan_servers(profile, targets, config, now=now), profile)
+    elif stack_name is not None:
         stack = PulumiStack(StackRef(stack_name, work_dir))
         state = stack.export()
         scope = config.scope.name or stack_name
-        config = replace(config, destroy=DestroyConfig(method=DestroyMethod.PULUMI))
+        cloud = mode == "cloud"
+        method = DestroyMethod.CLOUD if cloud else DestroyMethod.PULUMI
+        config = replace(config, destroy=DestroyConfig(method=method))
         the_plan = app.plan_state(
-            state, config, scope, profile=profile, now=now, destroy_with_cloud=False
+            state, config, scope, profile=profile, now=now, destroy_with_cloud=cloud
         )
-        return _Planned(the_plan, profile, stack, stack_name)
-    assert state_path is not None
-    state = read_state(state_path)
-    scope = config.scope.name or state.stack or state_path.stem
-    the_plan = app.plan_state(
-        state, config, scope, profile=profile, now=now, destroy_with_cloud=destroy_with_cloud
-    )
-    return _Planned(the_plan, profile, None, state.stack or state_path.stem)
+        planned = _Planned(
+            the_plan, profile, None if cloud else stack, stack_name if cloud else None
+        )
+    else:
+        assert state_path is not None
+        state = read_state(state_path)
+        scope = config.scope.name or state.stack or state_path.stem
+        the_plan = app.plan_state(
+            state, config, scope, profile=profile, now=now, destroy_with_cloud=True
+        )
+        planned = _Planned(the_plan, profile, None, state.stack or state_path.stem)
+    if profile is not None:
+        app.check_runnable(planned.plan, profile)
+    return planned
 
 
 def _show_plan(the_plan: Plan, as_json: bool) -> None:
@@ -161,6 +195,7 @@ def _show_plan(the_plan: Plan, as_json: bool) -> None:
 @tag_option
 @config_option
 @json_option
+@destroy_with_option
 @click.option(
     "--out",
     "out_path",
@@ -178,6 +213,7 @@ def plan(
     tags: tuple[str, ...],
     config_path: Path | None,
     as_json: bool,
+    destroy_with: str | None,
     out_path: Path | None,
 ) -> None:
     """Show what a run would do, without changing anything.
@@ -190,8 +226,12 @@ def plan(
     Examples:
       teardown plan --state dev-export.json --json
       teardown plan --state dev-export.json --profile /tmp/sb/profile.toml
-      teardown plan --stack dev --cwd stacks/test_env
+      teardown plan --stack dev --cwd stacks/test_env --destroy-with cloud --profile P
       teardown plan --profile /tmp/sb/profile.toml --tag env=test
+
+    Without --profile (or credentials in the environment), --state and --stack give an
+    offline preview: no billing facts, and backup identities (which need the cloud's account
+    and creation times) differ from the run's.
     """
     config = load_config(config_path)
     planned = _make_plan(
@@ -202,6 +242,7 @@ def plan(
         profile_path=profile_path,
         servers=servers,
         tags=tags,
+        destroy_with=destroy_with,
     )
     _show_plan(planned.plan, as_json)
     if planned.plan.blocked:
@@ -217,6 +258,8 @@ def plan(
             targets = {"state": str(state_path.resolve())}
         elif stack_name is not None:
             targets = {"stack": stack_name, "cwd": str(work_dir.resolve())}
+        if destroy_with is not None:
+            targets["destroy_with"] = destroy_with
         digest = write_plan_file(
             out_path, planned.plan, targets, _config_text(config_path), SystemClock().now()
         )
@@ -304,6 +347,8 @@ def apply(
         profile_path=profile_path,
         servers=tuple(t.get("servers", ())),
         tags=tuple(f"{k}={v}" for k, v in t.get("tags", ())),
+        destroy_with=t.get("destroy_with"),
+        need_profile=True,
     )
     changes = drift(reviewed.facts, plan_facts(live.plan))
     if changes:
@@ -339,6 +384,7 @@ def apply(
         )
     finally:
         close()
+    _reconcile_hint(live, config, outcome)
     _finish_run(outcome, as_json)
 
 
@@ -397,13 +443,7 @@ def _finish_run(outcome: app.Outcome, as_json: bool) -> None:
 @quiet_option
 @events_option
 @crash_option
-@click.option(
-    "--destroy-with",
-    type=click.Choice(["cloud", "pulumi"]),
-    default=None,
-    help="For stacks: destroy through the cloud API (then reconcile the stack) or Pulumi's "
-    "engine. Default: pulumi with --stack; --state needs cloud.",
-)
+@destroy_with_option
 @errors_to_exit_codes
 def run(
     state_path: Path | None,
@@ -431,28 +471,25 @@ def run(
     Examples:
       teardown run --profile /tmp/sb/profile.toml --tag env=test --yes
       teardown run --stack dev --cwd stacks/test_env --profile P --yes
+      teardown run --stack dev --cwd stacks/test_env --destroy-with cloud --profile P --yes
       teardown run --state dev.json --destroy-with cloud --profile P --yes
+
+    `teardown plan` with the same options shows exactly this plan.
     """
-    if state_path is not None and destroy_with != "cloud":
-        raise click.UsageError(
-            "--state FILE is offline: add --destroy-with cloud (and reconcile the stack after), "
-            "or use --stack NAME to destroy through Pulumi"
-        )
     config = load_config(config_path)
-    cloud = destroy_with == "cloud" or stack_name is None
     planned = _make_plan(
         config,
         state_path=state_path,
-        stack_name=stack_name if not (stack_name and destroy_with == "cloud") else None,
+        stack_name=stack_name,
         work_dir=work_dir,
         profile_path=profile_path,
         servers=servers,
         tags=tags,
-        destroy_with_cloud=cloud and state_path is not None,
+        destroy_with=destroy_with,
+        need_profile=True,
     )
     the_plan, profile = planned.plan, planned.profile
-    if profile is None:
-        profile = app.resolve_profile(profile_path, os.environ)
+    assert profile is not None
     if as_json and not dry_run:
         pass  # stdout carries the report's JSON only; the plan is in the report and the journal
     else:
@@ -477,12 +514,19 @@ def run(
         )
     finally:
         close()
-    if state_path is not None:
-        urns = app.destroyed_urns(Path(config.journal.path), outcome.result.run_id)
-        click.echo("The stack still lists what was destroyed; reconcile it with:", err=True)
-        for command in reconcile_commands(planned.stack_name or "STACK", urns):
-            click.echo(f"  {command}", err=True)
+    _reconcile_hint(planned, config, outcome)
     _finish_run(outcome, as_json)
+
+
+def _reconcile_hint(planned: _Planned, config: Config, outcome: app.Outcome) -> None:
+    """After the cloud API destroyed stack resources: the commands that bring the stack in
+    line."""
+    if planned.stack_name is None:
+        return
+    urns = app.destroyed_urns(Path(config.journal.path), outcome.result.run_id)
+    click.echo("The stack still lists what was destroyed; reconcile it with:", err=True)
+    for command in reconcile_commands(planned.stack_name, urns):
+        click.echo(f"  {command}", err=True)
 
 
 @cli.command()

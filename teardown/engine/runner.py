@@ -231,6 +231,16 @@ class Runner:
         finally:
             self.journal.release_lock(lock, run_id)
 
+    def ready(self, run_id: str, urn: str) -> tuple[str, ...]:
+        """For a destroy someone else performs (after ``guard``): the reasons ``urn`` may not be
+        destroyed now, empty when it may. The same check as before the runner's own destroys:
+        every backup recorded verified, of this very resource, and still there and intact."""
+        plan = plan_from_json(self.journal.run(run_id).plan_json, f"journal run {run_id}")
+        rp = plan.resource_plan(urn)
+        if self._may_go(run_id, rp, plan, "destroy"):
+            return ()
+        return (self.journal.resource_details(run_id).get(urn) or "not ready",)
+
     def external_destroy_done(
         self, run_id: str, urn: str, lock_scope: str | None = None
     ) -> RunResult:

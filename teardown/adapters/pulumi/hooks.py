@@ -2,10 +2,11 @@
 URN, type and outputs, so they can be tested against the sandbox without the Pulumi engine.
 
 ``before_delete`` backs the resource up and verifies it through the engine and the journal, and
-raises (stopping Pulumi's delete) unless every backup the plan requires is verified and survives
-the delete (I1). It returns at once for resources that hold no data, and when verified backups of
-this resource already exist (made by an earlier call, or by ``teardown run``): hooks also fire for
-retained resources, so they must be cheap when nothing is to be done.
+raises (stopping Pulumi's delete) unless every backup the plan requires is verified, is a copy of
+this very resource (same account, cloud id and creation time), survives the delete, and still
+exists and matches its checksums right now (I1). It returns at once for resources that hold no
+data; verified backups of this resource made by an earlier call or by ``teardown run`` (within
+``backup.reuse_within``) are reused after that check, not made again.
 
 ``after_delete`` records the delete and runs the billing close (I4): the refund of a prepaid
 resource is read from its unsubscribe order.
@@ -26,10 +27,8 @@ from teardown.adapters.pulumi.state import resource_from_outputs
 from teardown.config import load_config
 from teardown.core.config import Config, DestroyConfig, DestroyMethod, PullRule
 from teardown.core.errors import JournalError, TeardownError
-from teardown.core.invariants import may_destroy
 from teardown.core.model import DATA_KINDS, Plan, Resource
 from teardown.core.planner import make_plan
-from teardown.engine.codec import plan_from_json
 from teardown.engine.journal import Journal
 from teardown.engine.runner import Runner
 
@@ -77,26 +76,11 @@ def _plan(resource: Resource, settings: HookSettings) -> tuple[Plan, Config]:
     return make_plan([resource], config, settings.scope, now=SystemClock().now()), config
 
 
-def run_id_for(scope: str, urn: str) -> str:
-    """One journal run per stack and resource, so repeated hook calls resume it."""
-    return "hook-" + hashlib.sha256(f"{scope}\x1f{urn}".encode()).hexdigest()[:16]
-
-
-def _hook_run_verified(config: Config, run_id: str) -> bool:
-    """True when this resource's hook run exists and every backup it requires is verified."""
-    path = Path(config.journal.path)
-    if not path.exists():
-        return False
-    journal = Journal.open(path, SystemClock(), create=False)
-    try:
-        try:
-            recorded = journal.run(run_id)
-        except JournalError:
-            return False
-        plan = plan_from_json(recorded.plan_json, f"journal run {run_id}")
-        return all(may_destroy(rp, journal.artifacts(run_id)).ok for rp in plan.resources)
-    finally:
-        journal.close()
+def run_id_for(scope: str, urn: str, cloud_id: str | None = None) -> str:
+    """One journal run per stack, resource and cloud id, so repeated hook calls resume it, and
+    a resource re-created under the same URN (a new machine) gets a run of its own."""
+    key = f"{scope}\x1f{urn}\x1f{cloud_id or ''}"
+    return "hook-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 @contextmanager
@@ -122,20 +106,20 @@ def before_delete(
     resource = resource_from_outputs(urn, type_, outputs, inputs)
     if resource.kind not in DATA_KINDS:
         return
-    config = _config(settings)
-    run_id = run_id_for(settings.scope, urn)
-    if _hook_run_verified(config, run_id):
-        return  # nothing to do: no cloud call, no transfer
+    run_id = run_id_for(settings.scope, urn, resource.cloud_id)
     plan, config = _plan(resource, settings)
     if plan.blocked:
         raise DeleteRefused("teardown: " + "; ".join(b.message for b in plan.blockers))
-    with _engine(settings, config) as (journal, runner):
+    with _engine(settings, config) as (_journal, runner):
         runner.guard(plan, run_id, lock_scope=run_id)  # reuses backups `teardown run` made
-        verdict = may_destroy(plan.resources[0], journal.artifacts(run_id))
-    if not verdict.ok:
+        reasons = runner.ready(run_id, urn)  # ...each re-checked to exist, right now
+        if reasons:  # a backup gone since it was verified is made again, once
+            runner.guard(plan, run_id, lock_scope=run_id)
+            reasons = runner.ready(run_id, urn)
+    if reasons:
         raise DeleteRefused(
             f"teardown: {resource.name} is not backed up, so its delete was stopped: "
-            + "; ".join(verdict.reasons)
+            + "; ".join(reasons)
             + f" (journal run {run_id}; fix the cause and run the destroy again)"
         )
 
@@ -152,7 +136,7 @@ def after_delete(
     if resource.kind not in DATA_KINDS:
         return
     config = _config(settings)
-    run_id = run_id_for(settings.scope, urn)
+    run_id = run_id_for(settings.scope, urn, resource.cloud_id)
     with _engine(settings, config) as (journal, runner):
         try:
             journal.run(run_id)  # the plan recorded before the delete holds the billing facts
