@@ -117,8 +117,7 @@ def test_before_delete_refuses_while_ssh_is_unreachable_then_backs_up_then_reche
     manifest.unlink()
     before_delete(urn("web-1"), SERVER, outputs(sb, "web-1"), None, settings)
     assert manifest.exists()
-    steps = {s.step_id: s for s in journal.steps(run)}
-    (pull_step,) = [s for s in steps.values() if s.kind.value == "pull"]
+    (pull_step,) = [s for s in journal.steps(run) if s.kind.value == "pull"]
     assert pull_step.status is StepStatus.SUCCEEDED and pull_step.attempt >= 3
     journal.close()
 
