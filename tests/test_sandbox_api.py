@@ -27,6 +27,7 @@ from huaweicloudsdkbss.v2 import (
 from huaweicloudsdkcbr.v1 import (
     CheckpointParam,
     CreateCheckpointRequest,
+    DeleteBackupRequest,
     ListBackupsRequest,
     ShowBackupRequest,
     ShowCheckpointRequest,
@@ -722,6 +723,36 @@ def test_cbr_backups_survive_deletion_of_their_source(tmp_path: Path) -> None:
         for child in shown.children:
             copied = tree_digest(rig.data_dir / "cbr" / child.id)
             assert copied == originals[child.resource_id]
+
+
+def test_delete_backup_answers_204_then_the_backup_and_its_disk_copies_are_gone(
+    tmp_path: Path,
+) -> None:
+    app = ServerSpec(name="app", system_disk=disk(etc="config"))
+    with running_sandbox(tmp_path, scenario(app)) as rig:
+        checkpoint_id = checkpoint(rig, rig.ids["app"]).id
+        rig.advance(2)
+        (backup,) = list_backups(rig, checkpoint_id=checkpoint_id).backups
+        child = backup.children[0].id
+        assert (rig.data_dir / "cbr" / child).exists()
+
+        resp = cbr(rig).delete_backup(DeleteBackupRequest(backup_id=backup.id))
+        assert resp.status_code == 204
+        (deleting,) = list_backups(rig, checkpoint_id=checkpoint_id).backups
+        assert deleting.status == "deleting"
+        refused(
+            lambda: cbr(rig).delete_backup(DeleteBackupRequest(backup_id=backup.id)),
+            400,
+            "BackupService.6001",
+        )
+        rig.advance(1)
+        assert list_backups(rig, checkpoint_id=checkpoint_id).backups == []
+        assert not (rig.data_dir / "cbr" / child).exists()
+        refused(
+            lambda: cbr(rig).show_backup(ShowBackupRequest(backup_id=backup.id)),
+            404,
+            "BackupService.6016",
+        )
 
 
 def test_delete_servers_refuses_prepaid_servers(tmp_path: Path) -> None:

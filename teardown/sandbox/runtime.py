@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import tomllib
+import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,7 +34,7 @@ from teardown.adapters.clock import SystemClock
 from teardown.core.errors import ConfigError, TeardownError
 from teardown.ports import Clock
 from teardown.sandbox.api import ApiServers, Endpoints
-from teardown.sandbox.config import SandboxConfig
+from teardown.sandbox.config import Account, SandboxConfig
 from teardown.sandbox.http import SandboxApp
 from teardown.sandbox.ledger import BSS_SCHEMA, seed_billing, still_billing
 from teardown.sandbox.resources import volume_data_dir
@@ -182,6 +183,24 @@ def write_profile(layout: Layout, config: SandboxConfig, endpoints: Endpoints, p
     _write_private(layout.profile, text)
 
 
+def _own_account(store: Store, account: Account, fresh: bool) -> Account:
+    """Each new sandbox is an account of its own, as two real accounts are: unless
+    ``sandbox.toml`` chooses them, its project and domain ids are made once, when its state is
+    created, and kept in that state (an older sandbox keeps the ids it always had)."""
+    kept = store.meta("account.project_id"), store.meta("account.domain_id")
+    if kept[0] and kept[1]:
+        return replace(account, project_id=kept[0], domain_id=kept[1])
+    default = Account()
+    if fresh:
+        if account.project_id == default.project_id:
+            account = replace(account, project_id=uuid.uuid4().hex)
+        if account.domain_id == default.domain_id:
+            account = replace(account, domain_id=uuid.uuid4().hex)
+    store.set_meta("account.project_id", account.project_id)
+    store.set_meta("account.domain_id", account.domain_id)
+    return account
+
+
 class Sandbox:
     """A running sandbox in this process: ``start()`` then ``stop()``.
 
@@ -214,12 +233,13 @@ class Sandbox:
         layout = self.layout
         layout.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         config = load_sandbox_config(layout)
-        if not layout.config.exists():
-            write_default_config(layout, config)
         if self.seed_value is not None:
             config = replace(config, faults=replace(config.faults, seed=self.seed_value))
         fresh = not layout.state.exists()
         self.store = store = Store(layout.state, (BSS_SCHEMA,))
+        config = replace(config, account=_own_account(store, config.account, fresh))
+        if not layout.config.exists():
+            write_default_config(layout, config)
         if fresh:
             scenario = load_scenario(self.scenario or "empty")
             with store.tx() as conn:

@@ -1,9 +1,14 @@
-"""CBR: CreateCheckpoint, ShowCheckpoint, ListBackups, ShowBackup.
+"""CBR: CreateCheckpoint, ShowCheckpoint, ListBackups, ShowBackup, DeleteBackup.
 
 A server backup is a parent backup with one child per disk; each child holds a real copy of the
 disk's files under ``DIR/cbr/<backup id>``, so a restore can be checked, and it survives the
 deletion of its source (R24). The sandbox's vaults accept any server or disk of the account, so
 no separate "add to vault" call is needed (a real vault must have the resource bound first).
+
+DeleteBackup (``DELETE /v3/{project_id}/backups/{backup_id}``) answers 204 with no body, as the
+API reference says; the reference does not say how long deletion takes, so the sandbox shows the
+backup and its disk backups as ``deleting`` (a documented status) for ``durations.
+delete_snapshot`` seconds, then they are gone with their files (an assumption).
 """
 
 from __future__ import annotations
@@ -317,3 +322,35 @@ def show_backup(ctx: Ctx, backup_id: str) -> Reply:
     if row is None:
         raise ApiError(404, NOT_FOUND, f"backup {backup_id} not found")
     return 200, {"backup": _backup_json(ctx, row)}
+
+
+@route("cbr", "DELETE", P + "/backups/<backup_id>", "DeleteBackup")
+def delete_backup(ctx: Ctx, backup_id: str) -> Reply:
+    row = ctx.conn.execute("SELECT * FROM backups WHERE id=?", (backup_id,)).fetchone()
+    if row is None:
+        raise ApiError(404, NOT_FOUND, f"backup {backup_id} not found")
+    if row["status"] not in ("available", "error"):
+        raise ctx.bad(f"backup {backup_id} is {row['status']} and cannot be deleted now")
+    ctx.conn.execute(
+        "UPDATE backups SET status='deleting', updated=? WHERE id=? OR parent_id=?",
+        (ts(ctx.now), backup_id, backup_id),
+    )
+    schedule(
+        ctx.conn,
+        ctx.now,
+        timedelta(seconds=ctx.sandbox.config.durations.delete_snapshot),
+        "cbr.backup_gone",
+        backup_id=backup_id,
+        root=str(ctx.sandbox.data_dir),
+    )
+    return 204, None
+
+
+@timer("cbr.backup_gone")
+def _backup_gone(conn: sqlite3.Connection, p: dict[str, Any], now: datetime) -> None:
+    ids = [p["backup_id"]] + [
+        r["id"] for r in conn.execute("SELECT id FROM backups WHERE parent_id=?", (p["backup_id"],))
+    ]
+    for bid in ids:
+        conn.execute("DELETE FROM backups WHERE id=?", (bid,))
+        shutil.rmtree(backup_dir(Path(p["root"]), bid), ignore_errors=True)
