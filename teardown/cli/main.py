@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -179,11 +180,36 @@ def _make_plan(
     return planned
 
 
-def _show_plan(the_plan: Plan, as_json: bool) -> None:
+def _reusable(the_plan: Plan, config: Config) -> dict[str, str]:
+    """Backups of the plan another run verified within ``backup.reuse_within``: step id ->
+    ``reused from run X (made at T)`` (a run reuses them after checking they are intact)."""
+    path = Path(config.journal.path)
+    seconds = config.backup.reuse_seconds
+    if seconds <= 0 or not path.exists():
+        return {}
+    clock = SystemClock()
+    journal = Journal.open(path, clock, create=False)
+    try:
+        ids = [s.id for rp in the_plan.resources for s in rp.backups]
+        since = clock.now() - timedelta(seconds=seconds)
+        found = journal.verified_artifacts(ids, since)
+    finally:
+        journal.close()
+    return {
+        step_id: f"reused from run {e.run_id} (made at {e.made_at.isoformat()})"
+        for step_id, e in found.items()
+    }
+
+
+def _show_plan(the_plan: Plan, as_json: bool, config: Config | None = None) -> None:
+    reusable = _reusable(the_plan, config) if config is not None else {}
     if as_json:
-        click.echo(json.dumps(plan_view(the_plan), indent=2))
+        view = plan_view(the_plan)
+        if reusable:
+            view["reusable_backups"] = reusable
+        click.echo(json.dumps(view, indent=2))
     else:
-        render_plan(the_plan)
+        render_plan(the_plan, reusable)
 
 
 @cli.command()
@@ -244,7 +270,7 @@ def plan(
         tags=tags,
         destroy_with=destroy_with,
     )
-    _show_plan(planned.plan, as_json)
+    _show_plan(planned.plan, as_json, config)
     if planned.plan.blocked:
         for b in planned.plan.blockers:
             click.echo(f"teardown: blocked: {b.message}", err=True)
@@ -493,7 +519,7 @@ def run(
     if as_json and not dry_run:
         pass  # stdout carries the report's JSON only; the plan is in the report and the journal
     else:
-        _show_plan(the_plan, as_json)
+        _show_plan(the_plan, as_json, config)
     if the_plan.blocked:
         for b in the_plan.blockers:
             click.echo(f"teardown: blocked: {b.message}", err=True)

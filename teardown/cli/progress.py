@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import Progress, TaskID, TextColumn
 
 from teardown.core.model import Plan
-from teardown.engine.events import Event, Observer, PhaseChanged, StepFailed
+from teardown.engine.events import Event, Observer, PhaseChanged, StepFailed, StepSucceeded
 from teardown.engine.events import Progress as PullProgress
 
 
@@ -55,6 +55,8 @@ def plain_lines(plan: Plan) -> Observer:
             click.echo(f"  {name} -> {event.phase}{note}", err=True)
         elif isinstance(event, StepFailed):
             click.echo(f"  {event.kind} failed on {name}: {event.error}", err=True)
+        elif isinstance(event, StepSucceeded) and event.reused_from:
+            click.echo(f"  {name}: {event.kind} {event.reuse_note}", err=True)
 
     return show
 
@@ -90,6 +92,8 @@ class Bars:
             )
         elif isinstance(event, StepFailed):
             self._progress.update(task, data=f"{event.kind} failed")
+        elif isinstance(event, StepSucceeded) and event.reused_from:
+            self._progress.update(task, data=f"{event.kind} {event.reuse_note}")
 
     def close(self) -> None:
         self._progress.stop()

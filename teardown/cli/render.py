@@ -24,9 +24,19 @@ def _describe(step: Step) -> str:
             assert step.pull is not None
             ex = f", excluding {', '.join(step.pull.excludes)}" if step.pull.excludes else ""
             cmds = f", {len(step.pull.before)} command(s) before" if step.pull.before else ""
+            empty = (
+                "; may copy no file (allow_empty)"
+                if step.pull.allow_empty
+                else "; fails if it copies no file"
+            )
+            refused = (
+                f"; entries it may leave out: {', '.join(step.pull.accept_refused)}"
+                if step.pull.accept_refused
+                else "; fails on any entry it must refuse"
+            )
             return (
                 f"pull '{step.pull.name}' over SSH ({step.pull.method}): "
-                f"{', '.join(step.pull.paths)}{ex}{cmds}"
+                f"{', '.join(step.pull.paths)}{ex}{cmds}{empty}{refused}"
             )
         case StepKind.CANCEL_PENDING_ORDER:
             return f"cancel pending order {step.order_id}"
@@ -41,8 +51,10 @@ def _describe(step: Step) -> str:
     return step.kind.value  # pragma: no cover
 
 
-def render_plan(plan: Plan) -> None:
-    """Per resource: kind, billing mode, backups, destroy action, billing actions, blockers."""
+def render_plan(plan: Plan, reusable: dict[str, str] | None = None) -> None:
+    """Per resource: kind, billing mode, backups, destroy action, billing actions, blockers.
+    ``reusable``: step id -> ``reused from run X (made at T)`` for backups a run would reuse."""
+    reusable = reusable or {}
     out = _console()
     state = "[bold red]BLOCKED[/]" if plan.blocked else "[green]ready[/]"
     out.print(
@@ -61,7 +73,14 @@ def render_plan(plan: Plan) -> None:
         elif r.kind is Kind.UNKNOWN:
             backups = "cannot tell what to back up (unknown type)"
         else:
-            backups = "; ".join(_describe(s) for s in rp.backups) or "none needed"
+            backups = (
+                "; ".join(
+                    _describe(s)
+                    + (f" [{reusable[s.id]}, if still intact]" if s.id in reusable else "")
+                    for s in rp.backups
+                )
+                or "none needed"
+            )
         out.print(f"  backups   {escape(backups)}")
         out.print(f"  destroy   {rp.action}")
         billing = "; ".join(_describe(s) for s in rp.billing) or "-"
@@ -104,7 +123,8 @@ def render_status(view: dict[str, Any]) -> None:
         if res["detail"]:
             out.print(f"  note      {escape(res['detail'])}")
         for b in res["backups"]:
-            out.print(f"  backup    {b['kind']}: {b['status']}")
+            reused = f" ({b['reuse_note']})" if b.get("reuse_note") else ""
+            out.print(f"  backup    {b['kind']}: {b['status']}{escape(reused)}")
         d = res["destroy"]
         out.print(f"  destroy   {d['action']}: {d.get('status', 'not planned')}")
         for b in res["billing"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from teardown.core.model import Plan, ResourcePlan, Step
+from teardown.core.model import Plan, ResourcePlan, Step, StepKind
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -21,6 +21,8 @@ def _step_view(step: Step) -> dict[str, Any]:
             "before": len(step.pull.before),
             "after": len(step.pull.after),
             "method": step.pull.method.value,
+            "allow_empty": step.pull.allow_empty,
+            "accept_refused": list(step.pull.accept_refused),
         }
     if step.action is not None:
         view["action"] = step.action.value
@@ -28,6 +30,15 @@ def _step_view(step: Step) -> dict[str, Any]:
         view["order_id"] = step.order_id
     if step.after:
         view["after"] = list(step.after)
+    if step.expect is not None:
+        view["copy_of"] = {
+            "account": step.expect.account,
+            "resource_id": step.expect.resource_id,
+            "created_at": step.expect.created_at,
+            "settings": step.expect.spec,
+        }
+    if step.kind is StepKind.DESTROY:
+        view["delete_volumes"] = step.delete_volumes
     return view
 
 
@@ -78,6 +89,7 @@ def resource_view(rp: ResourcePlan) -> dict[str, Any]:
             "step": _step_view(rp.destroy) if rp.destroy else None,
         },
         "blockers": [{"code": x.code, "message": x.message} for x in rp.blockers],
+        "carries": list(rp.carries),
         "warnings": [{"code": x.code, "message": x.message} for x in rp.warnings],
     }
 

@@ -17,7 +17,7 @@ from teardown.core.phases import Phase
 from teardown.core.views import resource_view
 from teardown.engine.codec import plan_from_json
 from teardown.engine.journal import Journal
-from teardown.engine.report_html import render_html
+from teardown.engine.report_html import pull_notes, render_html
 from teardown.engine.status import run_status
 
 REPORT_SCHEMA_VERSION = 1
@@ -76,9 +76,17 @@ def build_report(journal: Journal, run_id: str) -> dict[str, Any]:
         rp = by_urn[res["urn"]]
         view = resource_view(rp)
         backups = []
-        for b in res["backups"]:
+        for b, step in zip(res["backups"], rp.backups, strict=True):
             art = artifacts.get(b["id"])
-            entry = {"kind": b["kind"], "status": b["status"]}
+            entry: dict[str, Any] = {"kind": b["kind"], "status": b["status"]}
+            if step.pull is not None:
+                entry["rule"] = step.pull.name
+                entry["paths"] = list(step.pull.paths)
+            if b.get("error"):
+                entry["error"] = b["error"]
+            if b.get("reused_from"):
+                entry.update(reused_from=b["reused_from"], made_at=b["made_at"])
+                entry["reuse_note"] = b["reuse_note"]
             if art is not None:
                 entry.update(
                     {
@@ -87,8 +95,13 @@ def build_report(journal: Journal, run_id: str) -> dict[str, Any]:
                         "bytes": art.size,
                         "sha256": art.sha256,
                         "detail": art.detail,
+                        "copy_of": b["artifact"]["copy_of"],
                     }
                 )
+                if art.files is not None:
+                    entry["files"] = art.files
+                if art.refused:
+                    entry["refused"] = list(art.refused)
             backups.append(entry)
         recorded = [b["refund"] for b in res["billing"] if "refund" in b]
         for r in recorded:
@@ -146,11 +159,13 @@ def _money(x: str) -> str:
 def _backup_cell(b: dict[str, Any]) -> str:
     kind = b.get("type", b["kind"])
     size = b.get("bytes") or 0
+    reused = f", {b['reuse_note']}" if b.get("reuse_note") else ""
     if not size:
-        return f"{kind} {b['status']}"
+        files = f" ({b['files']} files)" if b.get("files") == 0 else ""
+        return f"{kind} {b['status']}{files}{reused}"
     if kind == "pull":
-        return f"{kind} {b['status']} ({size:,} bytes, sha256 verified)"
-    return f"{kind} {b['status']} ({size / 2**30:,.0f} GiB of disks)"
+        return f"{kind} {b['status']} ({size:,} bytes, sha256 verified{reused})"
+    return f"{kind} {b['status']} ({size / 2**30:,.0f} GiB of disks{reused})"
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -197,6 +212,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{'cancelled' if p in cancelled else p['status']}"
             for p in report["pending_orders"]
         ]
+    notes = pull_notes(report)
+    if notes:
+        lines += ["", "## Pulls: refused entries and empty rules", ""]
+        lines += [f"- {n}" for n in notes]
     lines += ["", "## Still billing", ""]
     lines += [f"- {s['name']} ({s['billing']}): {s['why']}" for s in report["still_billing"]] or [
         "- nothing in scope"

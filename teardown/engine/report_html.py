@@ -417,6 +417,28 @@ def _resources_section(report: dict[str, Any]) -> str:
     )
 
 
+def pull_notes(report: dict[str, Any]) -> list[str]:
+    """What a person should know about the pulls: entries refused (and accepted by the rule),
+    rules that copied nothing, pulls that failed for it."""
+    notes: list[str] = []
+    for r in report["resources"]:
+        for b in r["backups"]:
+            if b.get("type", b["kind"]) != "pull" and b["kind"] != "pull":
+                continue
+            rule = b.get("rule", "pull")
+            for entry in b.get("refused", []):
+                notes.append(f"{r['name']}, rule {rule!r}: not stored (accepted): {entry}")
+            if b.get("files") == 0:
+                notes.append(
+                    f"{r['name']}, rule {rule!r}: copied no file from "
+                    f"{', '.join(b.get('paths', []))} (allow_empty)"
+                )
+            err = str(b.get("error") or "")
+            if "refused" in err or "verified 0 files" in err:
+                notes.append(f"{r['name']}, rule {rule!r}: failed: {err}")
+    return notes
+
+
 def _backups_section(report: dict[str, Any]) -> str:
     rows = []
     for r in report["resources"]:
@@ -428,17 +450,24 @@ def _backups_section(report: dict[str, Any]) -> str:
                 size_text += " of disks"
             sha = b.get("sha256")
             sha_cell = f'<code title="{_e(sha)}">{_e(str(sha)[:12])}</code>' if sha else "-"
+            note = _e(b.get("reuse_note") or "")
             rows.append(
                 f"<tr><td><b>{_e(r['name'])}</b></td><td>{_e(kind)}</td>"
                 f"<td>{_status_badge(str(b['status']))}</td>"
                 f'<td class="num" title="{_e(size)} bytes">{_e(size_text)}</td>'
-                f"<td>{sha_cell}</td></tr>"
+                f"<td>{sha_cell}</td><td>{note}</td></tr>"
             )
-    body = "".join(rows) or '<tr><td colspan="5">no backups in this run</td></tr>'
+    body = "".join(rows) or '<tr><td colspan="6">no backups in this run</td></tr>'
+    notes = "".join(f"<li>{_e(n)}</li>" for n in pull_notes(report))
+    extra = (
+        f'<h3>Pulls: refused entries and empty rules</h3><ul id="pull-notes">{notes}</ul>'
+        if notes
+        else ""
+    )
     return (
         '<section><h2>Backups</h2><table id="backups"><thead><tr><th>resource</th><th>kind</th>'
-        '<th>status</th><th class="num">size</th><th>sha256</th></tr></thead>'
-        f"<tbody>{body}</tbody></table></section>"
+        '<th>status</th><th class="num">size</th><th>sha256</th><th>note</th></tr></thead>'
+        f"<tbody>{body}</tbody></table>{extra}</section>"
     )
 
 

@@ -20,6 +20,12 @@ def _step_status(step: Step, records: dict[str, StepRecord]) -> dict[str, Any]:
     }
     if rec and rec.error:
         view["error"] = rec.error
+    if rec and rec.result.get("reused_from"):
+        view["reused_from"] = rec.result["reused_from"]
+        view["made_at"] = rec.result.get("made_at")
+        view["reuse_note"] = (
+            f"reused from run {rec.result['reused_from']} (made at {rec.result.get('made_at')})"
+        )
     if step.order_id is not None:
         view["order_id"] = step.order_id
     return view
@@ -47,7 +53,19 @@ def run_status(journal: Journal, run_id: str) -> dict[str, Any]:
                     "verified": art.verified,
                     "size": art.size,
                     "sha256": art.sha256,
+                    "copy_of": {
+                        "account": art.origin.account,
+                        "resource_id": art.origin.resource_id,
+                        "created_at": art.origin.created_at,
+                        "settings": art.origin.spec,
+                    },
                 }
+                if art.host_key:
+                    v["artifact"]["host_key"] = art.host_key
+                if art.files is not None:
+                    v["artifact"]["files"] = art.files
+                if art.refused:
+                    v["artifact"]["refused"] = list(art.refused)
             backups.append(v)
         billing = []
         for s in rp.billing:
