@@ -725,7 +725,7 @@ def test_cbr_backups_survive_deletion_of_their_source(tmp_path: Path) -> None:
             assert copied == originals[child.resource_id]
 
 
-def test_delete_backup_answers_204_then_the_backup_and_its_disk_copies_are_gone(
+def test_delete_backup_answers_204_and_assumption_deleting_until_gone(
     tmp_path: Path,
 ) -> None:
     app = ServerSpec(name="app", system_disk=disk(etc="config"))
