@@ -72,16 +72,18 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str
     return result.exit_code, result.stdout, result.stderr
 
 
-def run(sb: Sandbox, cfg: Path, *target: str) -> dict[str, Any]:
-    """``teardown run`` with the report's JSON on stdout; the report, whatever the exit code."""
+def run(sb: Sandbox, cfg: Path, *target: str, quiet: bool = True) -> dict[str, Any]:
+    """``teardown run`` with the report's JSON on stdout; the report, whatever the exit code
+    (and, under ``"stderr"``, the progress lines when not ``quiet``)."""
     target = target or ("--tag", "app=shop")
     code, out, err = invoke(
         "run", *target, "--profile", str(sb.layout.profile), "--config", str(cfg),
-        "--yes", "--json", "--quiet",
+        "--yes", "--json", *(["--quiet"] if quiet else []),
     )  # fmt: skip
     assert code in (0, 1, 4), err
     report: dict[str, Any] = json.loads(out)
     report["exit_code"] = code
+    report["stderr"] = err
     return report
 
 
@@ -184,10 +186,17 @@ def test_changed_rule_paths_are_pulled_and_unchanged_backups_reused(tmp_path: Pa
         first = run(sb, config_file(tmp_path, orders_rule([data / "mysql"])), "--server",
                     servers(sb)["db-1"].cloud_id or "")  # fmt: skip
         assert first["exit_code"] == 1  # locked: backed up, nothing destroyed
-        wider = orders_rule([data / "mysql", data / "backups"])
-        second = run(sb, config_file(tmp_path, wider), "--server",
-                     servers(sb)["db-1"].cloud_id or "")  # fmt: skip
+        wider = config_file(tmp_path, orders_rule([data / "mysql", data / "backups"]))
+        db_id = servers(sb)["db-1"].cloud_id or ""
+        code, shown, _ = invoke(
+            "plan", "--server", db_id, "--profile", str(sb.layout.profile), "--config", str(wider)
+        )
+        assert code == 0 and f"reused from run {first['run_id']}" in shown
+        second = run(sb, wider, "--server", db_id, quiet=False)
         assert second["exit_code"] == 1
+        assert f"reused from run {first['run_id']}" in second["stderr"]  # the progress lines
+        code, status, _ = invoke("status", second["run_id"], "--config", str(wider))
+        assert code == 0 and f"reused from run {first['run_id']}" in status
     db = next(r for r in second["resources"] if r["name"] == "db-1")
     by_rule = {b.get("rule", b["kind"]): b for b in db["backups"]}
     assert "reuse_note" not in by_rule["orders"]  # its paths changed: pulled again
@@ -331,3 +340,49 @@ def test_the_vault_is_needed_only_for_cbr_backups_and_plan_says_so_as_run_would(
         code, _, err = invoke("run", *base, "--yes", "--json", "--quiet")
         assert code == 0, err
         assert "web-1" not in servers(sb)
+
+
+# -- what the report says about pulls ------------------------------------------------------
+
+
+def socket_rules(site: Path, accept: bool) -> str:
+    accepted = f'accept_refused = ["{site}/run/*.sock"]\n' if accept else ""
+    return (
+        f'\n[[backup.pull]]\nname = "runtime"\nmatch = "web-1"\npaths = ["{site}/run"]\n'
+        + accepted
+        + f'\n[[backup.pull]]\nname = "spool"\nmatch = "web-1"\npaths = ["{site}/spool"]\n'
+        + "allow_empty = true\n"
+    )
+
+
+def test_reports_list_refused_entries_and_empty_rules_and_unaccepted_ones_fail(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    with sandbox(tmp_path / "sb") as sb:
+        # beside the demo's disks, so only these two rules see them (the sandbox's SSH servers
+        # run commands on this machine)
+        site = tmp_path / "web-1-extra"
+        (site / "run").mkdir(parents=True)
+        (site / "run" / "app.pid").write_text("4242\n")
+        os.mkfifo(site / "run" / "app.sock")
+        (site / "spool").mkdir()
+        strict = run(sb, config_file(tmp_path, socket_rules(site, False)), "--tag", "role=web")
+        assert strict["exit_code"] == 1  # the socket was not accepted: nothing destroyed
+        assert "web-1" in servers(sb)
+        md = (tmp_path / "runs" / strict["run_id"] / "report.md").read_text()
+        assert "## Pulls: refused entries and empty rules" in md
+        assert f"{site}/run/app.sock (special file" in md and "failed" in md
+
+        ok = run(sb, config_file(tmp_path, socket_rules(site, True)), "--tag", "role=web")
+        assert ok["exit_code"] == 0, json.dumps(ok["resources"], indent=1)[:3000]
+    md = (tmp_path / "runs" / ok["run_id"] / "report.md").read_text()
+    html = (tmp_path / "runs" / ok["run_id"] / "report.html").read_text()
+    for page in (md, html):
+        assert f"{site}/run/app.sock: special file" in page
+        assert (
+            "rule &#x27;spool&#x27;: copied no file" in page
+            or "rule 'spool': copied no file" in page
+        )
+    assert 'id="pull-notes"' in html

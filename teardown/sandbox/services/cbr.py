@@ -14,8 +14,10 @@ delete_snapshot`` seconds, then they are gone with their files (an assumption).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import stat
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,15 @@ def _resources(ctx: Ctx, params: dict[str, Any]) -> list[tuple[str, str | None]]
     raise ctx.bad("parameters.resources or parameters.resource_details is required")
 
 
+def _copy_entry(src: str, dst: str) -> None:
+    mode = os.lstat(src).st_mode
+    if stat.S_ISFIFO(mode):
+        os.mkfifo(dst, stat.S_IMODE(mode))
+    elif stat.S_ISREG(mode):
+        shutil.copy2(src, dst)
+    # sockets and devices: nothing a disk image could carry that a test needs
+
+
 def _copy_disk(
     ctx: Ctx,
     checkpoint: str,
@@ -66,7 +77,9 @@ def _copy_disk(
     src = volume_data_dir(ctx.sandbox.data_dir, vol["id"])
     dest = backup_dir(ctx.sandbox.data_dir, bid)
     if src.exists():
-        shutil.copytree(src, dest, symlinks=True)
+        # A disk backup copies blocks: a FIFO or socket on the disk is copied as what it is,
+        # never opened (reading a FIFO would wait for a writer forever).
+        shutil.copytree(src, dest, symlinks=True, copy_function=_copy_entry)
     else:
         dest.mkdir(parents=True)
     expires = ts(ctx.now + timedelta(days=retention)) if retention else None
