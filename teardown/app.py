@@ -208,7 +208,14 @@ def plan_servers(
             o.order_id for o in inventory.pending_orders() if ids & set(o.resource_ids)
         ]
     scope = config.scope.name or targets.scope()
-    return make_plan(resources, config, scope, now=now, orders=account_orders)
+    return make_plan(
+        resources,
+        config,
+        scope,
+        now=now,
+        orders=account_orders,
+        skipped=[r.urn for r in _dropped],  # returned by the cloud, not selected: listed
+    )
 
 
 def build_runner(

@@ -90,3 +90,10 @@ def test_a_child_whose_parent_is_not_in_scope_is_destroyed_on_its_own() -> None:
     ]
     (rp,) = make_plan(resources, Config(), "dev").resources
     assert rp.action is not DestroyAction.WITH_PARENT
+
+
+def test_a_child_of_a_retained_parent_is_destroyed_on_its_own() -> None:
+    resources = [replace(r, retain=True) if r.urn == DB else r for r in data_resources()]
+    by_name = {rp.resource.name: rp for rp in make_plan(resources, Config(), "dev").resources}
+    assert by_name["db-1"].action is DestroyAction.RETAIN
+    assert by_name["db-data"].action is not DestroyAction.WITH_PARENT

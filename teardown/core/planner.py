@@ -121,11 +121,13 @@ def make_plan(
 
     resources = [_classify(r, config) for r in resources]
     urns = {r.urn for r in resources}
-    # deletedWith: the child is destroyed once, by its parent's destroy (when both are here).
+    # deletedWith: the child is destroyed once, by its parent's destroy (when the parent is
+    # here and is destroyed by this plan).
+    destroyed = {r.urn for r in resources if not r.retain and r.kind not in keep_kinds}
     carried = {
         r.urn: r.deleted_with
         for r in resources
-        if r.deleted_with in urns and r.deleted_with != r.urn and not r.retain
+        if r.deleted_with in destroyed and r.deleted_with != r.urn and r.urn in destroyed
     }
     # Destroy order: a resource goes after everything in the plan that depends on it, and a
     # disk goes after the server it is attached to.

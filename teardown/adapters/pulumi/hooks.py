@@ -110,6 +110,7 @@ def before_delete(
     plan, config = _plan(resource, settings)
     if plan.blocked:
         raise DeleteRefused("teardown: " + "; ".join(b.message for b in plan.blockers))
+    app.check_runnable(plan, app.resolve_profile(settings.profile, settings.env))
     with _engine(settings, config) as (_journal, runner):
         runner.guard(plan, run_id, lock_scope=run_id)  # reuses backups `teardown run` made
         reasons = runner.ready(run_id, urn)  # ...each re-checked to exist, right now
