@@ -144,3 +144,23 @@ def test_the_store_check_finds_a_changed_file_by_full_rehash_or_by_sample(
     (pd.dir / "manifest.json").unlink()
     gone = check_backup(pd.dir, digest)
     assert gone is not None and "missing" in gone
+
+
+def test_a_requested_file_that_is_a_symlink_is_pulled_through(host: Host, tmp_path: Path) -> None:
+    real = tmp_path / "host" / "srv" / "conf" / "app.conf"
+    real.parent.mkdir(parents=True)
+    real.write_text("port = 8080\n")
+    link = tmp_path / "host" / "etc" / "app.conf"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real)
+    pd = LocalStore(tmp_path / "store").pull_dir("k")
+
+    report = do_pull(host.target, pd, PullRequest("web", (str(link),), accept_refused=()))
+
+    assert report.verified, report.detail
+    assert report.files == 1 and report.total_bytes == len("port = 8080\n")
+    manifest = pd.manifest()
+    assert manifest is not None
+    assert [f["path"] for f in manifest["files"]] == [str(link)]
+    assert manifest["followed"] == [{"path": str(link), "target": str(real)}]
+    assert verify_backup(pd.dir).ok

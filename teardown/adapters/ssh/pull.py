@@ -322,6 +322,8 @@ class _SegmentSink:
         self.roots = set(roots)
         self.followed: dict[str, str] = {}
         """Requested paths that are symlinks on the host -> their targets (followed)."""
+        self.linked_files: list[Entry] = []
+        """Requested paths that are symlinks to files: read over SFTP after the tar stream."""
         self.refused: list[dict[str, str]] = []
         self.sent_bytes = 0
         self.files = 0
@@ -354,10 +356,13 @@ class _SegmentSink:
             self.refused.append({"path": name[:300], "reason": "not requested (sent by host)"})
             return False
         kinds = {"file": "f", "dir": "d", "symlink": "l"}
-        if m.kind == "symlink" and entry.kind == "d" and name in self.roots:
-            # A requested path that is a symlink to a directory: followed by the listing, sent
-            # by tar as the link itself. Its contents come as members below it.
+        if m.kind == "symlink" and entry.kind in ("d", "f") and name in self.roots:
+            # A requested path that is a symlink: followed by the listing, sent by tar as the
+            # link itself. A directory's contents come as members below it; a file is read
+            # over SFTP after the stream (``linked_files``).
             self.followed[name] = m.linkname
+            if entry.kind == "f":
+                self.linked_files.append(entry)
             return False
         if kinds.get(m.kind) != entry.kind:
             self.refused.append({"path": name, "reason": f"host sent a {m.kind}"})
@@ -618,6 +623,9 @@ def _transfer(
                 guarded("sftp transfer", lambda: _sftp_stream(sftp, listing, sink))
             elif listing:
                 _stream(transport, listing, sink, req.command_timeout)
+                if sink.linked_files:
+                    # requested files that are symlinks: tar sent the link, SFTP reads the file
+                    guarded("sftp transfer", lambda: _sftp_files(transport, sink))
         finally:
             try:
                 guarded("backup store", sink.finish)
@@ -667,6 +675,17 @@ def _sftp_stream(sftp: Any, listing: list[Entry], sink: _SegmentSink) -> None:
             if got != e.size:
                 raise EOFError(f"{e.path} changed size while being read")
         sink.end_member()
+
+
+def _sftp_files(transport: Any, sink: _SegmentSink) -> None:
+    """Read the requested files that are symlinks (followed) over SFTP into the same sink."""
+    import paramiko  # type: ignore[import-untyped, unused-ignore]
+
+    sftp = paramiko.SFTPClient.from_transport(transport)
+    try:
+        _sftp_stream(sftp, sink.linked_files, sink)
+    finally:
+        sftp.close()
 
 
 def _stream(transport: Any, listing: list[Entry], sink: _SegmentSink, timeout: float) -> None:
