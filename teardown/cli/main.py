@@ -201,15 +201,25 @@ def _reusable(the_plan: Plan, config: Config) -> dict[str, str]:
     }
 
 
-def _show_plan(the_plan: Plan, as_json: bool, config: Config | None = None) -> None:
+OFFLINE = (
+    "offline preview (no --profile): without the cloud's billing facts, creation times and "
+    "account, the plan a run records (and its backup identities) will differ"
+)
+
+
+def _show_plan(
+    the_plan: Plan, as_json: bool, config: Config | None = None, *, offline: bool = False
+) -> None:
     reusable = _reusable(the_plan, config) if config is not None else {}
     if as_json:
         view = plan_view(the_plan)
         if reusable:
             view["reusable_backups"] = reusable
+        if offline:
+            view["offline_preview"] = OFFLINE
         click.echo(json.dumps(view, indent=2))
     else:
-        render_plan(the_plan, reusable)
+        render_plan(the_plan, reusable, OFFLINE if offline else "")
 
 
 @cli.command()
@@ -270,7 +280,7 @@ def plan(
         tags=tags,
         destroy_with=destroy_with,
     )
-    _show_plan(planned.plan, as_json, config)
+    _show_plan(planned.plan, as_json, config, offline=planned.profile is None)
     if planned.plan.blocked:
         for b in planned.plan.blockers:
             click.echo(f"teardown: blocked: {b.message}", err=True)

@@ -51,9 +51,10 @@ def _describe(step: Step) -> str:
     return step.kind.value  # pragma: no cover
 
 
-def render_plan(plan: Plan, reusable: dict[str, str] | None = None) -> None:
+def render_plan(plan: Plan, reusable: dict[str, str] | None = None, note: str = "") -> None:
     """Per resource: kind, billing mode, backups, destroy action, billing actions, blockers.
-    ``reusable``: step id -> ``reused from run X (made at T)`` for backups a run would reuse."""
+    ``reusable``: step id -> ``reused from run X (made at T)`` for backups a run would reuse;
+    ``note``: a line under the header (an offline preview says so)."""
     reusable = reusable or {}
     out = _console()
     state = "[bold red]BLOCKED[/]" if plan.blocked else "[green]ready[/]"
@@ -61,6 +62,8 @@ def render_plan(plan: Plan, reusable: dict[str, str] | None = None) -> None:
         f"Plan for scope [bold]{escape(plan.scope)}[/]: {len(plan.resources)} resources, "
         f"{len(plan.skipped)} skipped (stack, providers): {state}"
     )
+    if note:
+        out.print(f"[yellow]{escape(note)}[/]")
     for step in plan.pre:
         out.print(f"  first: {escape(_describe(step))}")
     for rp in plan.resources:
