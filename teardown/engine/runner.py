@@ -618,12 +618,17 @@ class Runner:
 
     @staticmethod
     def _checked(step: Step, art: Artifact) -> _Outcome:
-        """A backup's outcome: verified, and stamped with the creation time and settings of the
-        step it was made for (the adapter observed the account and resource id)."""
+        """A backup's outcome: verified, its origin completed with the creation time and
+        settings of the step it was made for where the adapter could not observe them (a cloud
+        backup knows neither); what the adapter observed stays as it is."""
         if not art.verified:
             raise _StepError(f"backup {art.ref} not verified: {art.detail}")
         if step.expect is not None:
-            origin = replace(art.origin, created_at=step.expect.created_at, spec=step.expect.spec)
+            origin = replace(
+                art.origin,
+                created_at=art.origin.created_at or step.expect.created_at,
+                spec=art.origin.spec or step.expect.spec,
+            )
             art = replace(art, origin=origin)
         return _Outcome({"ref": art.ref, "kind": art.kind}, artifact=art)
 
