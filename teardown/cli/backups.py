@@ -25,7 +25,7 @@ from teardown.adapters.restore import (
     verify_backup,
 )
 from teardown.adapters.ssh.connect import SshTarget
-from teardown.cli.common import EXIT_FAILED, errors_to_exit_codes, json_option
+from teardown.cli.common import EXIT_FAILED, echo, errors_to_exit_codes, json_option
 from teardown.core.errors import InputError
 
 _REMOTE = re.compile(
@@ -51,7 +51,7 @@ def parse_remote(spec: str) -> tuple[str | None, str, int | None, str]:
 
 def _problems(problems: list[Problem]) -> None:
     for p in problems:
-        click.echo(f"teardown: bad: {p}", err=True)
+        echo(f"teardown: bad: {p}", err=True)
 
 
 def _emit_json(report: VerifyReport | RestoreReport, extra: dict[str, Any]) -> None:
@@ -79,13 +79,13 @@ def verify(backup: Path, as_json: bool) -> None:
     if as_json:
         _emit_json(report, {"bad_files": report.bad_files})
     elif report.ok:
-        click.echo(
+        echo(
             f"{report.backup}: {report.files} files, {report.total_bytes} bytes in "
             f"{report.segments} segments match the manifest"
         )
     if not report.ok:
         _problems(report.problems)
-        click.echo(
+        echo(
             f"teardown: failed: {report.backup}: {report.files} of {report.expected} files "
             f"match the manifest; {len(report.problems)} problems",
             err=True,
@@ -186,14 +186,14 @@ def restore(
     if as_json:
         _emit_json(report, {})
     elif report.ok:
-        click.echo(
+        echo(
             f"restored {report.files} files ({report.total_bytes} bytes), {report.dirs} "
             f"directories and {report.symlinks} symlinks to {report.destination}; every "
             f"checksum matches ({report.verified_with})"
         )
     if not report.ok:
         _problems(report.problems)
-        click.echo(
+        echo(
             f"teardown: failed: {report.destination}: {report.files} of {report.expected} files "
             f"verified, {len(report.problems)} problems",
             err=True,

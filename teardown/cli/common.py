@@ -12,6 +12,7 @@ import click
 
 from teardown.core.errors import InputError, JournalError, LockHeld, PlanError, TeardownError
 from teardown.core.phases import RunPhase
+from teardown.core.text import printable
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -32,8 +33,14 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def echo(message: object = "", *, err: bool = False) -> None:
+    """One line of text for a person: whatever a cloud or a host put in it (a name, a path, a
+    message) is shown with control and formatting characters escaped, never interpreted."""
+    click.echo(printable(message), err=err)
+
+
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"teardown: {message}", err=True)
+    echo(f"teardown: {message}", err=True)
     sys.exit(code)
 
 

@@ -32,6 +32,7 @@ from teardown.cli.common import (
     EXIT_BLOCKED,
     RUN_PHASE_EXIT,
     config_option,
+    echo,
     errors_to_exit_codes,
     journal_option,
     json_option,
@@ -283,7 +284,7 @@ def plan(
     _show_plan(planned.plan, as_json, config, offline=planned.profile is None)
     if planned.plan.blocked:
         for b in planned.plan.blockers:
-            click.echo(f"teardown: blocked: {b.message}", err=True)
+            echo(f"teardown: blocked: {b.message}", err=True)
         sys.exit(EXIT_BLOCKED)
     if out_path is not None:
         targets: dict[str, Any] = {
@@ -299,7 +300,7 @@ def plan(
         digest = write_plan_file(
             out_path, planned.plan, targets, _config_text(config_path), SystemClock().now()
         )
-        click.echo(
+        echo(
             f"plan written to {out_path} (digest {digest[:12]}); apply it with "
             f"`teardown apply {out_path}`",
             err=True,
@@ -372,7 +373,7 @@ def apply(
     )
     done = _already_applied(config, reviewed.plan)
     if done is not None:
-        click.echo(f"teardown: plan already applied in run {done}; nothing to do", err=True)
+        echo(f"teardown: plan already applied in run {done}; nothing to do", err=True)
         return
     t = reviewed.targets
     live = _make_plan(
@@ -388,22 +389,22 @@ def apply(
     )
     changes = drift(reviewed.facts, plan_facts(live.plan))
     if changes:
-        click.echo("teardown: refused: the live inventory changed since the plan (I5):", err=True)
+        echo("teardown: refused: the live inventory changed since the plan (I5):", err=True)
         for line in changes:
-            click.echo(f"  {line}", err=True)
-        click.echo("teardown: nothing was changed; plan again and review.", err=True)
+            echo(f"  {line}", err=True)
+        echo("teardown: nothing was changed; plan again and review.", err=True)
         sys.exit(EXIT_BLOCKED)
     # The file's plan is never trusted: it must be what its settings give on today's inventory.
     forged = plan_differences(reviewed.plan, live.plan)
     if forged:
-        click.echo(
+        echo(
             f"teardown: refused: the plan in {plan_path} is not the plan the live inventory and "
             "its settings give (edited after `teardown plan --out`?):",
             err=True,
         )
         for line in forged:
-            click.echo(f"  {line}", err=True)
-        click.echo("teardown: nothing was changed; plan again and review.", err=True)
+            echo(f"  {line}", err=True)
+        echo("teardown: nothing was changed; plan again and review.", err=True)
         sys.exit(EXIT_BLOCKED)
     profile = live.profile or app.resolve_profile(profile_path, os.environ)
     _confirm(reviewed.plan, yes)
@@ -443,7 +444,7 @@ def _confirm(the_plan: Plan, yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        click.echo(
+        echo(
             "teardown: not confirmed: this shell is not interactive; nothing was changed. "
             "Review the plan above and run again with --yes.",
             err=True,
@@ -451,7 +452,7 @@ def _confirm(the_plan: Plan, yes: bool) -> None:
         sys.exit(EXIT_BLOCKED)
     typed = click.prompt(f"Type the scope name ({the_plan.scope}) to back up and destroy")
     if typed.strip() != the_plan.scope:
-        click.echo("teardown: not confirmed; nothing was changed.", err=True)
+        echo("teardown: not confirmed; nothing was changed.", err=True)
         sys.exit(EXIT_BLOCKED)
 
 
@@ -461,7 +462,7 @@ def _finish_run(outcome: app.Outcome, as_json: bool) -> None:
     else:
         click.echo(render_markdown(outcome.report))
         json_path, md_path, html_path = outcome.report_paths
-        click.echo(f"report: {json_path}, {md_path} and {html_path}")
+        echo(f"report: {json_path}, {md_path} and {html_path}")
     sys.exit(RUN_PHASE_EXIT[outcome.result.phase])
 
 
@@ -532,7 +533,7 @@ def run(
         _show_plan(the_plan, as_json, config)
     if the_plan.blocked:
         for b in the_plan.blockers:
-            click.echo(f"teardown: blocked: {b.message}", err=True)
+            echo(f"teardown: blocked: {b.message}", err=True)
         sys.exit(EXIT_BLOCKED)
     if dry_run:
         return
@@ -560,9 +561,9 @@ def _reconcile_hint(planned: _Planned, config: Config, outcome: app.Outcome) -> 
     if planned.stack_name is None:
         return
     urns = app.destroyed_urns(Path(config.journal.path), outcome.result.run_id)
-    click.echo("The stack still lists what was destroyed; reconcile it with:", err=True)
+    echo("The stack still lists what was destroyed; reconcile it with:", err=True)
     for command in reconcile_commands(planned.stack_name, urns):
-        click.echo(f"  {command}", err=True)
+        echo(f"  {command}", err=True)
 
 
 @cli.command()

@@ -22,6 +22,7 @@ from teardown.adapters.huawei.inventory import HuaweiInventory
 from teardown.cli.common import (
     EXIT_RENEWING,
     config_option,
+    echo,
     errors_to_exit_codes,
     json_option,
     parse_tags,
@@ -103,17 +104,17 @@ def _row(r: Reminder) -> tuple[str, ...]:
 def render_table(items: list[Reminder], window: timedelta, total: int) -> None:
     span = _span(window)
     if not items:
-        click.echo(f"No prepaid resource expires or auto-renews within {span} ({total} prepaid).")
+        echo(f"No prepaid resource expires or auto-renews within {span} ({total} prepaid).")
         return
-    click.echo(f"{len(items)} of {total} prepaid resource(s) expire or auto-renew within {span}:")
+    echo(f"{len(items)} of {total} prepaid resource(s) expire or auto-renew within {span}:")
     rows = [HEADERS, *(_row(r) for r in items)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
     for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if any(r.charge_in_window for r in items):
-        click.echo(f"! auto-renew charges within {span}: cancel it before then to avoid the charge")
+        echo(f"! auto-renew charges within {span}: cancel it before then to avoid the charge")
     for r in items:
-        click.echo(f"- {r.name}: {r.explanation}")
+        echo(f"- {r.name}: {r.explanation}")
 
 
 @click.command()
@@ -170,7 +171,7 @@ def orders(
     now = SystemClock().now()
     resources = HuaweiInventory(Clients(profile)).resources(targets.server_ids, targets.tags)
     for res in without_expiry(resources):
-        click.echo(
+        echo(
             f"teardown: warning: {res.name} ({res.cloud_id or res.urn}) is prepaid but BSS reports "
             "no expiry: not listed",
             err=True,
@@ -192,7 +193,7 @@ def orders(
     renewing = [r for r in shown if r.charge_in_window]
     if fail_if_renewing and renewing:
         for r in renewing:
-            click.echo(
+            echo(
                 f"teardown: {r.name} ({r.cloud_id or r.urn}) auto-renews: charge on "
                 f"{_when(r.next_charge)} UTC, within {_span(window)} (cancel auto-renew before "
                 "then to avoid it)",

@@ -18,7 +18,9 @@ import click
 from rich.console import Console
 from rich.progress import Progress, TaskID, TextColumn
 
+from teardown.cli.common import echo
 from teardown.core.model import Plan
+from teardown.core.text import printable
 from teardown.engine.events import Event, Observer, PhaseChanged, StepFailed, StepSucceeded
 from teardown.engine.events import Progress as PullProgress
 
@@ -52,11 +54,11 @@ def plain_lines(plan: Plan) -> Observer:
         name = names.get(urn, urn)
         if isinstance(event, PhaseChanged):
             note = f": {event.detail}" if event.detail else ""
-            click.echo(f"  {name} -> {event.phase}{note}", err=True)
+            echo(f"  {name} -> {event.phase}{note}", err=True)
         elif isinstance(event, StepFailed):
-            click.echo(f"  {event.kind} failed on {name}: {event.error}", err=True)
+            echo(f"  {event.kind} failed on {name}: {event.error}", err=True)
         elif isinstance(event, StepSucceeded) and event.reused_from:
-            click.echo(f"  {name}: {event.kind} {event.reuse_note}", err=True)
+            echo(f"  {name}: {event.kind} {event.reuse_note}", err=True)
 
     return show
 
@@ -75,7 +77,7 @@ class Bars:
         self._tasks: dict[str, TaskID] = {}
         for rp in plan.resources:
             self._tasks[rp.resource.urn] = self._progress.add_task(
-                "", total=None, name=rp.resource.name, phase="planned", data=""
+                "", total=None, name=printable(rp.resource.name), phase="planned", data=""
             )
         self._progress.start()
 
@@ -93,7 +95,7 @@ class Bars:
         elif isinstance(event, StepFailed):
             self._progress.update(task, data=f"{event.kind} failed")
         elif isinstance(event, StepSucceeded) and event.reused_from:
-            self._progress.update(task, data=f"{event.kind} {event.reuse_note}")
+            self._progress.update(task, data=printable(f"{event.kind} {event.reuse_note}"))
 
     def close(self) -> None:
         self._progress.stop()

@@ -9,11 +9,24 @@ from rich.console import Console
 from rich.markup import escape
 
 from teardown.core.model import Kind, Plan, Step, StepKind
+from teardown.core.text import printable
 from teardown.engine.journal import RunRecord
 
 
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+class _SafeConsole:
+    """A rich console that prints each line with control and formatting characters escaped
+    (``core.text.printable``): names and messages from a cloud or a host are shown, never
+    interpreted by the terminal."""
+
+    def __init__(self) -> None:
+        self._console = Console(highlight=False, soft_wrap=True)
+
+    def print(self, text: str = "") -> None:
+        self._console.print(printable(text))
+
+
+def _console() -> _SafeConsole:
+    return _SafeConsole()
 
 
 def _describe(step: Step) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from teardown.cli.common import errors_to_exit_codes, json_option
+from teardown.cli.common import echo, errors_to_exit_codes, json_option
 from teardown.sandbox import runtime
 
 dir_option = click.option(
@@ -34,12 +34,12 @@ def sandbox() -> None:
 
 
 def _print_ready(info: dict[str, Any], root: Path) -> None:
-    click.echo(f"sandbox ready in {root.resolve()} (pid {info['pid']})")
+    echo(f"sandbox ready in {root.resolve()} (pid {info['pid']})")
     for service, url in info["endpoints"].items():
-        click.echo(f"  {service:<4} {url}")
+        echo(f"  {service:<4} {url}")
     for sid, port in sorted(info["ssh"].items(), key=lambda kv: kv[1]):
-        click.echo(f"  ssh  127.0.0.1:{port}  server {sid}")
-    click.echo(f"  profile {root.resolve() / 'profile.toml'}")
+        echo(f"  ssh  127.0.0.1:{port}  server {sid}")
+    echo(f"  profile {root.resolve() / 'profile.toml'}")
 
 
 @sandbox.command()
@@ -68,7 +68,7 @@ def up(root: Path, scenario: str | None, detach: bool, seed_value: int | None, r
         assert sb.endpoints is not None
         info = {"pid": "this process", "endpoints": sb.endpoints.as_dict(), "ssh": sb.ssh_ports}
         _print_ready(info, root)
-        click.echo("press Ctrl-C to stop")
+        echo("press Ctrl-C to stop")
 
     runtime.serve(root, scenario, seed_value, on_ready=ready)
 
@@ -79,9 +79,9 @@ def up(root: Path, scenario: str | None, detach: bool, seed_value: int | None, r
 def down(root: Path) -> None:
     """Stop a detached sandbox and every process it started."""
     if runtime.stop_detached(root):
-        click.echo(f"sandbox in {root.resolve()} stopped")
+        echo(f"sandbox in {root.resolve()} stopped")
     else:
-        click.echo(f"no sandbox running in {root.resolve()}")
+        echo(f"no sandbox running in {root.resolve()}")
 
 
 @sandbox.command()
@@ -95,27 +95,23 @@ def status(root: Path, as_json: bool) -> None:
         click.echo(json.dumps(view, indent=2, default=str))
         return
     state = f"running (pid {view['pid']})" if view["running"] else "stopped"
-    click.echo(f"sandbox {view['dir']}: {state}, scenario {view['scenario']}")
+    echo(f"sandbox {view['dir']}: {state}, scenario {view['scenario']}")
     names = {s["id"]: s["name"] for s in view["servers"]}
-    click.echo("servers:")
+    echo("servers:")
     for s in view["servers"]:
-        click.echo(
-            f"  {s['name']:<12} {s['status']:<8} {s['charging_mode']:<9} ssh {s['ssh_port']}"
-        )
-    click.echo("disks:")
+        echo(f"  {s['name']:<12} {s['status']:<8} {s['charging_mode']:<9} ssh {s['ssh_port']}")
+    echo("disks:")
     for d in view["disks"]:
         where = f"on {names.get(d['server_id'], d['server_id'])}" if d["server_id"] else "detached"
-        click.echo(f"  {d['name']:<12} {d['size']:>4} GB  {d['charging_mode']:<9} {where}")
-    click.echo("orders:")
+        echo(f"  {d['name']:<12} {d['size']:>4} GB  {d['charging_mode']:<9} {where}")
+    echo("orders:")
     for o in view["orders"]:
         kind = _ORDER_TYPES.get(o["order_type"], str(o["order_type"]))
         state = _ORDER_STATES.get(o["status"], str(o["status"]))
-        click.echo(
-            f"  {o['id']}  {kind:<11} {state:<15} {o['amount_after_discount']:>9} {o['currency']}"
-        )
-    click.echo("still billing:")
+        echo(f"  {o['id']}  {kind:<11} {state:<15} {o['amount_after_discount']:>9} {o['currency']}")
+    echo("still billing:")
     for b in view["still_billing"]:
-        click.echo("  " + _billing_line(b))
+        echo("  " + _billing_line(b))
 
 
 _ORDER_TYPES = {1: "new", 2: "renew", 3: "change", 4: "unsubscribe"}

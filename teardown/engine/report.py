@@ -14,6 +14,7 @@ from typing import Any
 
 from teardown.core.model import BillingMode, DestroyAction, ResourcePlan
 from teardown.core.phases import Phase
+from teardown.core.text import printable
 from teardown.core.views import resource_view
 from teardown.engine.codec import plan_from_json
 from teardown.engine.journal import Journal
@@ -152,6 +153,11 @@ def build_report(journal: Journal, run_id: str) -> dict[str, Any]:
     }
 
 
+def _cell(text: str) -> str:
+    """A Markdown table cell: a ``|`` in a name would start another column."""
+    return text.replace("|", "\\|")
+
+
 def _money(x: str) -> str:
     return f"{Decimal(x):,.2f}"
 
@@ -183,7 +189,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         refund = ", ".join(_money(x["refund"]) for x in r["refunds"]) or "-"
         destroy = f"{r['action']}: {r['destroy'].get('status', 'not planned')}"
         lines.append(
-            f"| {r['name']} | {r['kind']} | {r['billing_mode']} | {backups} | {destroy} | "
+            f"| {_cell(r['name'])} | {r['kind']} | {r['billing_mode']} | {_cell(backups)} | "
+            f"{destroy} | "
             f"{refund} | {r['phase']} |"
         )
     m = report["money"]
@@ -224,7 +231,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     if todo:
         lines += ["", "## What a person must do", ""]
         lines += [f"- **{r['name']}**: {r['next_step']}" for r in todo]
-    return "\n".join(lines) + "\n"
+    # Names and messages come from a cloud or a host: each line shows them, never obeys them.
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 def write_report(

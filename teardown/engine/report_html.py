@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from teardown.core.text import printable
 from teardown.engine.journal import EventRecord
 
 PHASE_COLOURS: dict[str, str] = {
@@ -94,8 +95,9 @@ footer{color:#64748b;font-size:12px;text-align:center;margin-top:6px}
 
 
 def _e(value: object) -> str:
-    """Escape anything for HTML text and attribute values."""
-    return html.escape(str(value), quote=True)
+    """Escape anything for HTML text and attribute values (control and formatting characters
+    written as visible escapes first)."""
+    return html.escape(printable(value), quote=True)
 
 
 def _dec(value: object) -> Decimal:
