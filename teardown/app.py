@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from teardown.adapters.clock import SystemClock
+from teardown.adapters.confusables import fold
 from teardown.adapters.huawei.billing import HuaweiBilling
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.destroyer import HuaweiDestroyer
@@ -158,6 +159,7 @@ def plan_state(
     now: datetime,
     destroy_with_cloud: bool,
     tuning: Tuning = Tuning(),
+    include_foreign: bool = False,
 ) -> Plan:
     """Plan a Pulumi stack read from its exported state, completed by the cloud when a profile
     is given (billing facts, disks). Reads only."""
@@ -172,6 +174,8 @@ def plan_state(
         skipped=state.skipped,
         now=now if profile is not None else None,
         keep_kinds=keep,
+        include_foreign=include_foreign,
+        fold=fold,
     )
 
 
@@ -193,6 +197,7 @@ def plan_servers(
     *,
     now: datetime,
     tuning: Tuning = Tuning(),
+    include_foreign: bool = False,
 ) -> Plan:
     """Inventory the targets (and pending orders) and plan. Reads only; changes nothing."""
     inventory = HuaweiInventory(Clients(profile), sleep=tuning.sleep)
@@ -215,6 +220,9 @@ def plan_servers(
         now=now,
         orders=account_orders,
         skipped=[r.urn for r in _dropped],  # returned by the cloud, not selected: listed
+        selectors=targets.tags,
+        include_foreign=include_foreign,
+        fold=fold,
     )
 
 

@@ -25,7 +25,7 @@ KIND = "teardown-plan"
 
 def facts(resource: Resource) -> dict[str, Any]:
     """What must not change between review and apply: identity, kind, billing mode and order,
-    pending orders, locks, disks."""
+    pending orders, locks, disks, tags (a tag added since, say ``env=prod``, is drift)."""
     b = resource.billing
     return {
         "urn": resource.urn,
@@ -37,6 +37,7 @@ def facts(resource: Resource) -> dict[str, Any]:
         "locked": b.locked,
         "frozen": b.frozen,
         "disks": sorted(d.id for d in resource.disks),
+        "tags": sorted(f"{k}={v}" for k, v in resource.tags),
     }
 
 

@@ -116,6 +116,14 @@ destroy_with_option = click.option(
 )
 
 
+include_foreign_option = click.option(
+    "--include-foreign",
+    is_flag=True,
+    help="Take resources tagged for another scope (teardown:scope, or a selector's key with "
+    "another value) with a warning instead of blocking the plan.",
+)
+
+
 def _destroy_mode(state_path: Path | None, stack_name: str | None, destroy_with: str | None) -> str:
     """``cloud`` or ``pulumi``: one rule for plan, run and apply."""
     if stack_name is not None:
@@ -137,6 +145,7 @@ def _make_plan(
     tags: tuple[str, ...],
     destroy_with: str | None = None,
     need_profile: bool = False,
+    include_foreign: bool = False,
 ) -> _Planned:
     """The plan for the targets given, exactly as ``run`` would execute it. With a profile (or
     ``need_profile``), the cloud completes the facts and the settings a run needs are checked
@@ -154,7 +163,10 @@ def _make_plan(
     if servers or tags:
         assert profile is not None
         targets = app.Targets(tuple(servers), parse_tags(tags))
-        planned = _Planned(app.plan_servers(profile, targets, config, now=now), profile)
+        planned = _Planned(
+            app.plan_servers(profile, targets, config, now=now, include_foreign=include_foreign),
+            profile,
+        )
     elif stack_name is not None:
         stack = PulumiStack(StackRef(stack_name, work_dir))
         state = stack.export()
@@ -163,7 +175,13 @@ def _make_plan(
         method = DestroyMethod.CLOUD if cloud else DestroyMethod.PULUMI
         config = replace(config, destroy=DestroyConfig(method=method))
         the_plan = app.plan_state(
-            state, config, scope, profile=profile, now=now, destroy_with_cloud=cloud
+            state,
+            config,
+            scope,
+            profile=profile,
+            now=now,
+            destroy_with_cloud=cloud,
+            include_foreign=include_foreign,
         )
         planned = _Planned(
             the_plan, profile, None if cloud else stack, stack_name if cloud else None
@@ -173,7 +191,13 @@ def _make_plan(
         state = read_state(state_path)
         scope = config.scope.name or state.stack or state_path.stem
         the_plan = app.plan_state(
-            state, config, scope, profile=profile, now=now, destroy_with_cloud=True
+            state,
+            config,
+            scope,
+            profile=profile,
+            now=now,
+            destroy_with_cloud=True,
+            include_foreign=include_foreign,
         )
         planned = _Planned(the_plan, profile, None, state.stack or state_path.stem)
     if profile is not None:
@@ -233,6 +257,7 @@ def _show_plan(
 @config_option
 @json_option
 @destroy_with_option
+@include_foreign_option
 @click.option(
     "--out",
     "out_path",
@@ -251,6 +276,7 @@ def plan(
     config_path: Path | None,
     as_json: bool,
     destroy_with: str | None,
+    include_foreign: bool,
     out_path: Path | None,
 ) -> None:
     """Show what a run would do, without changing anything.
@@ -280,6 +306,7 @@ def plan(
         servers=servers,
         tags=tags,
         destroy_with=destroy_with,
+        include_foreign=include_foreign,
     )
     _show_plan(planned.plan, as_json, config, offline=planned.profile is None)
     if planned.plan.blocked:
@@ -297,6 +324,8 @@ def plan(
             targets = {"stack": stack_name, "cwd": str(work_dir.resolve())}
         if destroy_with is not None:
             targets["destroy_with"] = destroy_with
+        if include_foreign:
+            targets["include_foreign"] = True
         digest = write_plan_file(
             out_path, planned.plan, targets, _config_text(config_path), SystemClock().now()
         )
@@ -386,6 +415,7 @@ def apply(
         tags=tuple(f"{k}={v}" for k, v in t.get("tags", ())),
         destroy_with=t.get("destroy_with"),
         need_profile=True,
+        include_foreign=bool(t.get("include_foreign")),
     )
     changes = drift(reviewed.facts, plan_facts(live.plan))
     if changes:
@@ -481,6 +511,7 @@ def _finish_run(outcome: app.Outcome, as_json: bool) -> None:
 @events_option
 @crash_option
 @destroy_with_option
+@include_foreign_option
 @errors_to_exit_codes
 def run(
     state_path: Path | None,
@@ -497,6 +528,7 @@ def run(
     events_path: Path | None,
     crash_after: int | None,
     destroy_with: str | None,
+    include_foreign: bool,
 ) -> None:
     """Back up, verify, destroy what is verified, close the billing, and report.
 
@@ -524,6 +556,7 @@ def run(
         tags=tags,
         destroy_with=destroy_with,
         need_profile=True,
+        include_foreign=include_foreign,
     )
     the_plan, profile = planned.plan, planned.profile
     assert profile is not None

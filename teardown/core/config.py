@@ -64,10 +64,18 @@ class ScopeConfig:
     """Refuse to plan more resources than this (blast-radius limit)."""
     refuse_patterns: tuple[str, ...] = ("*prod*",)
     """Scope names matching any of these glob patterns are refused."""
+    refuse_tags: tuple[str, ...] = ("env=prod*", "environment=prod*", "stage=prod*")
+    """``KEY=VALUE`` globs: a plan that includes a resource with such a tag is refused, whatever
+    the scope is called. Names, keys and values are compared after Unicode normalisation and
+    look-alike folding (full-width letters, and Cyrillic or Greek letters that look Latin, count
+    as the Latin letters they look like)."""
 
     def __post_init__(self) -> None:
         if self.max_resources < 1:
             raise ValueError("max_resources must be at least 1")
+        for t in self.refuse_tags:
+            if "=" not in t or not t.partition("=")[0]:
+                raise ValueError(f"refuse_tags: {t!r} is not KEY=VALUE (globs allowed)")
 
 
 @dataclass(frozen=True)

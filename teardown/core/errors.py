@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from teardown.core.text import printable
+
 
 class TeardownError(Exception):
     """Base of every error teardown raises on purpose."""
@@ -16,7 +18,8 @@ class InputError(TeardownError):
     def __init__(self, source: str, problem: str) -> None:
         self.source = source
         self.problem = problem
-        super().__init__(f"{source}: {problem}")
+        # One line, whatever the input held (a fuzzed key with a newline in it, say).
+        super().__init__(printable(f"{source}: {problem}"))
 
 
 class ConfigError(InputError):
@@ -52,6 +55,20 @@ class ScopeRefused(PlanError):
         self.pattern = pattern
         super().__init__(
             f"scope {scope!r} matches refused pattern {pattern!r} (scope.refuse_patterns)"
+        )
+
+
+class ResourceRefused(PlanError):
+    """A resource in the plan carries a refused tag (e.g. ``env=production``): whatever the
+    scope is called, production is not torn down."""
+
+    def __init__(self, name: str, tag: str, pattern: str) -> None:
+        self.name = name
+        self.tag = tag
+        self.pattern = pattern
+        super().__init__(
+            f"{name} is tagged {tag!r}, which matches refused tag {pattern!r} "
+            "(scope.refuse_tags): leave it out of the targets"
         )
 
 

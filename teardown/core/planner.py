@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +20,7 @@ from teardown.core.billing import (
     quote_unsubscribe,
 )
 from teardown.core.config import Config, DestroyMethod, PrepaidPolicy, PullRule
-from teardown.core.errors import BlastRadiusExceeded, ScopeRefused
+from teardown.core.errors import BlastRadiusExceeded, ResourceRefused, ScopeRefused
 from teardown.core.model import (
     DATA_KINDS,
     SURVIVES_DESTROY,
@@ -39,6 +39,12 @@ from teardown.core.model import (
     StepKind,
 )
 from teardown.core.paths import excluded_roots
+from teardown.core.text import fold as basic_fold
+
+SCOPE_TAG = "teardown:scope"
+"""A resource tagged with another scope's name belongs to that scope."""
+
+Fold = Callable[[str], str]
 
 RULES = BillingRules()
 """The published rules with their documented defaults (the sandbox uses the same)."""
@@ -88,11 +94,43 @@ def backup_step(scope: str, r: Resource, kind: StepKind, name: str, spec: str) -
     )
 
 
-def check_scope(scope: str, config: Config) -> None:
-    """Raise ScopeRefused when the scope name matches a refused pattern (case-insensitive)."""
+def check_scope(scope: str, config: Config, fold: Fold = basic_fold) -> None:
+    """Raise ScopeRefused when the scope name matches a refused pattern, compared after
+    normalisation and look-alike folding (``fold``)."""
+    name = fold(scope)
     for pattern in config.scope.refuse_patterns:
-        if fnmatchcase(scope.lower(), pattern.lower()):
+        if fnmatchcase(name, fold(pattern)):
             raise ScopeRefused(scope, pattern)
+
+
+def check_tags(resources: Sequence[Resource], config: Config, fold: Fold = basic_fold) -> None:
+    """Raise ResourceRefused when any resource carries a refused tag (``scope.refuse_tags``),
+    compared after normalisation and look-alike folding."""
+    patterns = [
+        (fold(k), fold(v)) for k, _, v in (t.partition("=") for t in config.scope.refuse_tags)
+    ]
+    for r in resources:
+        for key, value in r.tags:
+            fk, fv = fold(key), fold(value)
+            for (pk, pv), raw in zip(patterns, config.scope.refuse_tags, strict=True):
+                if fnmatchcase(fk, pk) and fnmatchcase(fv, pv):
+                    raise ResourceRefused(r.name, f"{key}={value}", raw)
+
+
+def foreign(
+    r: Resource, scope: str, selectors: Sequence[tuple[str, str]], fold: Fold = basic_fold
+) -> str | None:
+    """Why ``r`` belongs to another scope, or None: it is tagged ``teardown:scope`` with another
+    scope's name, or carries a selector's key with another value (a disk of another environment
+    attached to a server of this one)."""
+    owner = r.tag(SCOPE_TAG)
+    if owner is not None and fold(owner) != fold(scope):
+        return f"{r.name} is tagged {SCOPE_TAG}={owner}, not {scope}"
+    for key, value in selectors:
+        theirs = r.tag(key)
+        if theirs is not None and fold(theirs) != fold(value):
+            return f"{r.name} is tagged {key}={theirs}, and this scope selects {key}={value}"
+    return None
 
 
 def make_plan(
@@ -104,6 +142,9 @@ def make_plan(
     now: datetime | None = None,
     orders: Sequence[str] = (),
     keep_kinds: frozenset[Kind] = frozenset(),
+    selectors: Sequence[tuple[str, str]] = (),
+    include_foreign: bool = False,
+    fold: Fold = basic_fold,
 ) -> Plan:
     """Plan the teardown of ``resources``.
 
@@ -112,12 +153,15 @@ def make_plan(
     With ``now``, prepaid resources get refund estimates (and ``max_fee`` is enforced);
     ``orders`` are account-level orders pending payment to cancel first. Resources of
     ``keep_kinds`` are left alone (e.g. a stack's network, when servers are destroyed through the
-    cloud API and the rest is left for ``pulumi destroy``).
+    cloud API and the rest is left for ``pulumi destroy``). A resource tagged for another scope
+    (``foreign``; ``selectors`` are the tags the targets were chosen by) is a blocker, or a
+    warning with ``include_foreign``. Names and tags are compared after ``fold``.
     """
-    check_scope(scope, config)
+    check_scope(scope, config, fold)
     population = len(resources) + len(skipped)
     if len(resources) > config.scope.max_resources:
         raise BlastRadiusExceeded(config.scope.max_resources, len(resources), population)
+    check_tags(resources, config, fold)
 
     resources = [_classify(r, config) for r in resources]
     urns = {r.urn for r in resources}
@@ -155,7 +199,16 @@ def make_plan(
                             order_id=order,
                         )
                     )
-        plans.append(_plan_resource(r, config, scope, now, r.kind in keep_kinds, r.urn in carried))
+        rp = _plan_resource(r, config, scope, now, r.kind in keep_kinds, r.urn in carried)
+        why = foreign(r, scope, selectors, fold)
+        if why is not None:
+            note = Blocker("foreign", f"{why}: it belongs to another scope", r.urn)
+            if include_foreign:
+                rp = replace(rp, warnings=(*rp.warnings, note))
+            else:
+                note = replace(note, message=note.message + " (--include-foreign to take it)")
+                rp = replace(rp, blockers=(*rp.blockers, note))
+        plans.append(rp)
     if config.billing.cancel_pending_orders:
         for order in orders:
             if order not in seen_orders:

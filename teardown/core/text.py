@@ -6,6 +6,7 @@ move its cursor, nor forge a line of a plan a person reviews. Pure; every render
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _UNSAFE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
@@ -27,4 +28,12 @@ def printable(text: object) -> str:
     return _UNSAFE.sub(_escape, str(text))
 
 
-__all__ = ["printable"]
+def fold(text: str) -> str:
+    """``text`` as a guard should compare it: NFKC (full-width and compatibility forms become
+    their plain letters), formatting characters (zero-width, bidirectional) removed, case
+    folded. Look-alike letters of other scripts are folded by the adapters' richer fold."""
+    normal = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in normal if unicodedata.category(c) != "Cf").casefold()
+
+
+__all__ = ["fold", "printable"]

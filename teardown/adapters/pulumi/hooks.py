@@ -23,6 +23,7 @@ from typing import Any
 
 from teardown import app
 from teardown.adapters.clock import SystemClock
+from teardown.adapters.confusables import fold
 from teardown.adapters.pulumi.state import resource_from_outputs
 from teardown.config import load_config
 from teardown.core.config import Config, DestroyConfig, DestroyMethod, PullRule
@@ -73,7 +74,8 @@ def _plan(resource: Resource, settings: HookSettings) -> tuple[Plan, Config]:
     if settings.profile is not None or settings.env:
         profile = app.resolve_profile(settings.profile, settings.env)
         (resource,) = app.enrich_from_cloud([resource], profile, settings.tuning)
-    return make_plan([resource], config, settings.scope, now=SystemClock().now()), config
+    plan = make_plan([resource], config, settings.scope, now=SystemClock().now(), fold=fold)
+    return plan, config
 
 
 def run_id_for(scope: str, urn: str, cloud_id: str | None = None) -> str:
