@@ -33,7 +33,7 @@ from teardown.core.planner import make_plan
 from teardown.core.selection import selected
 from teardown.engine.codec import plan_from_json
 from teardown.engine.events import Observer
-from teardown.engine.journal import Journal
+from teardown.engine.journal import Journal, RunRecord
 from teardown.engine.report import build_report, write_report
 from teardown.engine.report_html import timeline_from_events
 from teardown.engine.retry import RetryPolicy
@@ -177,6 +177,27 @@ def plan_state(
         include_foreign=include_foreign,
         fold=fold,
     )
+
+
+def unfinished_runs(config: Config, scope: str) -> list[RunRecord]:
+    """Runs of ``scope`` in the journal that acted and did not finish (none without a journal)."""
+    path = Path(config.journal.path)
+    if not path.exists():
+        return []
+    journal = Journal.open(path, SystemClock(), create=False)
+    try:
+        return journal.unfinished_runs(scope)
+    finally:
+        journal.close()
+
+
+def recorded_plan(config: Config, run_id: str) -> Plan:
+    """The plan a run recorded in the journal."""
+    journal = Journal.open(Path(config.journal.path), SystemClock(), create=False)
+    try:
+        return plan_from_json(journal.run(run_id).plan_json, f"journal run {run_id}")
+    finally:
+        journal.close()
 
 
 def destroyed_urns(journal_path: Path, run_id: str) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 from dataclasses import dataclass, replace
@@ -122,6 +123,67 @@ include_foreign_option = click.option(
     help="Take resources tagged for another scope (teardown:scope, or a selector's key with "
     "another value) with a warning instead of blocking the plan.",
 )
+
+
+resume_unfinished_option = click.option(
+    "--resume-unfinished",
+    is_flag=True,
+    help="When the scope has an unfinished run (killed, or partially done), resume it first, "
+    "then plan and run anew. Without it such a run is refused (exit 3) with the resume command.",
+)
+
+
+def _resume_command(run_id: str, profile_path: Path | None, config_path: Path | None) -> str:
+    parts = ["teardown", "resume", run_id]
+    if profile_path is not None:
+        parts += ["--profile", shlex.quote(str(profile_path))]
+    if config_path is not None:
+        parts += ["--config", shlex.quote(str(config_path))]
+    return " ".join(parts)
+
+
+def _finish_unfinished(
+    config: Config,
+    scope: str,
+    *,
+    resume: bool,
+    profile: HuaweiProfile,
+    profile_path: Path | None,
+    config_path: Path | None,
+    quiet: bool,
+) -> bool:
+    """Unfinished runs of ``scope`` are never forgotten: without ``resume``, refuse (exit 3)
+    with the exact command that finishes each; with it, resume them. True when some were
+    resumed (the caller plans again); exits with the resumed run's code if one did not
+    complete."""
+    unfinished = app.unfinished_runs(config, scope)
+    if not unfinished:
+        return False
+    if not resume:
+        for rec in unfinished:
+            echo(
+                f"teardown: refused: scope {scope!r} has an unfinished run {rec.id} "
+                f"({rec.phase.value}, last change {rec.updated_at:%Y-%m-%d %H:%M:%S}); "
+                "finish it first:",
+                err=True,
+            )
+            echo(f"  {_resume_command(rec.id, profile_path, config_path)}", err=True)
+        echo("teardown: or run again with --resume-unfinished; nothing was changed.", err=True)
+        sys.exit(EXIT_BLOCKED)
+    for rec in unfinished:
+        echo(f"teardown: resuming unfinished run {rec.id} of scope {scope!r} first", err=True)
+        plan_of = app.recorded_plan(config, rec.id)
+        observers, close = observers_for(plan_of, quiet=quiet, events_path=None)
+        try:
+            outcome = app.resume_run(
+                profile, rec.id, config, observers=observers, tuning=_tuning(config, None)
+            )
+        finally:
+            close()
+        if outcome.result.phase is not RunPhase.COMPLETED:
+            echo(f"teardown: run {rec.id} did not complete; nothing new was started", err=True)
+            _finish_run(outcome, as_json=False)
+    return True
 
 
 def _destroy_mode(state_path: Path | None, stack_name: str | None, destroy_with: str | None) -> str:
@@ -374,6 +436,7 @@ def _config_text(config_path: Path | None) -> str:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
 @quiet_option
 @events_option
+@resume_unfinished_option
 @errors_to_exit_codes
 def apply(
     plan_path: Path,
@@ -382,6 +445,7 @@ def apply(
     yes: bool,
     quiet: bool,
     events_path: Path | None,
+    resume_unfinished: bool,
 ) -> None:
     """Run a plan written by `teardown plan --out`, exactly as reviewed.
 
@@ -404,6 +468,16 @@ def apply(
     if done is not None:
         echo(f"teardown: plan already applied in run {done}; nothing to do", err=True)
         return
+    profile_first = app.resolve_profile(profile_path, os.environ)
+    _finish_unfinished(
+        config,
+        reviewed.plan.scope,
+        resume=resume_unfinished,
+        profile=profile_first,
+        profile_path=profile_path,
+        config_path=None,
+        quiet=quiet,
+    )  # a resumed run changes the inventory: the drift check below then says so
     t = reviewed.targets
     live = _make_plan(
         config,
@@ -512,6 +586,7 @@ def _finish_run(outcome: app.Outcome, as_json: bool) -> None:
 @crash_option
 @destroy_with_option
 @include_foreign_option
+@resume_unfinished_option
 @errors_to_exit_codes
 def run(
     state_path: Path | None,
@@ -529,6 +604,7 @@ def run(
     crash_after: int | None,
     destroy_with: str | None,
     include_foreign: bool,
+    resume_unfinished: bool,
 ) -> None:
     """Back up, verify, destroy what is verified, close the billing, and report.
 
@@ -546,18 +622,33 @@ def run(
     `teardown plan` with the same options shows exactly this plan.
     """
     config = load_config(config_path)
-    planned = _make_plan(
+
+    def make() -> _Planned:
+        return _make_plan(
+            config,
+            state_path=state_path,
+            stack_name=stack_name,
+            work_dir=work_dir,
+            profile_path=profile_path,
+            servers=servers,
+            tags=tags,
+            destroy_with=destroy_with,
+            need_profile=True,
+            include_foreign=include_foreign,
+        )
+
+    planned = make()
+    assert planned.profile is not None
+    if not dry_run and _finish_unfinished(
         config,
-        state_path=state_path,
-        stack_name=stack_name,
-        work_dir=work_dir,
+        planned.plan.scope,
+        resume=resume_unfinished,
+        profile=planned.profile,
         profile_path=profile_path,
-        servers=servers,
-        tags=tags,
-        destroy_with=destroy_with,
-        need_profile=True,
-        include_foreign=include_foreign,
-    )
+        config_path=config_path,
+        quiet=quiet,
+    ):
+        planned = make()  # the resumed run changed what exists
     the_plan, profile = planned.plan, planned.profile
     assert profile is not None
     if as_json and not dry_run:

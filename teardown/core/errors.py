@@ -72,6 +72,20 @@ class ResourceRefused(PlanError):
         )
 
 
+class UnfinishedRun(PlanError):
+    """The scope has a run that acted and did not finish: it is resumed, never silently
+    replaced by a new one (I6)."""
+
+    def __init__(self, scope: str, run_id: str, phase: str) -> None:
+        self.scope = scope
+        self.run_id = run_id
+        self.phase = phase
+        super().__init__(
+            f"scope {scope!r} has an unfinished run {run_id} ({phase}): finish it with "
+            f"`teardown resume {run_id}` (or run again with --resume-unfinished)"
+        )
+
+
 class PlanBlocked(PlanError):
     """The plan has blockers; nothing was changed."""
 

@@ -320,6 +320,18 @@ class Journal:
             ).fetchall()
         return [self._run_record(r) for r in rows]
 
+    def unfinished_runs(self, scope: str) -> list[RunRecord]:
+        """Runs of ``scope`` that acted and did not finish: killed while running, or partially
+        done (something destroyed, something left). Runs of a Pulumi hook (``hook-...``) are
+        not counted: they destroy nothing themselves. Oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM runs WHERE scope=? AND phase IN (?, ?) AND id NOT LIKE 'hook-%' "
+                "ORDER BY created_at, rowid",
+                (scope, RunPhase.RUNNING.value, RunPhase.PARTIALLY_FAILED.value),
+            ).fetchall()
+        return [self._run_record(r) for r in rows]
+
     def runs(self, limit: int = 20) -> list[RunRecord]:
         """Most recent first."""
         with self._lock:

@@ -59,6 +59,30 @@ def _next_step(res: dict[str, Any], rp: ResourcePlan) -> str | None:
     return None
 
 
+def _left_by_unfinished(journal: Journal, scope: str, run_id: str) -> list[dict[str, Any]]:
+    """What other unfinished runs of the scope left billing: a new report never hides them."""
+    out = []
+    for rec in journal.unfinished_runs(scope):
+        if rec.id == run_id:
+            continue
+        plan = plan_from_json(rec.plan_json, f"journal run {rec.id}")
+        phases = journal.resource_phases(rec.id)
+        for rp in plan.resources:
+            phase = phases.get(rp.resource.urn, Phase.PLANNED).value
+            why = _still_billing(rp, phase)
+            if why:
+                out.append(
+                    {
+                        "name": rp.resource.name,
+                        "urn": rp.resource.urn,
+                        "billing": rp.resource.billing.mode.value,
+                        "why": f"left by unfinished run {rec.id}: {why} "
+                        f"(`teardown resume {rec.id}` finishes it)",
+                    }
+                )
+    return out
+
+
 def build_report(journal: Journal, run_id: str) -> dict[str, Any]:
     """Everything a person needs after a run, as one JSON-ready document."""
     status = run_status(journal, run_id)
@@ -138,6 +162,7 @@ def build_report(journal: Journal, run_id: str) -> dict[str, Any]:
                 "next_step": next_step.replace("{run}", run_id) if next_step else None,
             }
         )
+    still += _left_by_unfinished(journal, status["scope"], run_id)
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "run_id": run_id,

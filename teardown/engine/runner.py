@@ -24,7 +24,13 @@ from datetime import timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from teardown.core.errors import JournalError, PermanentError, TeardownError, TransientError
+from teardown.core.errors import (
+    JournalError,
+    PermanentError,
+    TeardownError,
+    TransientError,
+    UnfinishedRun,
+)
 from teardown.core.invariants import may_close_billing, may_destroy
 from teardown.core.model import (
     BACKUP_STEPS,
@@ -174,6 +180,10 @@ class Runner:
         text = plan_to_json(plan)
         self.journal.acquire_lock(plan.scope, run_id)
         try:
+            # An unfinished run is resumed, never forgotten by a new one (I6).
+            unfinished = self.journal.unfinished_runs(plan.scope)
+            if unfinished:
+                raise UnfinishedRun(plan.scope, unfinished[0].id, unfinished[0].phase.value)
             self.journal.create_run(run_id, plan.scope, text, plan_digest(text))
             self._emit(RunStarted(run_id, plan.scope, len(plan.resources), resumed=False))
             if plan.blocked:
