@@ -4,7 +4,7 @@ Compares, in the same run and against the same server (``tests.sshd.Sshd``):
 
 - ``openssh-tar``: ``ssh HOST 'tar cf - -C PARENT SET' | tar xf - -C DEST`` (default cipher),
 - ``rsync``: ``rsync -a -e 'ssh ...' HOST:SRC/ DEST/``,
-- ``teardown``: ``teardown.adapters.ssh.bench_hook.pull(info, paths, dest)``.
+- ``teardown``: ``bench_pull_hook.pull(info, paths, dest)`` (``scripts/bench_pull_hook.py``).
 
 Big set: 4 files x 256 MiB random (``--big-mib``); small set: 20,000 files x 4 KiB in 100
 folders (``--small-count``). Each run goes into a fresh empty destination on the same filesystem as
@@ -42,7 +42,7 @@ if str(REPO) not in sys.path:
 
 from tests.sshd import Sshd, SshdInfo, unavailable_reason  # noqa: E402
 
-HOOK_MODULE = "teardown.adapters.ssh.bench_hook"
+HOOK_MODULE = "bench_pull_hook"  # scripts/bench_pull_hook.py, beside this script
 PullHook = Callable[[dict[str, Any], list[str], Path], int]
 CHUNK = 4 << 20
 SMALL_DIRS = 100

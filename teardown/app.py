@@ -262,7 +262,10 @@ def build_runner(
             clients, profile.vault_id or "", sleep=tuning.sleep, poll_interval=tuning.poll_interval
         ),
         fetcher=SshFetcher(
-            LocalStore(Path(config.store.path)), ssh_settings(config, profile), tuning.env
+            LocalStore(Path(config.store.path)),
+            ssh_settings(config, profile),
+            tuning.env,
+            local_ports=profile.ssh_ports,
         ),
         destroyer=destroyer
         or HuaweiDestroyer(clients, sleep=tuning.sleep, poll_interval=tuning.poll_interval),

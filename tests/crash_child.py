@@ -14,7 +14,6 @@ import signal
 from pathlib import Path
 
 from teardown.adapters.clock import SystemClock
-from teardown.adapters.fake.cloud import FakeCloud, fake_ports
 from teardown.core.config import BackupConfig, Config, PullRule
 from teardown.core.errors import JournalError
 from teardown.core.model import BillingMode, Plan, Resource
@@ -22,6 +21,7 @@ from teardown.core.planner import make_plan
 from teardown.engine.journal import Journal
 from teardown.engine.retry import RetryPolicy
 from teardown.engine.runner import Ports, Runner
+from tests.fake_cloud import FakeCloud, fake_ports
 from tests.helpers import network, server, volume
 
 

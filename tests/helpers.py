@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from teardown.adapters.fake.cloud import FakeCloud, fake_ports
 from teardown.core.model import Billing, BillingMode, Disk, Kind, Resource
 from teardown.engine.events import Event
 from teardown.engine.journal import Journal
 from teardown.engine.retry import RetryPolicy
 from teardown.engine.runner import Ports, Runner
+from tests.fake_cloud import FakeCloud, fake_ports
 
 ECS = "huaweicloud:Ecs/instance:Instance"
 EVS = "huaweicloud:Evs/volume:Volume"

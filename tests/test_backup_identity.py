@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from teardown.adapters.fake.cloud import FakeCloud, FakeSnapshotter, fake_ports
 from teardown.core.config import BackupConfig, Config, PullRule
 from teardown.core.invariants import may_destroy
 from teardown.core.model import Artifact, Origin, Resource, StepKind
@@ -17,6 +16,7 @@ from teardown.engine.events import Event, StepSucceeded
 from teardown.engine.journal import Journal
 from teardown.engine.retry import RetryPolicy
 from teardown.engine.runner import Ports, Runner
+from tests.fake_cloud import FakeCloud, FakeSnapshotter, fake_ports
 from tests.helpers import FakeClock, make_rig, server
 
 ACCOUNT = "huawei:cn-north-4:project-a"

@@ -310,7 +310,7 @@ def test_plan_json_is_the_plan_the_run_records(
 def without_vault(sb: Sandbox, tmp: Path) -> Path:
     """The sandbox's profile as a real account's would be: no vault named."""
     text = sb.layout.profile.read_text()
-    text = text[: text.index("[sandbox]")]  # a sandbox profile implies the sandbox's vault
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("vault_id"))
     path = tmp / "no-vault.toml"
     path.write_text(text)
     return path

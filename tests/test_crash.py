@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from teardown.adapters.fake.cloud import FakeCloud
 from teardown.core.model import StepKind
 from tests.crash_child import scenario
+from tests.fake_cloud import FakeCloud
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = int(os.environ.get("TEARDOWN_CRASH_SEED", "20261126"))

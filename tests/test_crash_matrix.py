@@ -51,14 +51,25 @@ def prepare(root: Path) -> tuple[Path, Path]:
     return sb, cfg
 
 
-def teardown_run(sb: Path, cfg: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def teardown_run(
+    sb: Path, cfg: Path, *extra: str, crash_after: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``teardown`` with these arguments; with ``crash_after``, through the test-only entry
+    point that SIGKILLs the process after that many journal commits (``tests/crash_cli.py``)."""
     args = ["--profile", str(sb / "profile.toml"), "--config", str(cfg), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = TEARDOWN
+    if crash_after is not None:
+        env["TEARDOWN_CRASH_AFTER_COMMITS"] = str(crash_after)
+        command = [sys.executable, "-m", "tests.crash_cli"]
     return subprocess.run(
-        [*TEARDOWN, *extra, *args],
+        [*command, *extra, *args],
         capture_output=True,
         text=True,
         timeout=120,
         stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
     )
 
 
@@ -126,9 +137,7 @@ def test_run_killed_at_every_stage_always_finishes_safely(tmp_path: Path) -> Non
         root = tmp_path / f"k{k:03d}"
         sb_dir, cfg = prepare(root)
         with Sandbox(sb_dir, scenario="demo") as sandbox:
-            first = teardown_run(
-                sb_dir, cfg, "run", "--tag", "app=shop", "--yes", "--crash-after-commits", str(k)
-            )
+            first = teardown_run(sb_dir, cfg, "run", "--tag", "app=shop", "--yes", crash_after=k)
             assert first.returncode in (-9, 0), f"k={k}: {first.stderr[-800:]}"
             killed += first.returncode == -9
             journal = root / "journal.db"

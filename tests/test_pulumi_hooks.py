@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +62,11 @@ def sandbox(tmp_path: Path) -> Iterator[tuple[Sandbox, HookSettings]]:
         )
 
 
-def outputs(sb: Sandbox, name: str, *, ssh_port: int | None = None) -> dict[str, Any]:
+def outputs(sb: Sandbox, name: str) -> dict[str, Any]:
     """What Pulumi's state holds for the server (as the hook's ``old_outputs``)."""
     profile = load_profile(sb.layout.profile)
     (server,) = [r for r in HuaweiInventory(Clients(profile)).resources() if r.name == name]
     tags = dict(server.tags)
-    if ssh_port is not None:
-        tags["sandbox.ssh_port"] = str(ssh_port)
     return {
         "id": server.cloud_id,
         "name": name,
@@ -87,16 +86,22 @@ def test_before_delete_refuses_while_ssh_is_unreachable_then_backs_up_then_reche
     sandbox: tuple[Sandbox, HookSettings],
 ) -> None:
     sb, settings = sandbox
+    web_id = outputs(sb, "web-1")["id"]
+    # The sandbox profile says where each server's SSH server listens: send web-1 nowhere.
+    unreachable = sb.layout.root / "unreachable-profile.toml"
+    text = sb.layout.profile.read_text()
+    port = load_profile(sb.layout.profile).ssh_ports[web_id]
+    unreachable.write_text(text.replace(f'"{web_id}" = {port}', f'"{web_id}" = {closed_port()}'))
     with pytest.raises(DeleteRefused, match="not backed up"):
         before_delete(
-            urn("web-1"), SERVER, outputs(sb, "web-1", ssh_port=closed_port()), None, settings
+            urn("web-1"), SERVER, outputs(sb, "web-1"), None, replace(settings, profile=unreachable)
         )
     journal = Journal.open(
         Path(str(settings.config).replace("teardown.toml", "journal.db")),
         SystemClock(),
         create=False,
     )
-    run = run_id_for("dev", urn("web-1"), outputs(sb, "web-1")["id"])
+    run = run_id_for("dev", urn("web-1"), web_id)
     steps = journal.steps(run)
     assert any(s.kind.value == "pull" and s.status is StepStatus.FAILED for s in steps)
     names = {s.name for s in HuaweiInventory(Clients(load_profile(sb.layout.profile))).resources()}

@@ -1,5 +1,5 @@
 """Restore drills: ``verify`` re-hashes a pull, ``restore`` puts it back over SSH (sandbox host and
-real OpenSSH), ``restore --cbr`` copies a sandbox CBR backup back out."""
+real OpenSSH), ``teardown sandbox restore`` copies a sandbox CBR backup back out."""
 
 from __future__ import annotations
 
@@ -22,13 +22,15 @@ from huaweicloudsdkcbr.v1 import (
     VaultBackupReq,
 )
 
-from teardown.adapters.restore import restore_backup, restore_cbr, verify_backup
+from teardown.adapters.restore import restore_backup, verify_backup
 from teardown.adapters.ssh.connect import SshTarget, connected
 from teardown.adapters.ssh.pull import PullRequest, pull
 from teardown.adapters.store import LocalStore, PullDir
 from teardown.cli.backups import parse_remote, restore, verify
+from teardown.cli.sandbox import sandbox
 from teardown.core.errors import InputError
 from teardown.sandbox.resources import volume_data_dir
+from teardown.sandbox.restore import restore_cbr
 from teardown.sandbox.scenario import DiskSpec, Scenario, ServerSpec
 from teardown.sandbox.ssh import SshFleet
 from tests.sandbox_rig import SandboxRig, cbr, running_sandbox
@@ -320,16 +322,18 @@ def test_restore_cbr_reproduces_every_disk_of_a_server_backup(tmp_path: Path) ->
             restore_cbr(rig.data_dir, "no-such-backup", tmp_path / "x")
 
 
-def test_restore_cbr_cli(tmp_path: Path) -> None:
+def test_sandbox_restore_cli(tmp_path: Path) -> None:
     with running_sandbox(tmp_path / "sb", cbr_scenario()) as rig:
         backup = server_backup(rig, checkpoint(rig, rig.ids["app"]))
         dest = tmp_path / "restored"
-        args = ["--cbr", backup.id, "--sandbox", str(rig.data_dir), "--to", str(dest)]
-        result = CliRunner().invoke(restore, args)
+        args = ["restore", backup.id, "--dir", str(rig.data_dir), "--to", str(dest)]
+        result = CliRunner().invoke(sandbox, args)
         assert result.exit_code == 0, result.output
         assert "restored 3 files" in result.stdout
-        again = CliRunner().invoke(restore, args)
+        again = CliRunner().invoke(sandbox, args)
         assert again.exit_code == 2 and "never overwritten" in again.stderr
-        assert CliRunner().invoke(restore, [*args, "--overwrite"]).exit_code == 2
-        missing = CliRunner().invoke(restore, ["--cbr", backup.id, "--to", str(dest)])
-        assert missing.exit_code == 2 and "--sandbox" in missing.stderr
+        missing = CliRunner().invoke(sandbox, ["restore", backup.id, "--to", str(dest)])
+        assert missing.exit_code == 2 and "--dir" in missing.stderr
+        # `teardown restore` restores pulls over SSH only: no sandbox option in the product's
+        gone = CliRunner().invoke(restore, ["--cbr", backup.id, "--to", str(dest)])
+        assert gone.exit_code == 2 and "No such option" in gone.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 from teardown.adapters.ssh.fetcher import SshFetcher
@@ -43,7 +42,7 @@ def run_pull(
     spec = SshServerSpec("web", tmp_path / "hostkey", data, drop_after_bytes=drop_after_bytes)
     port = fleet.start([spec])["web"]
     write_known_hosts(tmp_path / "known_hosts", [(port, pub)])
-    web = replace(server("web"), tags=(("sandbox.ssh_port", str(port)),))
+    web = server("web")
     rule = PullRule(paths=(str(data),), name="site", before=before)
     config = Config(backup=BackupConfig(snapshot=SnapshotKind.NONE, pull=(rule,)))
     rig = make_rig(tmp_path / "rig", [web])
@@ -57,7 +56,12 @@ def run_pull(
     p = rig.runner.ports
     runner = Runner(
         rig.journal,
-        Ports(p.snapshotter, SshFetcher(store, ssh), p.destroyer, p.billing),
+        Ports(
+            p.snapshotter,
+            SshFetcher(store, ssh, local_ports={web.cloud_id or "": port}),
+            p.destroyer,
+            p.billing,
+        ),
         clock=rig.clock,
         retry=retry,
         sleep=rig.slept.append,

@@ -37,9 +37,7 @@ def test_a_run_killed_during_destroy_is_resumed_not_forgotten(tmp_path: Path) ->
     kill_at = first_destroy_commit(tmp_path / "reference")
     sb, cfg = prepare(tmp_path / "real")
     with Sandbox(sb, scenario="demo") as sandbox:
-        killed = teardown_run(
-            sb, cfg, "run", "--tag", "app=shop", "--yes", "--crash-after-commits", str(kill_at)
-        )
+        killed = teardown_run(sb, cfg, "run", "--tag", "app=shop", "--yes", crash_after=kill_at)
         assert killed.returncode == -9
 
         again = teardown_run(sb, cfg, "run", "--tag", "app=shop", "--yes")

@@ -21,7 +21,6 @@ from teardown.adapters.restore import (
     RestoreReport,
     VerifyReport,
     restore_backup,
-    restore_cbr,
     verify_backup,
 )
 from teardown.adapters.ssh.connect import SshTarget
@@ -94,12 +93,12 @@ def verify(backup: Path, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("backup", required=False, type=click.Path(path_type=Path))
+@click.argument("backup", type=click.Path(path_type=Path))
 @click.option(
     "--to",
     "to",
     required=True,
-    help="[user@]host[:port]:/path on an SSH host; with --cbr, a local directory.",
+    help="[user@]host[:port]:/path on an SSH host.",
 )
 @click.option(
     "--overwrite", is_flag=True, help="Restore even if the destination holds some of the paths."
@@ -118,24 +117,14 @@ def verify(backup: Path, as_json: bool) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Private key to offer (default: the agent, ~/.ssh/config, ~/.ssh/id_*); repeatable.",
 )
-@click.option("--cbr", "cbr_id", default=None, help="Restore this sandbox CBR backup id instead.")
-@click.option(
-    "--sandbox",
-    "sandbox_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="The sandbox directory holding the CBR backup (with --cbr).",
-)
 @json_option
 @errors_to_exit_codes
 def restore(
-    backup: Path | None,
+    backup: Path,
     to: str,
     overwrite: bool,
     known_hosts: tuple[Path, ...],
     identities: tuple[Path, ...],
-    cbr_id: str | None,
-    sandbox_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Put a pulled BACKUP back on a host over SSH, then verify it there.
@@ -147,9 +136,7 @@ def restore(
     for pulls. After the transfer the host hashes every file (openssl or sha256sum) and each is
     compared with the manifest.
 
-    With --cbr BACKUP_ID --sandbox DIR --to /local/path, copies a sandbox CBR backup's disk files
-    to a local directory instead (a server backup: one sub-directory per disk, named by volume
-    id) and compares every checksum; existing files are never overwritten.
+    A sandbox's CBR backup is restored with `teardown sandbox restore`.
 
     \b
     Exit codes: 0 restored and every file matches, 1 a file does not match or the
@@ -157,32 +144,20 @@ def restore(
     Examples:
       teardown restore .teardown/backups/<key> --to root@10.0.0.5:/restore
       teardown restore .teardown/backups/<key> --to web-1:2222:/srv-copy --known-hosts kh
-      teardown restore --cbr <backup id> --sandbox /tmp/sb --to /tmp/restored
     """
-    if cbr_id is not None:
-        if backup is not None:
-            raise click.UsageError("give either BACKUP or --cbr BACKUP_ID, not both")
-        if sandbox_dir is None:
-            raise click.UsageError("--cbr needs --sandbox DIR")
-        if overwrite or known_hosts or identities:
-            raise click.UsageError(
-                "--overwrite, --known-hosts and --identity do not apply to --cbr restores"
-            )
-        report = restore_cbr(sandbox_dir, cbr_id, Path(to))
-    else:
-        if backup is None:
-            raise click.UsageError("missing BACKUP (or --cbr BACKUP_ID --sandbox DIR)")
-        if sandbox_dir is not None:
-            raise click.UsageError("--sandbox applies only with --cbr")
-        user, host, port, path = parse_remote(to)
-        target = SshTarget(
-            host=host,
-            port=port,
-            user=user,
-            identity_files=tuple(str(p) for p in identities),
-            known_hosts=tuple(str(p) for p in known_hosts),
-        )
-        report = restore_backup(backup, target, path, overwrite=overwrite)
+    user, host, port, path = parse_remote(to)
+    target = SshTarget(
+        host=host,
+        port=port,
+        user=user,
+        identity_files=tuple(str(p) for p in identities),
+        known_hosts=tuple(str(p) for p in known_hosts),
+    )
+    report_restore(restore_backup(backup, target, path, overwrite=overwrite), as_json)
+
+
+def report_restore(report: RestoreReport, as_json: bool) -> None:
+    """Print a restore's outcome (text or JSON); exit 1 when a file does not match."""
     if as_json:
         _emit_json(report, {})
     elif report.ok:

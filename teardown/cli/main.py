@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import sys
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -176,7 +175,7 @@ def _finish_unfinished(
         observers, close = observers_for(plan_of, quiet=quiet, events_path=None)
         try:
             outcome = app.resume_run(
-                profile, rec.id, config, observers=observers, tuning=_tuning(config, None)
+                profile, rec.id, config, observers=observers, tuning=_tuning(config)
             )
         finally:
             close()
@@ -398,30 +397,9 @@ def plan(
         )
 
 
-crash_option = click.option(
-    "--crash-after-commits",
-    "crash_after",
-    type=int,
-    default=None,
-    hidden=True,
-    help="Fault injection for the crash matrix: SIGKILL this process after N journal commits.",
-)
-
-
-def _tuning(config: Config, crash_after: int | None) -> app.Tuning:
-    """Waiting as configured; with --crash-after-commits, die (SIGKILL) after that commit."""
-    env = dict(os.environ)  # for ${env:NAME} in before/after commands
-    if crash_after is None:
-        return app.Tuning(poll_interval=config.run.poll_interval, env=env)
-    commits = 0
-
-    def maybe_die(_label: str) -> None:
-        nonlocal commits
-        commits += 1
-        if commits == crash_after:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return app.Tuning(poll_interval=config.run.poll_interval, on_commit=maybe_die, env=env)
+def _tuning(config: Config) -> app.Tuning:
+    """Waiting as configured; the environment for ``${env:NAME}`` in before/after commands."""
+    return app.Tuning(poll_interval=config.run.poll_interval, env=dict(os.environ))
 
 
 def _config_text(config_path: Path | None) -> str:
@@ -521,7 +499,7 @@ def apply(
             config,
             observers=observers,
             destroyer=destroyer,
-            tuning=_tuning(config, None),
+            tuning=_tuning(config),
         )
     finally:
         close()
@@ -583,7 +561,6 @@ def _finish_run(outcome: app.Outcome, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Plan and stop (same as `teardown plan`).")
 @quiet_option
 @events_option
-@crash_option
 @destroy_with_option
 @include_foreign_option
 @resume_unfinished_option
@@ -601,7 +578,6 @@ def run(
     dry_run: bool,
     quiet: bool,
     events_path: Path | None,
-    crash_after: int | None,
     destroy_with: str | None,
     include_foreign: bool,
     resume_unfinished: bool,
@@ -671,7 +647,7 @@ def run(
             config,
             observers=observers,
             destroyer=destroyer,
-            tuning=_tuning(config, crash_after),
+            tuning=_tuning(config),
         )
     finally:
         close()
@@ -697,7 +673,6 @@ def _reconcile_hint(planned: _Planned, config: Config, outcome: app.Outcome) -> 
 @json_option
 @quiet_option
 @events_option
-@crash_option
 @errors_to_exit_codes
 def resume(
     run_id: str,
@@ -706,7 +681,6 @@ def resume(
     as_json: bool,
     quiet: bool,
     events_path: Path | None,
-    crash_after: int | None,
 ) -> None:
     """Continue an interrupted or partially failed run from what its journal records.
 
@@ -726,7 +700,7 @@ def resume(
     observers, close = observers_for(the_plan, quiet=quiet, events_path=events_path)
     try:
         outcome = app.resume_run(
-            profile, run_id, config, observers=observers, tuning=_tuning(config, crash_after)
+            profile, run_id, config, observers=observers, tuning=_tuning(config)
         )
     finally:
         close()

@@ -8,8 +8,10 @@ from typing import Any
 
 import click
 
+from teardown.cli.backups import report_restore
 from teardown.cli.common import echo, errors_to_exit_codes, json_option
 from teardown.sandbox import runtime
+from teardown.sandbox.restore import restore_cbr
 
 dir_option = click.option(
     "--dir",
@@ -82,6 +84,32 @@ def down(root: Path) -> None:
         echo(f"sandbox in {root.resolve()} stopped")
     else:
         echo(f"no sandbox running in {root.resolve()}")
+
+
+@sandbox.command("restore")
+@click.argument("backup_id")
+@dir_option
+@click.option(
+    "--to",
+    "dest",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="A local directory to restore into (files already there are never overwritten).",
+)
+@json_option
+@errors_to_exit_codes
+def restore_command(backup_id: str, root: Path, dest: Path, as_json: bool) -> None:
+    """Copy a sandbox CBR backup's disk files to a local directory and verify every checksum.
+
+    A server backup gives one sub-directory per disk, named by volume id.
+
+    \b
+    Exit codes: 0 restored and every file matches, 1 a file does not match,
+                2 bad input or a destination that already holds a path.
+    Example:
+      teardown sandbox restore <backup id> --dir /tmp/sb --to /tmp/restored
+    """
+    report_restore(restore_cbr(root, backup_id, dest), as_json)
 
 
 @sandbox.command()

@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from teardown.adapters.clock import SystemClock
+from teardown.adapters.huawei.profile import SANDBOX_VAULT_ID
 from teardown.core.errors import ConfigError, TeardownError
 from teardown.ports import Clock
 from teardown.sandbox.api import ApiServers, Endpoints
@@ -153,8 +154,16 @@ def write_default_config(layout: Layout, config: SandboxConfig) -> None:
     _write_private(layout.config, "\n".join(lines))
 
 
-def write_profile(layout: Layout, config: SandboxConfig, endpoints: Endpoints, pid: int) -> None:
-    """``profile.toml``: what teardown needs to reach this sandbox (owner-readable only)."""
+def write_profile(
+    layout: Layout,
+    config: SandboxConfig,
+    endpoints: Endpoints,
+    pid: int,
+    ssh_ports: dict[str, int] | None = None,
+) -> None:
+    """``profile.toml``: what teardown needs to reach this sandbox (owner-readable only),
+    including where each server's SSH server listens (``[sandbox.ssh_ports]``: only a sandbox
+    profile says so; on a real cloud a server is reached at its own address)."""
     a = config.account
     text = "\n".join(
         [
@@ -165,6 +174,7 @@ def write_profile(layout: Layout, config: SandboxConfig, endpoints: Endpoints, p
             f"domain_id = {_toml_value(a.domain_id)}",
             f"ak = {_toml_value(a.ak)}",
             f"sk = {_toml_value(a.sk)}",
+            f"vault_id = {_toml_value(SANDBOX_VAULT_ID)}",
             "",
             "[huawei.endpoints]",
             *[f"{k} = {_toml_value(v)}" for k, v in endpoints.as_dict().items()],
@@ -177,6 +187,9 @@ def write_profile(layout: Layout, config: SandboxConfig, endpoints: Endpoints, p
             "[sandbox]",
             f"dir = {_toml_value(layout.root)}",
             f"pid = {pid}",
+            "",
+            "[sandbox.ssh_ports]  # server id -> port on 127.0.0.1",
+            *[f"{_toml_value(sid)} = {port}" for sid, port in sorted((ssh_ports or {}).items())],
             "",
         ]
     )
@@ -254,7 +267,7 @@ class Sandbox:
         self.api = ApiServers(app)
         self.endpoints = self.api.start()
         self._start_ssh(store, config)
-        write_profile(layout, config, self.endpoints, os.getpid())
+        write_profile(layout, config, self.endpoints, os.getpid(), self.ssh_ports)
         return self.endpoints
 
     def _start_ssh(self, store: Store, config: SandboxConfig) -> None:

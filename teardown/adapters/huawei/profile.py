@@ -45,7 +45,7 @@ BSS_ENDPOINT = "https://bss.myhuaweicloud.com"
 """BSS is global: one endpoint for every region (the Chinese site)."""
 
 SANDBOX_VAULT_ID = "vault-sandbox"
-"""The CBR vault every sandbox has."""
+"""The CBR vault every sandbox has (its profile names it as ``huawei.vault_id``)."""
 
 
 def account_id(region: str, project_id: str) -> str:
@@ -71,6 +71,8 @@ class HuaweiProfile:
     known_hosts: str | None = None
     identity_file: str | None = None
     ssh_user: str | None = None
+    ssh_ports: dict[str, int] = field(default_factory=dict)
+    """A sandbox profile only: server id -> the port of its SSH server on 127.0.0.1."""
 
     @property
     def account(self) -> str:
@@ -167,10 +169,13 @@ def load_profile(path: Path) -> HuaweiProfile:
         key: _string(source, ssh, key, f"ssh.{key}", required=False)
         for key in ("user", "identity_file", "known_hosts")
     }
+    ssh_ports: dict[str, int] = {}
     if "sandbox" in data:
-        _table(source, data, "sandbox", "sandbox")
-        if vault_id is None:
-            vault_id = SANDBOX_VAULT_ID
+        sandbox = _table(source, data, "sandbox", "sandbox")
+        for sid, port in _table(source, sandbox, "ssh_ports", "sandbox.ssh_ports").items():
+            if type(port) is not int or not 0 < port < 65536:
+                raise ConfigError(source, f"sandbox.ssh_ports.{sid}: must be a port number")
+            ssh_ports[str(sid)] = port
     return HuaweiProfile(
         region=region,
         project_id=project_id,
@@ -182,6 +187,7 @@ def load_profile(path: Path) -> HuaweiProfile:
         known_hosts=ssh_values["known_hosts"],
         identity_file=ssh_values["identity_file"],
         ssh_user=ssh_values["user"],
+        ssh_ports=ssh_ports,
     )
 
 

@@ -22,16 +22,17 @@ from teardown.core.model import Artifact, Origin, PullSpec, Resource
 from teardown.core.planner import expected_origin, pull_spec_digest
 from teardown.ports import ProgressCallback
 
-SANDBOX_PORT_TAG = "sandbox.ssh_port"
 
-
-def target_for(resource: Resource, config: SshConfig) -> SshTarget:
-    """Where to reach a server: a sandbox server's advertised port on 127.0.0.1, else its public
-    address, else its private one, else its name (which ~/.ssh/config may define)."""
+def target_for(
+    resource: Resource, config: SshConfig, local_ports: Mapping[str, int] | None = None
+) -> SshTarget:
+    """Where to reach a server: its public address, else its private one, else its name (which
+    ~/.ssh/config may define). Only a sandbox profile's ``local_ports`` (server id -> port on
+    127.0.0.1) send a pull to loopback: a tag on a server never does, on any cloud."""
     host, port = resource.name, None
-    sandbox_port = resource.tag(SANDBOX_PORT_TAG)
-    if sandbox_port and sandbox_port.isdigit() and int(sandbox_port) > 0:
-        host, port = "127.0.0.1", int(sandbox_port)
+    local = (local_ports or {}).get(resource.cloud_id or "")
+    if local is not None:
+        host, port = "127.0.0.1", local
     else:
         public = [a.ip for a in resource.addresses if a.public]
         private = [a.ip for a in resource.addresses if not a.public]
@@ -59,16 +60,21 @@ class SshFetcher:
     """
 
     def __init__(
-        self, store: LocalStore, config: SshConfig, env: Mapping[str, str] | None = None
+        self,
+        store: LocalStore,
+        config: SshConfig,
+        env: Mapping[str, str] | None = None,
+        local_ports: Mapping[str, int] | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self._env = dict(env or {})
+        self._local_ports = dict(local_ports or {})
 
     def pull(
         self, resource: Resource, spec: PullSpec, key: str, progress: ProgressCallback | None
     ) -> Artifact:
-        target = target_for(resource, self.config)
+        target = target_for(resource, self.config, self._local_ports)
         resolved = resolve(target)
         request = PullRequest(
             server=resource.name,

@@ -1,4 +1,5 @@
-"""A fake cloud with its state in a JSON file, failure switches, and a record of every call.
+"""A fake cloud for tests: state in a JSON file, failure switches, and a record of every call
+(never shipped in the package).
 
 It implements the Snapshotter, Fetcher, Destroyer and Billing ports well enough for the runner's
 tests and the crash harness: state survives the process (so a SIGKILLed run can be resumed against

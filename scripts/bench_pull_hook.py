@@ -1,4 +1,5 @@
-"""The entry point ``scripts/bench_pull`` times: one verified pull into a fresh store."""
+"""What ``scripts/bench_pull`` times for teardown: one verified pull into a fresh store (a
+benchmark hook: it lives beside the script, not in the package)."""
 
 from __future__ import annotations
 

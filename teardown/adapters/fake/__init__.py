@@ -1,1 +1,0 @@
-"""A fake cloud with state on disk and failure switches, for tests and the crash harness."""
