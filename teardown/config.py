@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,29 @@ def config_from_mapping(data: dict[str, Any], source: str) -> Config:
         raise ConfigError(source, problem) from None
 
 
+def _check_auto_loaded(path: Path) -> None:
+    """A config found in the working directory is loaded only when it is the user's own and
+    nobody else can write it: it decides what is destroyed and what runs on hosts."""
+    st = path.stat()
+    if st.st_uid != os.getuid():
+        raise ConfigError(
+            str(path),
+            "not loaded: it belongs to another user (give it with --config to use it anyway)",
+        )
+    if st.st_mode & 0o022:
+        raise ConfigError(
+            str(path),
+            "not loaded: others can write it (chmod go-w, or give it with --config)",
+        )
+
+
 def load_config(path: Path | None) -> Config:
     """Load ``path``; with None, ``./teardown.toml`` if present, else the defaults."""
     if path is None:
         if not DEFAULT_CONFIG.exists():
             return Config()
         path = DEFAULT_CONFIG
+        _check_auto_loaded(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

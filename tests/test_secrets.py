@@ -59,6 +59,7 @@ def test_no_secret_reaches_any_artefact_of_a_run(tmp_path: Path) -> None:
             '"mkdir -p dumps',
         )
         .replace("parallel = 8", "parallel = 8\npoll_interval = 0.05")
+        + '\n[ssh]\npass_env = ["TD_DB_PASSWORD"]\n'
     )
     state = tmp_path / "state.json"
     secret_state(state)
@@ -97,13 +98,88 @@ def test_no_secret_reaches_any_artefact_of_a_run(tmp_path: Path) -> None:
         assert mode & 0o077 == 0, f"{path.relative_to(work)} is {oct(mode)}"
 
 
-def test_commands_take_secrets_from_the_environment_by_reference() -> None:
+def test_commands_take_secrets_from_the_environment_by_reference(tmp_path: Path) -> None:
     from teardown.adapters.ssh.pull import expand
     from teardown.core.errors import PermanentError
 
-    command = "mysqldump -p${env:DB_PW} shop > /tmp/d.sql"
-    assert expand(command, {"DB_PW": "it's s3cret"}) == (
-        "mysqldump -p'it'\"'\"'s s3cret' shop > /tmp/d.sql"
-    )
-    with pytest.raises(PermanentError, match="DB_PW is not set"):
+    secret = "it's s3cret\nwith $dollars and `ticks`"
+    command = f"printf %s ${{env:DB_PW}} > {tmp_path / 'saw'}"
+    text, stdin = expand(command, {"DB_PW": secret})
+    assert secret not in text and "s3cret" not in text
+    assert stdin is not None and b"s3cret" not in stdin  # base64 on the wire, in stdin only
+    subprocess.run(["/bin/sh", "-c", text], input=stdin, check=True)
+    assert (tmp_path / "saw").read_text() == secret.rstrip("\n")
+    assert expand("echo plain", {}) == ("echo plain", None)
+    with pytest.raises(PermanentError, match=r"DB_PW is not set or not in ssh\.pass_env"):
         expand(command, {})
+
+
+def test_the_host_never_sees_a_secret_in_a_command_and_credentials_are_never_sent(
+    tmp_path: Path,
+) -> None:
+    from teardown.adapters.ssh.fetcher import SshFetcher
+    from teardown.adapters.store import LocalStore
+    from teardown.config import parse_config
+    from teardown.core.config import SshConfig
+    from teardown.core.errors import ConfigError
+    from teardown.core.model import PullSpec
+    from tests.helpers import server
+    from tests.ssh_hosts import sandbox_host
+
+    data = tmp_path / "srv"
+    data.mkdir()
+    (data / "orders.csv").write_text("1,2\n")
+    fleet, target = sandbox_host(tmp_path / "host", data)
+    web = server("web")
+    ssh = SshConfig(
+        user="root",
+        identity_file=target.identity_files[0],
+        known_hosts=target.known_hosts,
+        use_ssh_config=False,
+        pass_env=("DB_PASSWORD",),
+    )
+    env = {"DB_PASSWORD": SECRETS["password"], "HUAWEICLOUD_SDK_SK": SECRETS["sk"]}
+    fetcher = SshFetcher(
+        LocalStore(tmp_path / "store"), ssh, env, local_ports={web.cloud_id or "": target.port or 0}
+    )
+    before = (f"printf %s ${{env:DB_PASSWORD}} > {tmp_path / 'host-saw'}",)
+    spec = PullSpec(paths=(str(data),), before=before, name="db")
+    try:
+        art = fetcher.pull(web, spec, "k", None)
+        # a name outside pass_env is not even offered to the command
+        refused = fetcher.pull(
+            web,
+            PullSpec(paths=(str(data),), before=("echo ${env:HUAWEICLOUD_SDK_SK}",)),
+            "k2",
+            None,
+        )
+    finally:
+        fleet.stop()
+    assert art.verified, art.detail
+    assert (tmp_path / "host-saw").read_text() == SECRETS["password"]
+    seen = [command for _server, command in fleet.exec_requests]
+    assert seen and not any(SECRETS["password"] in c or SECRETS["sk"] in c for c in seen)
+    assert not refused.verified and "HUAWEICLOUD_SDK_SK is not set or not in ssh.pass_env" in (
+        refused.detail
+    )
+    # ...and a config that asks for cloud credentials is refused before anything runs
+    config = '[[backup.pull]]\npaths = ["/srv"]\nbefore = ["dump -p${env:HUAWEICLOUD_SDK_SK}"]\n'
+    with pytest.raises(ConfigError, match="holds cloud credentials"):
+        parse_config(config, "teardown.toml")
+
+
+def test_a_config_found_in_the_working_directory_must_be_the_users_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from teardown.config import load_config
+    from teardown.core.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "teardown.toml").write_text('[scope]\nname = "x"\n')
+    os.chmod(tmp_path / "teardown.toml", 0o666)
+    with pytest.raises(ConfigError, match="others can write it"):
+        load_config(None)
+    os.chmod(tmp_path / "teardown.toml", 0o644)
+    assert load_config(None).scope.name == "x"
+    os.chmod(tmp_path / "teardown.toml", 0o666)
+    assert load_config(tmp_path / "teardown.toml").scope.name == "x"  # named: the user's call

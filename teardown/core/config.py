@@ -18,6 +18,22 @@ _DURATION = re.compile(r"(\d+)\s*([smhd]?)")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+NEVER_PASSED = frozenset(
+    {
+        "HW_ACCESS_KEY",
+        "HW_SECRET_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "PULUMI_ACCESS_TOKEN",
+        "PULUMI_CONFIG_PASSPHRASE",
+    }
+)
+"""Variables that hold the credentials of the cloud (or of the stack): never sent to a host."""
+NEVER_PASSED_PREFIXES = ("HUAWEICLOUD_SDK_",)
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 def parse_duration(text: str) -> int:
     """Seconds in a duration such as ``90s``, ``30m``, ``1h``, ``2d`` or ``0``; ValueError
     naming the accepted forms otherwise."""
@@ -251,10 +267,16 @@ class SshConfig:
     """Seconds a ``before``/``after`` command (and each pull step) may take."""
     verify_with: str = "auto"
     """How the host checksums files: ``auto``, ``openssl``, ``sha256sum`` or ``sftp``."""
+    pass_env: tuple[str, ...] = ()
+    """Environment variables ``before``/``after`` commands may use as ``${env:NAME}`` (sent on
+    the command's standard input, never in its text). Cloud credentials can never be passed."""
 
     def __post_init__(self) -> None:
         if self.verify_with not in ("auto", "openssl", "sha256sum", "sftp"):
             raise ValueError("verify_with must be auto, openssl, sha256sum or sftp")
+        for name in self.pass_env:
+            if name.upper() in NEVER_PASSED or name.upper().startswith(NEVER_PASSED_PREFIXES):
+                raise ValueError(f"pass_env: {name} holds cloud credentials and is never passed")
         if self.connect_timeout <= 0 or self.command_timeout <= 0:
             raise ValueError("timeouts must be positive")
 
@@ -325,3 +347,20 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     ssh: SshConfig = field(default_factory=SshConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+
+    def __post_init__(self) -> None:
+        # ``${env:NAME}`` in a pull rule's commands: only what [ssh] pass_env allows.
+        for rule in self.backup.pull:
+            for command in (*rule.before, *rule.after):
+                for name in dict.fromkeys(_ENV_REF.findall(command)):
+                    upper = name.upper()
+                    if upper in NEVER_PASSED or upper.startswith(NEVER_PASSED_PREFIXES):
+                        raise ValueError(
+                            f"backup.pull {rule.name!r}: ${{env:{name}}} holds cloud credentials "
+                            "and is never sent to a host"
+                        )
+                    if name not in self.ssh.pass_env:
+                        raise ValueError(
+                            f"backup.pull {rule.name!r}: ${{env:{name}}} is not in ssh.pass_env "
+                            f'(add pass_env = ["{name}"] under [ssh] to send it)'
+                        )

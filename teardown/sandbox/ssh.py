@@ -269,6 +269,9 @@ class SshFleet:
         self._connections: set[asyncssh.SSHServerConnection] = set()
         self._children: set[subprocess.Popen[bytes]] = set()
         self._sessions: set[asyncio.Task[Any]] = set()
+        self.exec_requests: list[tuple[str, str]] = []
+        """Every exec request received, as (server id, command text): what a host's audit log
+        (or ``ps``) would show of the commands run on it."""
 
     # -- public API --
 
@@ -436,6 +439,7 @@ class SshFleet:
             _exit_with(process, 1)
             return
         command = process.command
+        self.exec_requests.append((spec.server_id, command or ""))
         argv = ["/bin/sh"] if command is None else ["/bin/sh", "-c", command]
         env = {**os.environ, "HOME": str(spec.root), "TEARDOWN_SANDBOX_SERVER": spec.server_id}
         try:

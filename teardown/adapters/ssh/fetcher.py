@@ -68,7 +68,8 @@ class SshFetcher:
     ) -> None:
         self.store = store
         self.config = config
-        self._env = dict(env or {})
+        # Only what ssh.pass_env allows may ever reach a host.
+        self._env = {k: v for k, v in (env or {}).items() if k in config.pass_env}
         self._local_ports = dict(local_ports or {})
 
     def pull(

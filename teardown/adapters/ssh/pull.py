@@ -24,6 +24,7 @@ member), so a rerun sends only what was not yet received.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fnmatch
 import hashlib
@@ -164,18 +165,35 @@ def _tail(data: bytes, n: int = 300) -> str:
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def expand(command: str, env: Mapping[str, str]) -> str:
-    """Replace ``${env:NAME}`` with the value of NAME, so a password can be given to a command
-    without ever being written in the config, the plan or the journal."""
+def env_names(command: str) -> list[str]:
+    """The names a command refers to as ``${env:NAME}``, in order, each once."""
+    return list(dict.fromkeys(m.group(1) for m in _ENV_REF.finditer(command)))
 
-    def value(m: re.Match[str]) -> str:
-        if m.group(1) not in env:
-            raise PermanentError(
-                f"environment variable {m.group(1)} is not set (used in a command)"
-            )
-        return shlex.quote(env[m.group(1)])
 
-    return _ENV_REF.sub(value, command)
+def expand(command: str, env: Mapping[str, str]) -> tuple[str, bytes | None]:
+    """``command`` made ready for the host, and what to send on its standard input.
+
+    Each ``${env:NAME}`` becomes ``"$NAME"``; the values travel on the command's standard input
+    (one base64 line each, read and decoded by the shell before the command runs), so they are
+    never part of the command text the host receives (which ``ps`` and logs show), nor of the
+    config, the plan or the journal. ``env`` holds only the variables allowed to be passed
+    (``ssh.pass_env``); any other name is refused. Without references the command is unchanged.
+    """
+    names = env_names(command)
+    if not names:
+        return command, None
+    missing = [n for n in names if n not in env]
+    if missing:
+        raise PermanentError(
+            f"environment variable {missing[0]} is not set or not in ssh.pass_env "
+            "(used in a command)"
+        )
+    reads = " && ".join(
+        f'IFS= read -r {n} && {n}=$(printf %s "${n}" | base64 -d) && export {n}' for n in names
+    )
+    body = _ENV_REF.sub(lambda m: f'"${m.group(1)}"', command)
+    stdin = b"".join(base64.b64encode(env[n].encode()) + b"\n" for n in names)
+    return f"{reads} && {{\n{body}\n}}", stdin
 
 
 def _run_hooks(
@@ -189,7 +207,8 @@ def _run_hooks(
     quoted back (it may hold a password)."""
     for i, cmd in enumerate(commands, 1):
         try:
-            status, _out, err = run_command(transport, expand(cmd, env or {}), timeout)
+            text, stdin = expand(cmd, env or {})
+            status, _out, err = run_command(transport, text, timeout, stdin=stdin)
         except (TransientError, PermanentError) as e:
             if "environment variable" in str(e):
                 return f"{which} command #{i}: {e}"
