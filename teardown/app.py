@@ -26,7 +26,7 @@ from teardown.adapters.pulumi.state import StackState
 from teardown.adapters.ssh.fetcher import SshFetcher
 from teardown.adapters.store import LocalStore
 from teardown.core.config import Config, SshConfig
-from teardown.core.errors import ConfigError
+from teardown.core.errors import ConfigError, InputError
 from teardown.core.model import Kind, Plan, Resource, SnapshotKind, StepKind
 from teardown.core.phases import StepStatus
 from teardown.core.planner import make_plan
@@ -225,6 +225,15 @@ def plan_servers(
     found = inventory.resources(targets.server_ids, targets.tags)
     # Re-checked here against every selector, whatever the cloud's filters did (I3).
     resources, _dropped = selected(found, targets.server_ids, targets.tags)
+    missing = [i for i in targets.server_ids if i not in {r.cloud_id for r in found}]
+    if missing:
+        raise InputError(
+            "--server",
+            f"no server {', '.join(missing)}"
+            + (" with the given tags" if targets.tags else "")
+            + f" in project {profile.project_id} ({profile.region}): check the id and the "
+            "profile's region",
+        )
     ids = {r.cloud_id for r in resources}
     account_orders: list[str] = []
     if config.billing.pending_orders == "account":
@@ -331,9 +340,11 @@ def run_plan(
     observers: Sequence[Observer] = (),
     tuning: Tuning = Tuning(),
     destroyer: Destroyer | None = None,
+    run_id: str | None = None,
 ) -> Outcome:
     """Execute ``plan`` (journal first, I1 before every destroy) and write the report.
-    ``destroyer`` replaces the cloud's (e.g. Pulumi's engine for ``--stack``)."""
+    ``destroyer`` replaces the cloud's (e.g. Pulumi's engine for ``--stack``); ``run_id`` names
+    the run (the CLI chooses it first, to say how to resume after an interruption)."""
     check_runnable(plan, profile)
     return _with_journal(
         profile,
@@ -341,7 +352,7 @@ def run_plan(
         clock,
         observers,
         tuning,
-        lambda r: r.start(plan),
+        lambda r: r.start(plan, run_id),
         create=True,
         destroyer=destroyer,
     )

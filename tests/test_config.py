@@ -35,7 +35,7 @@ def test_the_example_configs_are_valid(name: str) -> None:
         ("[billing]\nattached_disks = 'sell'", "attached_disks must be unsubscribe or keep"),
         ("[backup]\nsnapshot = 'tape'", "backup.snapshot"),
         ("[[backup.pull]]\nname = 'x'", "give paths, or paths_from_tag"),
-        ("[run]\nparallel = 0", "parallel must be at least 1"),
+        ("[run]\nparallel = 0", "parallel must be 1 to 64"),
         ("[ssh]\nverify_with = 'md5'", "verify_with must be"),
         ("scope = [", "not valid TOML"),
     ],

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -30,7 +30,9 @@ from teardown.adapters.pulumi.state import read_state
 from teardown.cli.backups import restore, verify
 from teardown.cli.common import (
     EXIT_BLOCKED,
+    EXIT_INTERRUPTED,
     RUN_PHASE_EXIT,
+    check_servers,
     config_option,
     echo,
     errors_to_exit_codes,
@@ -53,6 +55,7 @@ from teardown.core.views import plan_view
 from teardown.engine.codec import plan_digest, plan_from_json, plan_to_json
 from teardown.engine.journal import Journal
 from teardown.engine.report import render_markdown
+from teardown.engine.runner import new_run_id
 from teardown.engine.status import run_status
 from teardown.planfile import (
     drift,
@@ -141,6 +144,17 @@ def _resume_command(run_id: str, profile_path: Path | None, config_path: Path | 
     return " ".join(parts)
 
 
+def _interrupted(run_id: str, profile_path: Path | None, config_path: Path | None) -> NoReturn:
+    """Ctrl-C: the journal holds everything done so far; say how to carry on."""
+    echo(
+        f"teardown: interrupted: run {run_id} stopped where it was (the journal records every "
+        "step); continue it with:",
+        err=True,
+    )
+    echo(f"  {_resume_command(run_id, profile_path, config_path)}", err=True)
+    sys.exit(EXIT_INTERRUPTED)
+
+
 def _finish_unfinished(
     config: Config,
     scope: str,
@@ -223,7 +237,7 @@ def _make_plan(
         profile = app.resolve_profile(profile_path, os.environ)
     if servers or tags:
         assert profile is not None
-        targets = app.Targets(tuple(servers), parse_tags(tags))
+        targets = app.Targets(check_servers(tuple(servers)), parse_tags(tags))
         planned = _Planned(
             app.plan_servers(profile, targets, config, now=now, include_foreign=include_foreign),
             profile,
@@ -492,17 +506,22 @@ def apply(
     _confirm(reviewed.plan, yes)
     destroyer = PulumiDestroyer(live.stack) if live.stack is not None else None
     observers, close = observers_for(reviewed.plan, quiet=quiet, events_path=events_path)
+    run_id = new_run_id(SystemClock())
     try:
-        outcome = app.run_plan(
-            profile,
-            reviewed.plan,
-            config,
-            observers=observers,
-            destroyer=destroyer,
-            tuning=_tuning(config),
-        )
-    finally:
-        close()
+        try:
+            outcome = app.run_plan(
+                profile,
+                reviewed.plan,
+                config,
+                observers=observers,
+                destroyer=destroyer,
+                tuning=_tuning(config),
+                run_id=run_id,
+            )
+        finally:
+            close()
+    except KeyboardInterrupt:
+        _interrupted(run_id, profile_path, None)
     _reconcile_hint(live, config, outcome)
     _finish_run(outcome, as_json)
 
@@ -640,17 +659,22 @@ def run(
     _confirm(the_plan, yes)
     destroyer = PulumiDestroyer(planned.stack) if planned.stack is not None else None
     observers, close = observers_for(the_plan, quiet=quiet, events_path=events_path)
+    run_id = new_run_id(SystemClock())
     try:
-        outcome = app.run_plan(
-            profile,
-            the_plan,
-            config,
-            observers=observers,
-            destroyer=destroyer,
-            tuning=_tuning(config),
-        )
-    finally:
-        close()
+        try:
+            outcome = app.run_plan(
+                profile,
+                the_plan,
+                config,
+                observers=observers,
+                destroyer=destroyer,
+                tuning=_tuning(config),
+                run_id=run_id,
+            )
+        finally:
+            close()
+    except KeyboardInterrupt:
+        _interrupted(run_id, profile_path, config_path)
     _reconcile_hint(planned, config, outcome)
     _finish_run(outcome, as_json)
 
@@ -699,11 +723,14 @@ def resume(
         journal.close()
     observers, close = observers_for(the_plan, quiet=quiet, events_path=events_path)
     try:
-        outcome = app.resume_run(
-            profile, run_id, config, observers=observers, tuning=_tuning(config)
-        )
-    finally:
-        close()
+        try:
+            outcome = app.resume_run(
+                profile, run_id, config, observers=observers, tuning=_tuning(config)
+            )
+        finally:
+            close()
+    except KeyboardInterrupt:
+        _interrupted(run_id, profile_path, config_path)
     _finish_run(outcome, as_json)
 
 

@@ -21,6 +21,7 @@ from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.inventory import HuaweiInventory
 from teardown.cli.common import (
     EXIT_RENEWING,
+    check_servers,
     config_option,
     echo,
     errors_to_exit_codes,
@@ -167,7 +168,7 @@ def orders(
     """
     config = load_config(config_path)
     profile = app.resolve_profile(profile_path, os.environ)
-    targets = app.Targets(tuple(servers), parse_tags(tags))
+    targets = app.Targets(check_servers(tuple(servers)), parse_tags(tags))
     now = SystemClock().now()
     resources = HuaweiInventory(Clients(profile)).resources(targets.server_ids, targets.tags)
     for res in without_expiry(resources):

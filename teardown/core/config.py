@@ -12,6 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from teardown.core.model import PullMethod, SnapshotKind
+from teardown.core.paths import bad_name, root_of
 
 _STRICT = {"extra": "forbid"}
 _DURATION = re.compile(r"(\d+)\s*([smhd]?)")
@@ -38,7 +39,7 @@ def parse_duration(text: str) -> int:
     """Seconds in a duration such as ``90s``, ``30m``, ``1h``, ``2d`` or ``0``; ValueError
     naming the accepted forms otherwise."""
     m = _DURATION.fullmatch(text.strip())
-    if m is None:
+    if m is None or len(m.group(1)) > 9:
         raise ValueError(f"{text!r} is not a duration (like 30m, 1h, 2d, or 0)")
     return int(m.group(1)) * _UNIT[m.group(2)]
 
@@ -87,8 +88,8 @@ class ScopeConfig:
     as the Latin letters they look like)."""
 
     def __post_init__(self) -> None:
-        if self.max_resources < 1:
-            raise ValueError("max_resources must be at least 1")
+        if not 1 <= self.max_resources <= 100_000:
+            raise ValueError("max_resources must be 1 to 100000")
         for t in self.refuse_tags:
             if "=" not in t or not t.partition("=")[0]:
                 raise ValueError(f"refuse_tags: {t!r} is not KEY=VALUE (globs allowed)")
@@ -153,6 +154,10 @@ class PullRule:
             raise ValueError("give paths, or paths_from_tag")
         if not all(p.strip() for p in self.paths):
             raise ValueError("paths must not be empty strings")
+        for p in self.paths:
+            why = bad_name(root_of(p))
+            if why:
+                raise ValueError(f"paths: {p!r}: {why}")
         if not all(p.strip() for p in self.accept_refused):
             raise ValueError("accept_refused must not hold empty strings")
 
@@ -177,9 +182,11 @@ class BackupConfig:
 
     def __post_init__(self) -> None:
         try:
-            parse_duration(self.reuse_within)
+            seconds = parse_duration(self.reuse_within)
         except ValueError as e:
             raise ValueError(f"reuse_within: {e}") from None
+        if seconds > 365 * 86_400:
+            raise ValueError("reuse_within: at most 365d (an older backup is not a backup)")
 
     @property
     def reuse_seconds(self) -> int:
@@ -229,8 +236,8 @@ class BillingConfig:
     no API for it, so estimates rely on this."""
 
     def __post_init__(self) -> None:
-        if self.max_fee is not None and self.max_fee < 0:
-            raise ValueError("max_fee must not be negative")
+        if self.max_fee is not None and not 0 <= self.max_fee <= 10**9:
+            raise ValueError("max_fee must be 0 to 1000000000")
         if self.attached_disks not in ("unsubscribe", "keep"):
             raise ValueError("attached_disks must be unsubscribe or keep")
         if self.pending_orders not in ("targets", "account"):
@@ -277,8 +284,8 @@ class SshConfig:
         for name in self.pass_env:
             if name.upper() in NEVER_PASSED or name.upper().startswith(NEVER_PASSED_PREFIXES):
                 raise ValueError(f"pass_env: {name} holds cloud credentials and is never passed")
-        if self.connect_timeout <= 0 or self.command_timeout <= 0:
-            raise ValueError("timeouts must be positive")
+        if not (0 < self.connect_timeout <= 3600 and 0 < self.command_timeout <= 86_400):
+            raise ValueError("timeouts must be positive: connect at most 3600 s, command 86400 s")
 
 
 @dataclass(frozen=True)
@@ -327,10 +334,10 @@ class RunConfig:
     """Seconds between status polls of cloud jobs, backups and releases."""
 
     def __post_init__(self) -> None:
-        if self.parallel < 1:
-            raise ValueError("parallel must be at least 1")
-        if self.poll_interval <= 0:
-            raise ValueError("poll_interval must be positive")
+        if not 1 <= self.parallel <= 64:
+            raise ValueError("parallel must be 1 to 64")
+        if not 0 < self.poll_interval <= 3600:
+            raise ValueError("poll_interval must be more than 0 and at most 3600 seconds")
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from teardown.core.model import (
     Step,
     StepKind,
 )
-from teardown.core.paths import excluded_roots
+from teardown.core.paths import bad_name, excluded_roots, root_of
 from teardown.core.text import fold as basic_fold
 
 SCOPE_TAG = "teardown:scope"
@@ -257,7 +257,59 @@ def make_plan(
             if extra:
                 rp = replace(rp, destroy=replace(rp.destroy, after=rp.destroy.after + extra))
         ordered.append(rp)
-    return Plan(scope=scope, resources=tuple(ordered), pre=tuple(pre), skipped=tuple(skipped))
+    return Plan(
+        scope=scope, resources=tuple(_block_cycles(ordered)), pre=tuple(pre), skipped=tuple(skipped)
+    )
+
+
+def _block_cycles(plans: list[ResourcePlan]) -> list[ResourcePlan]:
+    """A destroy order with a cycle can never run: each resource on it gets a blocker that
+    names the whole cycle (``a -> b -> a``)."""
+    by_step = {rp.destroy.id: rp for rp in plans if rp.destroy is not None}
+    edges = {
+        sid: [a for a in rp.destroy.after if a in by_step]
+        for sid, rp in by_step.items()
+        if rp.destroy is not None
+    }
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in edges[node]:
+            if state.get(nxt) == 1:
+                cycles.append([*stack[stack.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in edges:
+        if node not in state:
+            visit(node)
+    if not cycles:
+        return plans
+    blocked: dict[str, list[Blocker]] = {}
+    for cycle in cycles:
+        names = " -> ".join(by_step[s].resource.name for s in reversed(cycle))
+        for sid in set(cycle):
+            urn = by_step[sid].resource.urn
+            blocked.setdefault(urn, []).append(
+                Blocker(
+                    "dependency_cycle",
+                    f"the destroy order has a cycle: {names} (each must go before the next); "
+                    "break it in the stack, or leave one of them out",
+                    urn,
+                )
+            )
+    return [
+        replace(rp, blockers=(*rp.blockers, *blocked[rp.resource.urn]))
+        if rp.resource.urn in blocked
+        else rp
+        for rp in plans
+    ]
 
 
 def _classify(r: Resource, config: Config) -> Resource:
@@ -370,6 +422,13 @@ def _plan_resource(
                     if rule.paths_from_tag:
                         tagged = r.tag(rule.paths_from_tag) or ""
                         paths += tuple(p for p in tagged.split(";") if p)
+                    for p in paths:
+                        why = bad_name(root_of(p))
+                        if why:
+                            block(
+                                "bad_pull_path",
+                                f"{r.name}: pull rule {rule.name!r} path {p!r}: {why}",
+                            )
                     if not paths:
                         block(
                             "no_pull_paths",

@@ -70,6 +70,10 @@ class Reminder:
     """Human sentences: the renewal situation, then the refund estimate or the refusal."""
 
 
+MAX_WINDOW = timedelta(days=3650)
+"""Prepaid terms run for years at most: a longer window is a typo."""
+
+
 def parse_window(text: str) -> timedelta:
     """``14d``, ``48h`` or ``2w`` (days, hours, weeks) as a timedelta.
 
@@ -84,7 +88,10 @@ def parse_window(text: str) -> timedelta:
     n = int(m.group(1))
     if n == 0:
         raise ValueError(f"{text!r} is an empty window: give at least 1h")
-    return n * _UNITS[m.group(2)]
+    window = n * _UNITS[m.group(2)] if n <= 10**6 else MAX_WINDOW * 2
+    if window > MAX_WINDOW:
+        raise ValueError(f"{text!r} is longer than the longest window, 10 years (3650d)")
+    return window
 
 
 def _prepaid(resources: Iterable[Resource]) -> list[Resource]:
