@@ -7,6 +7,7 @@ report. Nothing here parses flags or prints: that is the CLI's job.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,7 @@ from teardown.adapters.pulumi.state import StackState
 from teardown.adapters.ssh.fetcher import SshFetcher
 from teardown.adapters.store import LocalStore
 from teardown.core.config import Config, SshConfig
-from teardown.core.errors import ConfigError, InputError
+from teardown.core.errors import ConfigError, InputError, TeardownError
 from teardown.core.model import Kind, Plan, Resource, SnapshotKind, StepKind
 from teardown.core.phases import StepStatus
 from teardown.core.planner import make_plan
@@ -200,6 +201,14 @@ def recorded_plan(config: Config, run_id: str) -> Plan:
         journal.close()
 
 
+def destroyed_any(config: Config, run_id: str) -> bool:
+    """Whether the run destroyed anything, as far as its journal can still be read."""
+    try:
+        return bool(destroyed_urns(Path(config.journal.path), run_id))
+    except (TeardownError, OSError, sqlite3.Error):
+        return True  # unknown: say "partially done", the careful answer
+
+
 def destroyed_urns(journal_path: Path, run_id: str) -> list[str]:
     """The resources a run destroyed (for the stack reconcile commands)."""
     journal = Journal.open(journal_path, SystemClock(), create=False)
@@ -296,17 +305,26 @@ def build_runner(
 class Outcome:
     result: RunResult
     report: dict[str, Any]
-    report_paths: tuple[Path, Path, Path]
+    report_paths: tuple[Path, Path, Path] | None
+    """None when the report files could not be written (see ``warnings``)."""
+    warnings: tuple[str, ...] = ()
+    """What went wrong around the run, not in the cloud: events, report files."""
 
 
-def _finish(journal: Journal, result: RunResult, config: Config) -> Outcome:
+def _finish(
+    journal: Journal, result: RunResult, config: Config, warnings: Sequence[str] = ()
+) -> Outcome:
     report = build_report(journal, result.run_id)
-    paths = write_report(
-        report,
-        Path(config.journal.path).parent / "runs" / result.run_id,
-        timeline_from_events(journal.events(result.run_id)),
-    )
-    return Outcome(result, report, paths)
+    directory = Path(config.journal.path).parent / "runs" / result.run_id
+    try:
+        paths: tuple[Path, Path, Path] | None = write_report(
+            report, directory, timeline_from_events(journal.events(result.run_id))
+        )
+    except OSError as e:
+        # The destroys happened: a full disk must not hide them. The report is still printed.
+        paths = None
+        warnings = (*warnings, f"the report files could not be written to {directory}: {e}")
+    return Outcome(result, report, paths, tuple(warnings))
 
 
 def _with_journal(
@@ -326,7 +344,8 @@ def _with_journal(
     )
     try:
         runner = build_runner(profile, config, journal, clock, observers, tuning, destroyer)
-        return _finish(journal, go(runner), config)
+        result = go(runner)
+        return _finish(journal, result, config, runner.warnings)
     finally:
         journal.close()
 

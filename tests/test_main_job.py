@@ -91,6 +91,7 @@ def test_demo_run_backs_up_destroys_and_closes_the_billing(
     conn = sqlite3.connect(sb.layout.state)
     conn.row_factory = sqlite3.Row
     assert still_billing(conn, SystemClock().now()) == []
+    assert outcome.report_paths is not None
     assert outcome.report_paths[1].read_text().startswith("# teardown run")
 
 

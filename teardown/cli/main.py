@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +31,9 @@ from teardown.adapters.pulumi.state import read_state
 from teardown.cli.backups import restore, verify
 from teardown.cli.common import (
     EXIT_BLOCKED,
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_PARTIAL,
     RUN_PHASE_EXIT,
     check_servers,
     config_option,
@@ -49,6 +52,7 @@ from teardown.cli.render import render_plan, render_runs, render_status
 from teardown.cli.sandbox import sandbox
 from teardown.config import load_config, parse_config
 from teardown.core.config import Config, DestroyConfig, DestroyMethod
+from teardown.core.errors import JournalError
 from teardown.core.model import Plan
 from teardown.core.phases import RunPhase
 from teardown.core.views import plan_view
@@ -153,6 +157,31 @@ def _interrupted(run_id: str, profile_path: Path | None, config_path: Path | Non
     )
     echo(f"  {_resume_command(run_id, profile_path, config_path)}", err=True)
     sys.exit(EXIT_INTERRUPTED)
+
+
+def _carry_out(
+    go: Callable[[], app.Outcome],
+    close: Callable[[], None],
+    run_id: str,
+    profile_path: Path | None,
+    config_path: Path | None,
+    config: Config,
+) -> app.Outcome:
+    """Run ``go`` (a run or a resume), then ``close`` its observers. Ctrl-C, or a journal that
+    can no longer be written (a full disk), stops the run before its next step: one line, the
+    exit code of what happened in the cloud so far, and the command that continues it."""
+    try:
+        try:
+            return go()
+        finally:
+            close()
+    except KeyboardInterrupt:
+        _interrupted(run_id, profile_path, config_path)
+    except JournalError as e:
+        echo(f"teardown: failed: {e}; the run stopped before its next step", err=True)
+        echo("teardown: once the journal can be written again, continue with:", err=True)
+        echo(f"  {_resume_command(run_id, profile_path, config_path)}", err=True)
+        sys.exit(EXIT_PARTIAL if app.destroyed_any(config, run_id) else EXIT_FAILED)
 
 
 def _finish_unfinished(
@@ -308,6 +337,17 @@ OFFLINE = (
 
 
 def _show_plan(
+    the_plan: Plan, as_json: bool, config: Config | None = None, *, offline: bool = False
+) -> None:
+    """Print the plan; a reader that went away (``| head``) changes nothing that follows."""
+    try:
+        _print_plan(the_plan, as_json, config, offline=offline)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+
+
+def _print_plan(
     the_plan: Plan, as_json: bool, config: Config | None = None, *, offline: bool = False
 ) -> None:
     reusable = _reusable(the_plan, config) if config is not None else {}
@@ -507,21 +547,22 @@ def apply(
     destroyer = PulumiDestroyer(live.stack) if live.stack is not None else None
     observers, close = observers_for(reviewed.plan, quiet=quiet, events_path=events_path)
     run_id = new_run_id(SystemClock())
-    try:
-        try:
-            outcome = app.run_plan(
-                profile,
-                reviewed.plan,
-                config,
-                observers=observers,
-                destroyer=destroyer,
-                tuning=_tuning(config),
-                run_id=run_id,
-            )
-        finally:
-            close()
-    except KeyboardInterrupt:
-        _interrupted(run_id, profile_path, None)
+    outcome = _carry_out(
+        lambda: app.run_plan(
+            profile,
+            reviewed.plan,
+            config,
+            observers=observers,
+            destroyer=destroyer,
+            tuning=_tuning(config),
+            run_id=run_id,
+        ),
+        close,
+        run_id,
+        profile_path,
+        None,
+        config,
+    )
     _reconcile_hint(live, config, outcome)
     _finish_run(outcome, as_json)
 
@@ -557,14 +598,33 @@ def _confirm(the_plan: Plan, yes: bool) -> None:
         sys.exit(EXIT_BLOCKED)
 
 
-def _finish_run(outcome: app.Outcome, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(outcome.report, indent=2, sort_keys=True))
-    else:
-        click.echo(render_markdown(outcome.report))
-        json_path, md_path, html_path = outcome.report_paths
-        echo(f"report: {json_path}, {md_path} and {html_path}")
+def _finish_run(outcome: app.Outcome, as_json: bool) -> NoReturn:
+    """Print the report and exit with the code of what happened in the cloud: a closed pipe
+    (``| head``) or a failed report file never changes it."""
+    try:
+        if as_json:
+            click.echo(json.dumps(outcome.report, indent=2, sort_keys=True))
+        else:
+            click.echo(render_markdown(outcome.report))
+            if outcome.report_paths is not None:
+                json_path, md_path, html_path = outcome.report_paths
+                echo(f"report: {json_path}, {md_path} and {html_path}")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    for warning in outcome.warnings:
+        try:
+            echo(f"teardown: warning: {warning}", err=True)
+        except BrokenPipeError:
+            break
     sys.exit(RUN_PHASE_EXIT[outcome.result.phase])
+
+
+def _quiet_stdout() -> None:
+    """Whoever read stdout has gone: send the rest nowhere (no error at interpreter exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @cli.command()
@@ -660,21 +720,22 @@ def run(
     destroyer = PulumiDestroyer(planned.stack) if planned.stack is not None else None
     observers, close = observers_for(the_plan, quiet=quiet, events_path=events_path)
     run_id = new_run_id(SystemClock())
-    try:
-        try:
-            outcome = app.run_plan(
-                profile,
-                the_plan,
-                config,
-                observers=observers,
-                destroyer=destroyer,
-                tuning=_tuning(config),
-                run_id=run_id,
-            )
-        finally:
-            close()
-    except KeyboardInterrupt:
-        _interrupted(run_id, profile_path, config_path)
+    outcome = _carry_out(
+        lambda: app.run_plan(
+            profile,
+            the_plan,
+            config,
+            observers=observers,
+            destroyer=destroyer,
+            tuning=_tuning(config),
+            run_id=run_id,
+        ),
+        close,
+        run_id,
+        profile_path,
+        config_path,
+        config,
+    )
     _reconcile_hint(planned, config, outcome)
     _finish_run(outcome, as_json)
 
@@ -722,15 +783,16 @@ def resume(
     finally:
         journal.close()
     observers, close = observers_for(the_plan, quiet=quiet, events_path=events_path)
-    try:
-        try:
-            outcome = app.resume_run(
-                profile, run_id, config, observers=observers, tuning=_tuning(config)
-            )
-        finally:
-            close()
-    except KeyboardInterrupt:
-        _interrupted(run_id, profile_path, config_path)
+    outcome = _carry_out(
+        lambda: app.resume_run(
+            profile, run_id, config, observers=observers, tuning=_tuning(config)
+        ),
+        close,
+        run_id,
+        profile_path,
+        config_path,
+        config,
+    )
     _finish_run(outcome, as_json)
 
 

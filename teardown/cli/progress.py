@@ -4,6 +4,7 @@ rich itself."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -15,10 +16,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
-from rich.console import Console
 from rich.progress import Progress, TaskID, TextColumn
 
 from teardown.cli.common import echo
+from teardown.cli.render import QuietConsole
 from teardown.core.model import Plan
 from teardown.core.text import printable
 from teardown.engine.events import Event, Observer, PhaseChanged, StepFailed, StepSucceeded
@@ -35,6 +36,7 @@ class JsonLines:
     def __init__(self, path: Path) -> None:
         fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
         self._file: IO[str] = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+        self.label = f"the events file {path}"
 
     def __call__(self, event: Event) -> None:
         fields = {k: _json_value(v) for k, v in dataclasses.asdict(event).items()}
@@ -42,7 +44,8 @@ class JsonLines:
         self._file.write(json.dumps(record, sort_keys=True) + "\n")
 
     def close(self) -> None:
-        self._file.close()
+        with contextlib.suppress(OSError):  # a full disk already said so while writing
+            self._file.close()
 
 
 def plain_lines(plan: Plan) -> Observer:
@@ -71,7 +74,7 @@ class Bars:
             TextColumn("{task.fields[name]:<14}"),
             TextColumn("{task.fields[phase]:<11}"),
             TextColumn("{task.fields[data]}"),
-            console=Console(stderr=True),
+            console=QuietConsole(stderr=True),
             transient=False,
         )
         self._tasks: dict[str, TaskID] = {}

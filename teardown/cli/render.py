@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,13 +15,25 @@ from teardown.core.text import printable
 from teardown.engine.journal import RunRecord
 
 
+class QuietConsole(Console):
+    """A rich console for which a closed pipe only ends the printing."""
+
+    def on_broken_pipe(self) -> None:
+        """Whoever read the stream went away (``| head``): stop printing, but never stop the
+        run (rich would exit with 1 here, perhaps before anything was destroyed or reported)."""
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, (sys.stderr if self.stderr else sys.stdout).fileno())
+        os.close(devnull)
+
+
 class _SafeConsole:
     """A rich console that prints each line with control and formatting characters escaped
     (``core.text.printable``): names and messages from a cloud or a host are shown, never
     interpreted by the terminal."""
 
     def __init__(self) -> None:
-        self._console = Console(highlight=False, soft_wrap=True)
+        self._console = QuietConsole(highlight=False, soft_wrap=True)
 
     def print(self, text: str = "") -> None:
         self._console.print(printable(text))

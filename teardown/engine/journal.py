@@ -4,6 +4,7 @@ records, events and scope locks. One transaction per transition; written before 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -264,14 +265,21 @@ class Journal:
 
     @contextmanager
     def _tx(self, label: str) -> Iterator[sqlite3.Connection]:
+        """One transaction. A journal that cannot be written (a full disk, a read-only file)
+        is a JournalError: the caller stops before the side effect it was about to record."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise JournalError(f"{self.path}: the journal could not be written ({e})") from None
         if self._on_commit is not None:
             self._on_commit(label)
 

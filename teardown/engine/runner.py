@@ -16,6 +16,7 @@ absent is the call made again.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -168,6 +169,9 @@ class Runner:
         self.sleep = sleep
         self.parallel = max(1, parallel)
         self.observers = list(observers)
+        self.warnings: list[str] = []
+        """What went wrong around the run, not in it (an observer that failed)."""
+        self._warn_lock = threading.Lock()
         self._scopes: dict[str, str] = {}
         self._attempted: set[str] = set()
         """Steps tried in this process (their failures are final for this pass)."""
@@ -703,5 +707,17 @@ class Runner:
         )
 
     def _emit(self, event: Event) -> None:
-        for obs in self.observers:
-            obs(event)
+        """Deliver an event. An observer that fails (an events file on a full disk, a closed
+        terminal) is dropped with a warning: what the cloud and the journal say decides the
+        run, never a failure to show it."""
+        for obs in list(self.observers):
+            try:
+                obs(event)
+            except Exception as e:
+                with self._warn_lock:
+                    if obs in self.observers:
+                        self.observers.remove(obs)
+                        label = getattr(obs, "label", type(obs).__name__)
+                        self.warnings.append(
+                            f"stopped delivering events to {label}: {type(e).__name__}: {e}"
+                        )
