@@ -18,6 +18,7 @@ from typing import Any
 from teardown.adapters.clock import SystemClock
 from teardown.adapters.confusables import fold
 from teardown.adapters.huawei.billing import HuaweiBilling
+from teardown.adapters.huawei.claims import HuaweiClaims
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.destroyer import HuaweiDestroyer
 from teardown.adapters.huawei.inventory import HuaweiInventory
@@ -288,6 +289,7 @@ def build_runner(
         destroyer=destroyer
         or HuaweiDestroyer(clients, sleep=tuning.sleep, poll_interval=tuning.poll_interval),
         billing=HuaweiBilling(clients),
+        claims=HuaweiClaims(clients, sleep=tuning.sleep),
     )
     return Runner(
         journal,
@@ -298,6 +300,7 @@ def build_runner(
         parallel=config.run.parallel,
         observers=observers,
         reuse_within=timedelta(seconds=config.backup.reuse_seconds),
+        claim_settle=config.run.claim_settle,
     )
 
 

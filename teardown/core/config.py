@@ -332,12 +332,17 @@ class RunConfig:
     """How many resources are worked on at once."""
     poll_interval: float = 2.0
     """Seconds between status polls of cloud jobs, backups and releases."""
+    claim_settle: float = 0.5
+    """Seconds between claiming the resources (tags on them) and reading the claims back, so
+    that two runs that started at the same moment both notice (0: do not wait)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.parallel <= 64:
             raise ValueError("parallel must be 1 to 64")
         if not 0 < self.poll_interval <= 3600:
             raise ValueError("poll_interval must be more than 0 and at most 3600 seconds")
+        if not 0 <= self.claim_settle <= 60:
+            raise ValueError("claim_settle must be 0 to 60 seconds")
 
 
 @dataclass(frozen=True)

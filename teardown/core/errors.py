@@ -86,6 +86,21 @@ class UnfinishedRun(PlanError):
         )
 
 
+class ClaimHeld(PlanError):
+    """A resource is claimed by another live run (its tags say so, wherever that run's journal
+    is): two runs never act on one resource."""
+
+    def __init__(self, name: str, run_id: str, host: str, beat: str) -> None:
+        self.name = name
+        self.run_id = run_id
+        self.host = host
+        super().__init__(
+            f"{name} is claimed by run {run_id} on {host or 'an unknown host'} (last heartbeat "
+            f"{beat}): another teardown is working on it; wait for it to finish (a claim whose "
+            "run stopped expires 10 minutes after its last heartbeat)"
+        )
+
+
 class PlanBlocked(PlanError):
     """The plan has blockers; nothing was changed."""
 

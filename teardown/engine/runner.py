@@ -16,6 +16,7 @@ absent is the call made again.
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +27,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from teardown.core.errors import (
+    ClaimHeld,
     JournalError,
     PermanentError,
     TeardownError,
@@ -62,6 +64,8 @@ from teardown.engine.journal import Journal
 from teardown.engine.retry import RetryPolicy
 from teardown.ports import (
     Billing,
+    Claim,
+    Claims,
     Clock,
     Destroyer,
     Fetcher,
@@ -80,6 +84,8 @@ class Ports:
     fetcher: Fetcher
     destroyer: Destroyer
     billing: Billing
+    claims: Claims | None = None
+    """Claims on the cloud resources themselves (None: the journal's lock only)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,14 @@ class _StepError(TeardownError):
 
 
 T = TypeVar("T")
+CLAIM_STALE = timedelta(minutes=10)
+"""A claim (or a journal lock) whose run has not said it is alive for this long is stale."""
+HEARTBEAT_EVERY = 60.0
+"""Seconds between heartbeats of a running run (journal lock and cloud claims), whatever the
+step is doing (a long backup included)."""
+CLAIM_SETTLE = 0.5
+"""Seconds to wait after claiming before reading the claims back (two runs that claimed at the
+same moment then both see that they did, and neither acts)."""
 REUSE_BACKUPS_FOR = timedelta(hours=1)
 """By default, a backup of the same machine with the same settings verified by another run (or
 a Pulumi hook) this recently is reused, not redone (``backup.reuse_within``)."""
@@ -160,9 +174,15 @@ class Runner:
         parallel: int = 4,
         observers: Sequence[Observer] = (),
         reuse_within: timedelta = REUSE_BACKUPS_FOR,
+        heartbeat_every: float = HEARTBEAT_EVERY,
+        claim_settle: float = CLAIM_SETTLE,
+        host: str | None = None,
     ) -> None:
         self.journal = journal
         self.reuse_within = reuse_within
+        self.heartbeat_every = heartbeat_every
+        self.claim_settle = claim_settle
+        self.host = host or socket.gethostname()
         self.ports = ports
         self.clock = clock
         self.retry = retry or RetryPolicy()
@@ -188,6 +208,8 @@ class Runner:
             unfinished = self.journal.unfinished_runs(plan.scope)
             if unfinished:
                 raise UnfinishedRun(plan.scope, unfinished[0].id, unfinished[0].phase.value)
+            if not plan.blocked:
+                self._take_claims(plan, run_id)  # wherever the other run's journal is
             self.journal.create_run(run_id, plan.scope, text, plan_digest(text))
             self._emit(RunStarted(run_id, plan.scope, len(plan.resources), resumed=False))
             if plan.blocked:
@@ -212,6 +234,7 @@ class Runner:
             return self._result(run_id, rec.phase)
         self.journal.acquire_lock(plan.scope, run_id)
         try:
+            self._take_claims(plan, run_id)
             self._emit(RunStarted(run_id, plan.scope, len(plan.resources), resumed=True))
             if rec.phase is not RunPhase.RUNNING:
                 self.journal.set_run_phase(run_id, RunPhase.RUNNING)
@@ -251,7 +274,8 @@ class Runner:
         every backup recorded verified, of this very resource, and still there and intact."""
         plan = plan_from_json(self.journal.run(run_id).plan_json, f"journal run {run_id}")
         rp = plan.resource_plan(urn)
-        if self._may_go(run_id, rp, plan, "destroy"):
+        # The destroy is someone else's (Pulumi's, perhaps driven by a run that claimed it).
+        if self._may_go(run_id, rp, plan, "destroy", own_claim=False):
             return ()
         return (self.journal.resource_details(run_id).get(urn) or "not ready",)
 
@@ -285,6 +309,19 @@ class Runner:
     # -- stages --------------------------------------------------------------------------
 
     def _execute(self, run_id: str, plan: Plan) -> RunResult:
+        stop = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeats, args=(run_id, plan, stop), name="heartbeat", daemon=True
+        )
+        beat.start()
+        try:
+            return self._execute_plan(run_id, plan)
+        finally:
+            stop.set()
+            beat.join()
+            self._release_claims(plan, run_id)
+
+    def _execute_plan(self, run_id: str, plan: Plan) -> RunResult:
         phases = self.journal.resource_phases(run_id)
         live = [rp for rp in plan.resources if phases.get(rp.resource.urn) not in _FINISHED]
 
@@ -367,12 +404,87 @@ class Runner:
         else:
             self._move(run_id, urn, Phase.FAILED, "destroy failed")
 
-    def _may_go(self, run_id: str, rp: ResourcePlan, plan: Plan, what: str) -> bool:
+    # -- claims and heartbeats (I6 across journals and machines) --------------------------
+
+    @staticmethod
+    def _claimed(plan: Plan) -> list[Resource]:
+        """What a run acts on: resources it destroys or whose billing it closes."""
+        return [rp.resource for rp in plan.resources if rp.destroy is not None or rp.billing]
+
+    def _live(self, claim: Claim) -> bool:
+        return claim.beat is not None and self.clock.now() - claim.beat < CLAIM_STALE
+
+    def _refuse_others(self, plan: Plan, held: dict[str, Claim], run_id: str) -> None:
+        names = {rp.resource.urn: rp.resource.name for rp in plan.resources}
+        for urn, claim in sorted(held.items()):
+            if claim.run_id != run_id and self._live(claim):
+                beat = claim.beat.isoformat() if claim.beat else "unknown"
+                raise ClaimHeld(names.get(urn, urn), claim.run_id, claim.host, beat)
+
+    def _take_claims(self, plan: Plan, run_id: str) -> None:
+        """Claim every resource the run acts on, in the cloud itself: refused (ClaimHeld)
+        when another live run claims one, or claimed one at the same moment."""
+        claims = self.ports.claims
+        resources = self._claimed(plan)
+        if claims is None or not resources:
+            return
+        self._refuse_others(plan, self._retrying(lambda: claims.holders(resources)), run_id)
+        self._retrying(lambda: claims.claim(resources, run_id, self.host, self.clock.now()))
+        self.sleep(self.claim_settle)
+        held = self._retrying(lambda: claims.holders(resources))
+        if any(c.run_id != run_id for c in held.values()):
+            self._retrying(lambda: claims.release(resources, run_id))
+            self._refuse_others(plan, held, run_id)
+
+    def _release_claims(self, plan: Plan, run_id: str) -> None:
+        claims = self.ports.claims
+        if claims is None:
+            return
+        try:
+            self._retrying(lambda: claims.release(self._claimed(plan), run_id))
+        except TeardownError as e:
+            self.warnings.append(f"claims could not be removed (they expire by themselves): {e}")
+
+    def _heartbeats(self, run_id: str, plan: Plan, stop: threading.Event) -> None:
+        """Every ``heartbeat_every`` seconds while the run works, however long a step takes:
+        the journal lock's heartbeat and the cloud claims' beat. A failure is a warning (the
+        lock and the claims go stale after 10 minutes, and a run checks its claim before each
+        destroy)."""
+        claims = self.ports.claims
+        while not stop.wait(self.heartbeat_every):
+            try:
+                self.journal.heartbeat(plan.scope, run_id)
+                if claims is not None:
+                    claims.claim(self._claimed(plan), run_id, self.host, self.clock.now())
+            except Exception as e:  # a heartbeat must never kill the run
+                with self._warn_lock:
+                    self.warnings.append(f"a heartbeat failed: {type(e).__name__}: {e}")
+
+    def _claim_still_ours(self, run_id: str, rp: ResourcePlan) -> str | None:
+        """Just before a destroy: why the resource is not ours to destroy, or None."""
+        claims = self.ports.claims
+        if claims is None:
+            return None
+        held = self._retrying(lambda: claims.holders([rp.resource])).get(rp.resource.urn)
+        if held is not None and held.run_id != run_id and self._live(held):
+            return f"claimed by run {held.run_id} on {held.host or 'an unknown host'}"
+        return None
+
+    def _may_go(
+        self, run_id: str, rp: ResourcePlan, plan: Plan, what: str, *, own_claim: bool = True
+    ) -> bool:
         """I1 at the moment of the destroy: the journal records every backup verified, of this
         very resource (``may_destroy``), and each still exists and matches its checksums now.
         A backup found gone or changed is invalidated (a resume makes it anew); the resource
         fails with the backup named."""
         carried = [plan.resource_plan(u) for u in rp.carries if u in _urns(plan)]
+        try:
+            taken = self._claim_still_ours(run_id, rp) if own_claim else None
+        except TeardownError as e:
+            taken = f"its claim could not be checked: {e}"
+        if taken is not None:
+            self._fail_resource(run_id, rp, f"refused to {what}: {rp.resource.name} is {taken}")
+            return False
         verdict = may_destroy(rp, self.journal.artifacts(run_id), carried)
         if not verdict.ok:
             self._fail_resource(run_id, rp, f"refused to {what}: " + "; ".join(verdict.reasons))

@@ -197,9 +197,45 @@ class Billing(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A run's claim on a cloud resource, as the resource itself carries it."""
+
+    run_id: str
+    host: str
+    beat: datetime | None
+    """When the claiming run last said it was alive (None: unreadable)."""
+
+
+class Claims(Protocol):
+    """Claims on cloud resources, visible to people and to every run, wherever its journal is.
+
+    Example::
+
+        claims.claim(resources, run_id, host, now)    # before acting, and again as a heartbeat
+        claims.holders(resources)                     # {urn: Claim} of whoever claims each now
+        claims.release(resources, run_id)             # when done
+    """
+
+    def holders(self, resources: Sequence[Resource]) -> dict[str, Claim]:
+        """URN -> the claim each resource carries now; resources gone or unclaimed are left
+        out. Raises TransientError when the cloud cannot be asked."""
+        ...
+
+    def claim(self, resources: Sequence[Resource], run_id: str, host: str, now: datetime) -> None:
+        """Write (or refresh) this run's claim on each resource that still exists."""
+        ...
+
+    def release(self, resources: Sequence[Resource], run_id: str) -> None:
+        """Remove this run's claim from each resource that still carries it."""
+        ...
+
+
 __all__ = [
     "Artifact",
     "Billing",
+    "Claim",
+    "Claims",
     "Clock",
     "DestroyResult",
     "Destroyer",
