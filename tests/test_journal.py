@@ -138,12 +138,23 @@ def test_lock_from_another_host_goes_stale_only_after_its_heartbeat_ages(tmp_pat
         j.acquire_lock("dev", "r1", stale_after=timedelta(minutes=10))
     clock.advance(11 * 60)
     j.acquire_lock("dev", "r1", stale_after=timedelta(minutes=10))
+    assert _lock_holder(j) == "r1"
+
+
+def _lock_holder(j: Journal) -> str | None:
+    with sqlite3.connect(j.path) as c:
+        row = c.execute("SELECT run_id FROM locks WHERE scope='dev'").fetchone()
+    return None if row is None else str(row[0])
 
 
 def test_released_lock_can_be_taken_by_the_next_run(tmp_path: Path) -> None:
     j = open_journal(tmp_path)
     j.acquire_lock("dev", "r1")
+    assert _lock_holder(j) == "r1"
     j.release_lock("dev", "r1")
+    assert _lock_holder(j) is None
     _hold_lock(j, 1, "elsewhere", FakeClock().now().isoformat())
     j.release_lock("dev", "other-run")
+    assert _lock_holder(j) is None
     j.acquire_lock("dev", "r2")
+    assert _lock_holder(j) == "r2"

@@ -128,10 +128,15 @@ def test_before_delete_refuses_while_ssh_is_unreachable_then_backs_up_then_reche
 
 
 def test_network_resources_return_at_once(sandbox: tuple[Sandbox, HookSettings]) -> None:
-    _, settings = sandbox
+    sb, settings = sandbox
     vpc = "urn:pulumi:dev::shop::huaweicloud:Vpc/vpc:Vpc::net"
+    assert sb.store is not None
+    calls_before = sb.store.conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
     before_delete(vpc, "huaweicloud:Vpc/vpc:Vpc", {"id": "v1", "name": "net"}, None, settings)
     after_delete(vpc, "huaweicloud:Vpc/vpc:Vpc", {"id": "v1", "name": "net"}, None, settings)
+    # nothing to back up or bill: no cloud call, no journal
+    assert sb.store.conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == calls_before
+    assert not Path(str(settings.config).replace("teardown.toml", "journal.db")).exists()
 
 
 def test_after_delete_records_the_refund_of_a_prepaid_server(
