@@ -16,7 +16,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from teardown.adapters.clock import SystemClock
 from teardown.adapters.huawei.profile import load_profile
 from teardown.app import Targets, Tuning, plan_servers, run_plan
 from teardown.core.config import (
@@ -28,8 +27,9 @@ from teardown.core.config import (
     StoreConfig,
 )
 from teardown.core.phases import RunPhase
-from teardown.engine.retry import RetryPolicy
 from teardown.sandbox.runtime import Sandbox
+from teardown.support.clock import SystemClock
+from teardown.support.retry import RetryPolicy
 
 
 def scenario_file(root: Path, servers: int) -> Path:

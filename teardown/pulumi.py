@@ -33,7 +33,7 @@ from pathlib import Path
 import pulumi
 
 from teardown import app
-from teardown.adapters.pulumi import hooks
+from teardown.app import pulumi_hooks as hooks
 from teardown.core.config import PullRule
 
 _HOOKS: dict[str, pulumi.ResourceHook] = {}

@@ -13,14 +13,14 @@ import os
 import signal
 from pathlib import Path
 
-from teardown.adapters.clock import SystemClock
 from teardown.core.config import BackupConfig, Config, PullRule
 from teardown.core.errors import JournalError
 from teardown.core.model import BillingMode, Plan, Resource
 from teardown.core.planner import make_plan
 from teardown.engine.journal import Journal
-from teardown.engine.retry import RetryPolicy
 from teardown.engine.runner import Ports, Runner
+from teardown.support.clock import SystemClock
+from teardown.support.retry import RetryPolicy
 from tests.fake_cloud import FakeCloud, fake_ports
 from tests.helpers import network, server, volume
 

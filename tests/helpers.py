@@ -11,8 +11,8 @@ from typing import Any
 from teardown.core.model import Billing, BillingMode, Disk, Kind, Resource
 from teardown.engine.events import Event
 from teardown.engine.journal import Journal
-from teardown.engine.retry import RetryPolicy
 from teardown.engine.runner import Ports, Runner
+from teardown.support.retry import RetryPolicy
 from tests.fake_cloud import FakeCloud, fake_ports
 
 ECS = "huaweicloud:Ecs/instance:Instance"

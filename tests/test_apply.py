@@ -92,7 +92,7 @@ def test_not_a_plan_file_is_refused_naming_it(tmp_path: Path) -> None:
 
 
 def test_a_forged_plan_file_with_a_valid_digest_is_refused(sb: Sandbox, tmp_path: Path) -> None:
-    from teardown.planfile import _digest
+    from teardown.app.planfile import _digest
 
     plan_file = make_plan_file(sb, tmp_path)
     body = json.loads(plan_file.read_text())

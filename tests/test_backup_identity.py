@@ -14,8 +14,8 @@ from teardown.core.phases import Phase, RunPhase, StepStatus
 from teardown.core.planner import make_plan
 from teardown.engine.events import Event, StepSucceeded
 from teardown.engine.journal import Journal
-from teardown.engine.retry import RetryPolicy
 from teardown.engine.runner import Ports, Runner
+from teardown.support.retry import RetryPolicy
 from tests.fake_cloud import FakeCloud, FakeSnapshotter, fake_ports
 from tests.helpers import FakeClock, make_rig, server
 

@@ -16,17 +16,17 @@ import pytest
 from click.testing import CliRunner
 from huaweicloudsdkcbr.v1 import DeleteBackupRequest, ListBackupsRequest
 
-from teardown.adapters.clock import SystemClock
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.inventory import HuaweiInventory
 from teardown.adapters.huawei.profile import HuaweiProfile, load_profile
+from teardown.app.planfile import without_estimates
 from teardown.cli.main import cli
 from teardown.core.model import Artifact, Resource
 from teardown.core.views import plan_view
 from teardown.engine.codec import plan_from_json
 from teardown.engine.journal import Journal
-from teardown.planfile import without_estimates
 from teardown.sandbox.runtime import Sandbox
+from teardown.support.clock import SystemClock
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "teardown" / "sandbox" / "scenarios" / "demo.toml"

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from teardown.adapters.clock import SystemClock
 from teardown.adapters.huawei.profile import load_profile
 from teardown.app import plan_servers, run_plan
 from teardown.cli.main import cli
 from teardown.core.phases import RunPhase
 from teardown.sandbox.runtime import Sandbox
+from teardown.support.clock import SystemClock
 from tests.test_main_job import FAST, SHOP, demo_config
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from teardown.config import load_config, parse_config
+from teardown.app.config import load_config, parse_config
 from teardown.core.config import Config, PrepaidPolicy
 from teardown.core.errors import ConfigError
 

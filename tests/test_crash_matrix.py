@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from teardown.adapters.clock import SystemClock
 from teardown.core.model import BACKUP_STEPS, StepKind
 from teardown.core.phases import RunPhase, StepStatus
 from teardown.engine.codec import plan_from_json
 from teardown.engine.journal import Journal
 from teardown.sandbox.ledger import still_billing
 from teardown.sandbox.runtime import Sandbox
+from teardown.support.clock import SystemClock
 
 ROOT = Path(__file__).resolve().parent.parent
 TEARDOWN = [sys.executable, "-m", "teardown.cli.main"]

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from teardown.adapters.clock import SystemClock
 from teardown.adapters.huawei.profile import load_profile
 from teardown.app import plan_servers, run_plan
 from teardown.cli.common import RUN_PHASE_EXIT
@@ -15,6 +14,7 @@ from teardown.core.phases import StepStatus
 from teardown.engine.codec import plan_from_json
 from teardown.engine.journal import Journal
 from teardown.sandbox.runtime import Sandbox
+from teardown.support.clock import SystemClock
 from tests.test_main_job import FAST, ROOT, SHOP, demo_config
 
 FAULTS = {

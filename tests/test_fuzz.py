@@ -35,13 +35,13 @@ from hypothesis import strategies as st
 
 from teardown.adapters.pulumi.state import parse_state
 from teardown.adapters.ssh.tarstream import Member, TarError, TarParser
-from teardown.config import parse_config
+from teardown.app.config import parse_config
+from teardown.app.planfile import read_plan_file, write_plan_file
 from teardown.core.config import Config
 from teardown.core.errors import ConfigError, InputError, StateError
 from teardown.core.model import BillingMode
 from teardown.core.planner import make_plan
 from teardown.engine.codec import plan_from_json, plan_to_json
-from teardown.planfile import read_plan_file, write_plan_file
 from teardown.sandbox.scenario import BUNDLED, load_scenario
 from tests.helpers import network, server, volume
 

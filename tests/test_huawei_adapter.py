@@ -28,12 +28,12 @@ from teardown.adapters.huawei import (
 )
 from teardown.core.errors import ConfigError, PermanentError, TransientError
 from teardown.core.model import BillingMode, DestroyAction, Kind, Resource, SnapshotKind
-from teardown.engine.retry import RetryPolicy
 from teardown.ports import OrderState, Presence
 from teardown.sandbox.api import Endpoints
 from teardown.sandbox.config import Account, Faults, SandboxConfig, decide
 from teardown.sandbox.runtime import Layout, write_profile
 from teardown.sandbox.scenario import Scenario, ServerSpec, load_scenario
+from teardown.support.retry import RetryPolicy
 from tests.sandbox_rig import SandboxRig, running_sandbox
 
 FAST = RetryPolicy(attempts=4, initial=0.5, maximum=5)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from teardown.app.config import parse_config
 from teardown.cli.main import cli
-from teardown.config import parse_config
 from teardown.core.config import BackupConfig, Config, PullRule
 from teardown.core.errors import ConfigError
 from teardown.core.planner import make_plan

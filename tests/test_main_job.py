@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from teardown.adapters.clock import SystemClock
 from teardown.adapters.huawei.profile import HuaweiProfile, load_profile
 from teardown.app import Outcome, Targets, Tuning, plan_servers, resume_run, run_plan
-from teardown.config import load_config
+from teardown.app.config import load_config
 from teardown.core.config import Config, JournalConfig, StoreConfig
 from teardown.core.phases import Phase, RunPhase
-from teardown.engine.retry import RetryPolicy
 from teardown.sandbox.ledger import still_billing
 from teardown.sandbox.runtime import Sandbox
+from teardown.support.clock import SystemClock
+from teardown.support.retry import RetryPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = Tuning(poll_interval=0.05, retry=RetryPolicy(attempts=3, initial=0.05, maximum=0.2))

@@ -10,25 +10,25 @@ from typing import Any
 
 import pytest
 
-from teardown.adapters.clock import SystemClock
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.destroyer import HuaweiDestroyer
 from teardown.adapters.huawei.inventory import HuaweiInventory
 from teardown.adapters.huawei.profile import load_profile
-from teardown.adapters.pulumi.hooks import (
+from teardown.app import Tuning
+from teardown.app.pulumi_hooks import (
     DeleteRefused,
     HookSettings,
     after_delete,
     before_delete,
     run_id_for,
 )
-from teardown.app import Tuning
 from teardown.core.config import PullRule
 from teardown.core.model import DestroyAction
 from teardown.core.phases import StepStatus
 from teardown.engine.journal import Journal
-from teardown.engine.retry import RetryPolicy
 from teardown.sandbox.runtime import Sandbox
+from teardown.support.clock import SystemClock
+from teardown.support.retry import RetryPolicy
 
 SERVER = "huaweicloud:Ecs/instance:Instance"
 FAST = Tuning(poll_interval=0.05, retry=RetryPolicy(attempts=2, initial=0.01, maximum=0.02))

@@ -12,7 +12,6 @@ from teardown.core.model import SnapshotKind, StepKind
 from teardown.core.phases import Phase, RunPhase, StepStatus
 from teardown.core.planner import make_plan
 from teardown.engine.events import Progress
-from teardown.engine.retry import RetryPolicy
 from teardown.engine.runner import Ports, Runner, RunResult
 from teardown.sandbox.ssh import (
     SshFleet,
@@ -21,6 +20,7 @@ from teardown.sandbox.ssh import (
     ensure_keys,
     write_known_hosts,
 )
+from teardown.support.retry import RetryPolicy
 from tests.helpers import Rig, make_rig, server
 
 

@@ -119,7 +119,7 @@ def test_the_host_never_sees_a_secret_in_a_command_and_credentials_are_never_sen
 ) -> None:
     from teardown.adapters.ssh.fetcher import SshFetcher
     from teardown.adapters.store import LocalStore
-    from teardown.config import parse_config
+    from teardown.app.config import parse_config
     from teardown.core.config import SshConfig
     from teardown.core.errors import ConfigError
     from teardown.core.model import PullSpec
@@ -171,7 +171,7 @@ def test_the_host_never_sees_a_secret_in_a_command_and_credentials_are_never_sen
 def test_a_config_found_in_the_working_directory_must_be_the_users_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from teardown.config import load_config
+    from teardown.app.config import load_config
     from teardown.core.errors import ConfigError
 
     monkeypatch.chdir(tmp_path)

@@ -19,7 +19,6 @@ from typing import Any, NoReturn
 import click
 
 from teardown import __version__, app
-from teardown.adapters.clock import SystemClock
 from teardown.adapters.huawei.profile import HuaweiProfile
 from teardown.adapters.pulumi.automation import (
     PulumiDestroyer,
@@ -28,6 +27,14 @@ from teardown.adapters.pulumi.automation import (
     reconcile_commands,
 )
 from teardown.adapters.pulumi.state import read_state
+from teardown.app.config import load_config, parse_config
+from teardown.app.planfile import (
+    drift,
+    plan_differences,
+    plan_facts,
+    read_plan_file,
+    write_plan_file,
+)
 from teardown.cli.backups import restore, verify
 from teardown.cli.common import (
     EXIT_BLOCKED,
@@ -50,7 +57,6 @@ from teardown.cli.orders import orders
 from teardown.cli.progress import events_option, observers_for, quiet_option
 from teardown.cli.render import render_plan, render_runs, render_status
 from teardown.cli.sandbox import sandbox
-from teardown.config import load_config, parse_config
 from teardown.core.config import Config, DestroyConfig, DestroyMethod
 from teardown.core.errors import JournalError
 from teardown.core.model import Plan
@@ -61,13 +67,7 @@ from teardown.engine.journal import Journal
 from teardown.engine.report import render_markdown
 from teardown.engine.runner import new_run_id
 from teardown.engine.status import run_status
-from teardown.planfile import (
-    drift,
-    plan_differences,
-    plan_facts,
-    read_plan_file,
-    write_plan_file,
-)
+from teardown.support.clock import SystemClock
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,9 +16,9 @@ from typing import Any
 import click
 
 from teardown import app
-from teardown.adapters.clock import SystemClock
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.inventory import HuaweiInventory
+from teardown.app.config import load_config
 from teardown.cli.common import (
     EXIT_RENEWING,
     check_servers,
@@ -31,8 +31,8 @@ from teardown.cli.common import (
     server_option,
     tag_option,
 )
-from teardown.config import load_config
 from teardown.core.reminders import Reminder, parse_window, reminders, without_expiry
+from teardown.support.clock import SystemClock
 
 DEFAULT_WINDOW = "30d"
 

@@ -1,6 +1,6 @@
 """The configuration model (``teardown.toml``): pure frozen dataclasses with safe defaults.
 
-Loading and validation live in ``teardown.config``; the ``__pydantic_config__`` attributes are
+Loading and validation live in ``teardown.app.config``; the ``__pydantic_config__`` attributes are
 plain dicts read by that validator (unknown keys are errors), so this module stays stdlib-only.
 """
 

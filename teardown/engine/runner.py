@@ -61,7 +61,6 @@ from teardown.engine.events import (
     StepSucceeded,
 )
 from teardown.engine.journal import Journal
-from teardown.engine.retry import RetryPolicy
 from teardown.ports import (
     Billing,
     Claim,
@@ -74,6 +73,7 @@ from teardown.ports import (
     RefundRecord,
     Snapshotter,
 )
+from teardown.support.retry import RetryPolicy
 
 
 @dataclass(frozen=True)

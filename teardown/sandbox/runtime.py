@@ -30,7 +30,6 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from teardown.adapters.clock import SystemClock
 from teardown.adapters.huawei.profile import SANDBOX_VAULT_ID
 from teardown.core.errors import ConfigError, TeardownError
 from teardown.ports import Clock
@@ -48,6 +47,7 @@ from teardown.sandbox.ssh import (
     write_known_hosts,
 )
 from teardown.sandbox.store import Store
+from teardown.support.clock import SystemClock
 
 _CONFIG = TypeAdapter(SandboxConfig)
 READY_TIMEOUT = 15.0

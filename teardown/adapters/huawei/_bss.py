@@ -19,7 +19,7 @@ from huaweicloudsdkbss.v2 import (
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import call
 from teardown.core.errors import PermanentError
-from teardown.engine.retry import RetryPolicy
+from teardown.support.retry import RetryPolicy
 
 UNSUBSCRIBE_RELEASE = 1
 """Unsubscribe the resource and its renewals: it is released."""

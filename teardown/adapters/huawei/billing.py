@@ -29,8 +29,8 @@ from teardown.adapters.huawei.errors import call
 from teardown.core.billing import AUTO_RENEW_POLICY
 from teardown.core.errors import PermanentError
 from teardown.core.model import Resource
-from teardown.engine.retry import RetryPolicy
 from teardown.ports import OrderState, RefundRecord
+from teardown.support.retry import RetryPolicy
 
 AUTO_RENEW_ALREADY_CANCELLED = "CBC.99003605"
 RENEW_ORDER, UNSUBSCRIBE_ORDER = "2", "4"

@@ -38,8 +38,8 @@ from huaweicloudsdkevs.v2 import (
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import NotFound, call
 from teardown.core.model import Kind, Resource
-from teardown.engine.retry import RetryPolicy
 from teardown.ports import Claim
+from teardown.support.retry import RetryPolicy
 
 RUN_KEY = "teardown:run"
 BEAT_KEY = "teardown:beat"

@@ -20,13 +20,13 @@ from huaweicloudsdkecs.v2 import (
 from huaweicloudsdkevs.v2 import ShowVolumeRequest
 
 from teardown.adapters.huawei._bss import UNSUBSCRIBE_RELEASE, BssReader, unsubscribe
-from teardown.adapters.huawei._poll import poll
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import NotFound, call
 from teardown.core.errors import PermanentError
 from teardown.core.model import BillingMode, DestroyAction, Kind, Resource
-from teardown.engine.retry import RetryPolicy
 from teardown.ports import DestroyResult, Presence
+from teardown.support.poll import poll
+from teardown.support.retry import RetryPolicy
 
 """``unsubscribe_type`` 1: the resource and its renewals; the resource is released."""
 BSS_CLOSED = 3

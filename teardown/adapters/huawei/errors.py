@@ -33,7 +33,7 @@ from huaweicloudsdkcore.exceptions.exceptions import (
 )
 
 from teardown.core.errors import AdapterError, PermanentError, TransientError
-from teardown.engine.retry import RetryPolicy
+from teardown.support.retry import RetryPolicy
 
 T = TypeVar("T")
 

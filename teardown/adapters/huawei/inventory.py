@@ -24,7 +24,7 @@ from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import call
 from teardown.core.billing import AUTO_RENEW_POLICY, Payment, PeriodType, term_months
 from teardown.core.model import Address, Billing, BillingMode, Disk, Kind, Resource
-from teardown.engine.retry import RetryPolicy
+from teardown.support.retry import RetryPolicy
 
 SERVER_TYPE = "huaweicloud:Ecs/instance:Instance"
 VOLUME_TYPE = "huaweicloud:Evs/volume:Volume"

@@ -28,13 +28,13 @@ from huaweicloudsdkevs.v2 import (
     ShowSnapshotRequest,
 )
 
-from teardown.adapters.huawei._poll import poll
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import NotFound, call
 from teardown.adapters.huawei.profile import account_id
 from teardown.core.errors import PermanentError
 from teardown.core.model import Artifact, Kind, Origin, Resource, SnapshotKind
-from teardown.engine.retry import RetryPolicy
+from teardown.support.poll import poll
+from teardown.support.retry import RetryPolicy
 
 GB = 2**30
 EVS_PREFIX = "evs:"

@@ -21,17 +21,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from teardown import app
-from teardown.adapters.clock import SystemClock
 from teardown.adapters.confusables import fold
 from teardown.adapters.pulumi.state import resource_from_outputs
-from teardown.config import load_config
+from teardown.app import services as app
+from teardown.app.config import load_config
 from teardown.core.config import Config, DestroyConfig, DestroyMethod, PullRule
 from teardown.core.errors import JournalError, TeardownError
 from teardown.core.model import DATA_KINDS, Plan, Resource
 from teardown.core.planner import make_plan
 from teardown.engine.journal import Journal
 from teardown.engine.runner import Runner
+from teardown.support.clock import SystemClock
 
 HookFunction = Callable[
     [str, str, Mapping[str, Any] | None, Mapping[str, Any] | None, "HookSettings"], None

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from teardown.adapters.clock import SystemClock
 from teardown.adapters.confusables import fold
 from teardown.adapters.huawei.billing import HuaweiBilling
 from teardown.adapters.huawei.claims import HuaweiClaims
@@ -38,9 +37,10 @@ from teardown.engine.events import Observer
 from teardown.engine.journal import Journal, RunRecord
 from teardown.engine.report import build_report, write_report
 from teardown.engine.report_html import timeline_from_events
-from teardown.engine.retry import RetryPolicy
 from teardown.engine.runner import Ports, Runner, RunResult
 from teardown.ports import Clock, Destroyer
+from teardown.support.clock import SystemClock
+from teardown.support.retry import RetryPolicy
 
 
 @dataclass(frozen=True)
