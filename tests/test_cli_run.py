@@ -121,7 +121,7 @@ def test_stack_destroyed_through_the_cloud_then_reconcile_commands(sandbox: Path
 def test_state_with_destroy_with_pulumi_is_a_usage_error(tmp_path: Path) -> None:
     for command in ("plan", "run"):
         proc = teardown(command, "--state", str(STACK), "--destroy-with", "pulumi", cwd=tmp_path)
-        assert proc.returncode == 2 and "--destroy-with pulumi needs --stack" in proc.stderr
+        assert proc.returncode == 2 and "--destroy-with pulumi: needs --stack" in proc.stderr
 
 
 def test_stack_without_the_pulumi_cli_is_one_line_of_guidance(tmp_path: Path) -> None:

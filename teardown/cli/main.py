@@ -11,7 +11,6 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,11 +21,8 @@ from teardown import __version__, app
 from teardown.adapters.huawei.profile import HuaweiProfile
 from teardown.adapters.pulumi.automation import (
     PulumiDestroyer,
-    PulumiStack,
-    StackRef,
     reconcile_commands,
 )
-from teardown.adapters.pulumi.state import read_state
 from teardown.app.config import load_config, parse_config
 from teardown.app.planfile import (
     drift,
@@ -35,6 +31,7 @@ from teardown.app.planfile import (
     read_plan_file,
     write_plan_file,
 )
+from teardown.app.targets import Planned, TargetSource, plan_targets
 from teardown.cli.backups import restore, verify
 from teardown.cli.common import (
     EXIT_BLOCKED,
@@ -57,7 +54,7 @@ from teardown.cli.orders import orders
 from teardown.cli.progress import events_option, observers_for, quiet_option
 from teardown.cli.render import render_plan, render_runs, render_status
 from teardown.cli.sandbox import sandbox
-from teardown.core.config import Config, DestroyConfig, DestroyMethod
+from teardown.core.config import Config
 from teardown.core.errors import JournalError
 from teardown.core.model import Plan
 from teardown.core.phases import RunPhase
@@ -102,16 +99,6 @@ cwd_option = click.option(
     show_default=True,
     help="The Pulumi project directory for --stack.",
 )
-
-
-@dataclass(frozen=True)
-class _Planned:
-    plan: Plan
-    profile: HuaweiProfile | None
-    stack: PulumiStack | None = None
-    """The stack to destroy through (``--stack`` with the Pulumi engine)."""
-    stack_name: str | None = None
-    """The stack whose resources the cloud API destroys (reconcile it afterwards)."""
 
 
 destroy_with_option = click.option(
@@ -228,16 +215,6 @@ def _finish_unfinished(
     return True
 
 
-def _destroy_mode(state_path: Path | None, stack_name: str | None, destroy_with: str | None) -> str:
-    """``cloud`` or ``pulumi``: one rule for plan, run and apply."""
-    if stack_name is not None:
-        return destroy_with or "pulumi"
-    if destroy_with == "pulumi":
-        what = "--state FILE is offline" if state_path is not None else "servers are not a stack"
-        raise click.UsageError(f"{what}: --destroy-with pulumi needs --stack NAME")
-    return "cloud"
-
-
 def _make_plan(
     config: Config,
     *,
@@ -250,63 +227,20 @@ def _make_plan(
     destroy_with: str | None = None,
     need_profile: bool = False,
     include_foreign: bool = False,
-) -> _Planned:
-    """The plan for the targets given, exactly as ``run`` would execute it. With a profile (or
-    ``need_profile``), the cloud completes the facts and the settings a run needs are checked
-    (exit 2 naming the setting), so a plan that says ready can run."""
-    now = SystemClock().now()
-    sources = sum(1 for x in (state_path, stack_name) if x) + (1 if servers or tags else 0)
-    if sources != 1:
-        raise click.UsageError(
-            "give exactly one target: --state FILE, --stack NAME, or --server ID / --tag K=V"
-        )
-    mode = _destroy_mode(state_path, stack_name, destroy_with)
-    profile: HuaweiProfile | None = None
-    if profile_path is not None or need_profile or servers or tags:
-        profile = app.resolve_profile(profile_path, os.environ)
-    if servers or tags:
-        assert profile is not None
-        targets = app.Targets(check_servers(tuple(servers)), parse_tags(tags))
-        planned = _Planned(
-            app.plan_servers(profile, targets, config, now=now, include_foreign=include_foreign),
-            profile,
-        )
-    elif stack_name is not None:
-        stack = PulumiStack(StackRef(stack_name, work_dir))
-        state = stack.export()
-        scope = config.scope.name or stack_name
-        cloud = mode == "cloud"
-        method = DestroyMethod.CLOUD if cloud else DestroyMethod.PULUMI
-        config = replace(config, destroy=DestroyConfig(method=method))
-        the_plan = app.plan_state(
-            state,
-            config,
-            scope,
-            profile=profile,
-            now=now,
-            destroy_with_cloud=cloud,
-            include_foreign=include_foreign,
-        )
-        planned = _Planned(
-            the_plan, profile, None if cloud else stack, stack_name if cloud else None
-        )
-    else:
-        assert state_path is not None
-        state = read_state(state_path)
-        scope = config.scope.name or state.stack or state_path.stem
-        the_plan = app.plan_state(
-            state,
-            config,
-            scope,
-            profile=profile,
-            now=now,
-            destroy_with_cloud=True,
-            include_foreign=include_foreign,
-        )
-        planned = _Planned(the_plan, profile, None, state.stack or state_path.stem)
-    if profile is not None:
-        app.check_runnable(planned.plan, profile)
-    return planned
+) -> Planned:
+    """The command line's targets, checked, as the app's one TargetSource, planned."""
+    source = TargetSource(
+        servers=check_servers(tuple(servers)),
+        tags=parse_tags(tags),
+        state=state_path,
+        stack=stack_name,
+        work_dir=work_dir,
+        destroy_with=destroy_with,
+        include_foreign=include_foreign,
+    )
+    return plan_targets(
+        source, config, profile_path=profile_path, env=os.environ, need_profile=need_profile
+    )
 
 
 def _reusable(the_plan: Plan, config: Config) -> dict[str, str]:
@@ -678,7 +612,7 @@ def run(
     """
     config = load_config(config_path)
 
-    def make() -> _Planned:
+    def make() -> Planned:
         return _make_plan(
             config,
             state_path=state_path,
@@ -740,7 +674,7 @@ def run(
     _finish_run(outcome, as_json)
 
 
-def _reconcile_hint(planned: _Planned, config: Config, outcome: app.Outcome) -> None:
+def _reconcile_hint(planned: Planned, config: Config, outcome: app.Outcome) -> None:
     """After the cloud API destroyed stack resources: the commands that bring the stack in
     line."""
     if planned.stack_name is None:

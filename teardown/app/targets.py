@@ -1,0 +1,132 @@
+"""What to tear down, and the plan for it: one ``TargetSource`` type (servers by id, servers by
+tag, a Pulumi state file, a Pulumi stack) and the one function that resolves it, used by every
+command, so that ``plan``, ``run`` and ``apply`` can never disagree about what a target means.
+
+Example::
+
+    source = TargetSource(tags=(("env", "test"),))
+    planned = plan_targets(source, config, profile_path=None, env=os.environ, need_profile=True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from teardown.adapters.huawei.profile import HuaweiProfile
+from teardown.adapters.pulumi.automation import PulumiStack, StackRef
+from teardown.adapters.pulumi.state import read_state
+from teardown.app import services
+from teardown.core.config import Config, DestroyConfig, DestroyMethod
+from teardown.core.errors import InputError
+from teardown.core.model import Plan
+from teardown.support.clock import SystemClock
+
+
+@dataclass(frozen=True)
+class TargetSource:
+    """Exactly one of: server ids and/or tags, a state file, a stack (with its project dir)."""
+
+    servers: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    state: Path | None = None
+    stack: str | None = None
+    work_dir: Path = Path(".")
+    destroy_with: str | None = None
+    """``cloud`` or ``pulumi`` (None: the default for the source)."""
+    include_foreign: bool = False
+
+    def check(self) -> None:
+        """InputError unless exactly one source is given and the destroy mode fits it."""
+        sources = sum(1 for x in (self.state, self.stack) if x) + bool(self.servers or self.tags)
+        if sources != 1:
+            raise InputError(
+                "targets",
+                "give exactly one: --state FILE, --stack NAME, or --server ID / --tag K=V",
+            )
+        self.destroy_mode()
+
+    def destroy_mode(self) -> str:
+        """``cloud`` or ``pulumi``: pulumi by default for a stack, the cloud otherwise (a state
+        file is offline; servers are not a stack)."""
+        if self.stack is not None:
+            return self.destroy_with or "pulumi"
+        if self.destroy_with == "pulumi":
+            what = "--state FILE is offline" if self.state is not None else "servers are no stack"
+            raise InputError("--destroy-with pulumi", f"needs --stack NAME ({what})")
+        return "cloud"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A plan and what running it needs."""
+
+    plan: Plan
+    profile: HuaweiProfile | None
+    stack: PulumiStack | None = None
+    """The stack to destroy through (``--stack`` with the Pulumi engine)."""
+    stack_name: str | None = None
+    """The stack whose resources the cloud API destroys (reconcile it afterwards)."""
+
+
+def plan_targets(
+    source: TargetSource,
+    config: Config,
+    *,
+    profile_path: Path | None,
+    env: Mapping[str, str],
+    need_profile: bool = False,
+    now: datetime | None = None,
+) -> Planned:
+    """The plan for ``source``, exactly as a run would execute it. With a profile (or
+    ``need_profile``), the cloud completes the facts and the settings a run needs are checked
+    (ConfigError naming the setting), so a plan that says ready can run."""
+    source.check()
+    now = now or SystemClock().now()
+    mode = source.destroy_mode()
+    profile: HuaweiProfile | None = None
+    if profile_path is not None or need_profile or source.servers or source.tags:
+        profile = services.resolve_profile(profile_path, env)
+    if source.servers or source.tags:
+        assert profile is not None
+        targets = services.Targets(source.servers, source.tags)
+        plan = services.plan_servers(
+            profile, targets, config, now=now, include_foreign=source.include_foreign
+        )
+        planned = Planned(plan, profile)
+    elif source.stack is not None:
+        stack = PulumiStack(StackRef(source.stack, source.work_dir))
+        state = stack.export()
+        cloud = mode == "cloud"
+        method = DestroyMethod.CLOUD if cloud else DestroyMethod.PULUMI
+        plan = services.plan_state(
+            state,
+            replace(config, destroy=DestroyConfig(method=method)),
+            config.scope.name or source.stack,
+            profile=profile,
+            now=now,
+            destroy_with_cloud=cloud,
+            include_foreign=source.include_foreign,
+        )
+        planned = Planned(plan, profile, None if cloud else stack, source.stack if cloud else None)
+    else:
+        assert source.state is not None
+        state = read_state(source.state)
+        plan = services.plan_state(
+            state,
+            config,
+            config.scope.name or state.stack or source.state.stem,
+            profile=profile,
+            now=now,
+            destroy_with_cloud=True,
+            include_foreign=source.include_foreign,
+        )
+        planned = Planned(plan, profile, None, state.stack or source.state.stem)
+    if profile is not None:
+        services.check_runnable(planned.plan, profile)
+    return planned
+
+
+__all__ = ["Planned", "TargetSource", "plan_targets"]
