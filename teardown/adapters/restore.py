@@ -38,15 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from teardown.adapters.ssh.connect import SshTarget, connected, guarded, resolve
-from teardown.adapters.ssh.pull import (
+from teardown.adapters.ssh.remote import (
     RECV,
-    PullRequest,
-    _exit_status,
-    _hasher,
-    _host_hashes,
-    _sftp_hashes,
+    choose_hasher,
     exec_works,
+    exit_status,
+    host_hashes,
     run_command,
+    sftp_hashes,
 )
 from teardown.adapters.ssh.tarstream import BLOCK, Member, TarError, TarParser
 from teardown.adapters.store import PullDir
@@ -605,7 +604,7 @@ def _send(
                     err += chan.recv_stderr(RECV)
                 if not chan.recv(RECV):
                     break
-            status = _exit_status(chan, transport, deadline)
+            status = exit_status(chan, transport, deadline)
             while chan.recv_stderr_ready():
                 err += chan.recv_stderr(RECV)
             if status != 0:
@@ -623,7 +622,7 @@ def _sftp_rehash(sftp: Any, names: list[str]) -> dict[str, str]:
     hashes: dict[str, str] = {}
     for name in names:
         try:
-            hashes.update(_sftp_hashes(sftp, [name]))
+            hashes.update(sftp_hashes(sftp, [name]))
         except (FileNotFoundError, PermissionError):
             continue
     return hashes
@@ -639,7 +638,7 @@ def _compare_on_host(
     """Hash and list the restored entries on the host; (good files, bytes, via, problems)."""
     problems: list[Problem] = []
     names = [_host_path(prefix, f.path) for f in backup.files]
-    method = _hasher(transport, PullRequest(server="restore", paths=()), names)
+    method = choose_hasher(transport, "auto", timeout, names)
     if method == "sftp":
         import paramiko  # type: ignore[import-untyped, unused-ignore]
 
@@ -650,7 +649,7 @@ def _compare_on_host(
             sftp.close()
         via = "sftp-reread"
     else:
-        hashes = _host_hashes(transport, method, names, timeout)
+        hashes = host_hashes(transport, method, names, timeout)
         via = f"host:{method}"
     listing = _listing(transport, _roots(backup, prefix), timeout)
     good = total = 0

@@ -90,11 +90,8 @@ def _engine(settings: HookSettings, config: Config) -> Iterator[tuple[Journal, R
     """The journal and a runner wired to the cloud profile, closed afterwards."""
     profile = app.resolve_profile(settings.profile, settings.env)
     clock = SystemClock()
-    journal = Journal.open(Path(config.journal.path), clock)
-    try:
+    with Journal.open(Path(config.journal.path), clock) as journal:
         yield journal, app.build_runner(profile, config, journal, clock, (), settings.tuning)
-    finally:
-        journal.close()
 
 
 def before_delete(

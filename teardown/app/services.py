@@ -186,20 +186,14 @@ def unfinished_runs(config: Config, scope: str) -> list[RunRecord]:
     path = Path(config.journal.path)
     if not path.exists():
         return []
-    journal = Journal.open(path, SystemClock(), create=False)
-    try:
+    with Journal.open(path, SystemClock(), create=False) as journal:
         return journal.unfinished_runs(scope)
-    finally:
-        journal.close()
 
 
 def recorded_plan(config: Config, run_id: str) -> Plan:
     """The plan a run recorded in the journal."""
-    journal = Journal.open(Path(config.journal.path), SystemClock(), create=False)
-    try:
+    with Journal.open(Path(config.journal.path), SystemClock(), create=False) as journal:
         return plan_from_json(journal.run(run_id).plan_json, f"journal run {run_id}")
-    finally:
-        journal.close()
 
 
 def destroyed_any(config: Config, run_id: str) -> bool:
@@ -212,13 +206,10 @@ def destroyed_any(config: Config, run_id: str) -> bool:
 
 def destroyed_urns(journal_path: Path, run_id: str) -> list[str]:
     """The resources a run destroyed (for the stack reconcile commands)."""
-    journal = Journal.open(journal_path, SystemClock(), create=False)
-    try:
+    with Journal.open(journal_path, SystemClock(), create=False) as journal:
         plan = plan_from_json(journal.run(run_id).plan_json, f"journal run {run_id}")
         done = {s.step_id for s in journal.steps(run_id) if s.status is StepStatus.SUCCEEDED}
         return [rp.resource.urn for rp in plan.resources if rp.destroy and rp.destroy.id in done]
-    finally:
-        journal.close()
 
 
 def plan_servers(
@@ -342,15 +333,11 @@ def _with_journal(
     destroyer: Destroyer | None = None,
 ) -> Outcome:
     clock = clock or SystemClock()
-    journal = Journal.open(
-        Path(config.journal.path), clock, create=create, on_commit=tuning.on_commit
-    )
-    try:
+    path = Path(config.journal.path)
+    with Journal.open(path, clock, create=create, on_commit=tuning.on_commit) as journal:
         runner = build_runner(profile, config, journal, clock, observers, tuning, destroyer)
         result = go(runner)
         return _finish(journal, result, config, runner.warnings)
-    finally:
-        journal.close()
 
 
 def run_plan(

@@ -59,7 +59,7 @@ from teardown.core.errors import JournalError
 from teardown.core.model import Plan
 from teardown.core.phases import RunPhase
 from teardown.core.views import plan_view
-from teardown.engine.codec import plan_digest, plan_from_json, plan_to_json
+from teardown.engine.codec import plan_digest, plan_to_json
 from teardown.engine.journal import Journal
 from teardown.engine.report import render_markdown
 from teardown.engine.runner import new_run_id
@@ -251,13 +251,10 @@ def _reusable(the_plan: Plan, config: Config) -> dict[str, str]:
     if seconds <= 0 or not path.exists():
         return {}
     clock = SystemClock()
-    journal = Journal.open(path, clock, create=False)
-    try:
+    with Journal.open(path, clock, create=False) as journal:
         ids = [s.id for rp in the_plan.resources for s in rp.backups]
         since = clock.now() - timedelta(seconds=seconds)
         found = journal.verified_artifacts(ids, since)
-    finally:
-        journal.close()
     return {
         step_id: f"reused from run {e.run_id} (made at {e.made_at.isoformat()})"
         for step_id, e in found.items()
@@ -505,15 +502,12 @@ def _already_applied(config: Config, the_plan: Plan) -> str | None:
     path = Path(config.journal.path)
     if not path.exists():
         return None
-    journal = Journal.open(path, SystemClock(), create=False)
-    try:
+    with Journal.open(path, SystemClock(), create=False) as journal:
         digest = plan_digest(plan_to_json(the_plan))
         for run_rec in journal.runs_of_plan(digest):
             if run_rec.phase is RunPhase.COMPLETED:
                 return run_rec.id
         return None
-    finally:
-        journal.close()
 
 
 def _confirm(the_plan: Plan, yes: bool) -> None:
@@ -711,11 +705,7 @@ def resume(
     """
     config = load_config(config_path)
     profile = app.resolve_profile(profile_path, os.environ)
-    journal = Journal.open(Path(config.journal.path), SystemClock(), create=False)
-    try:
-        the_plan = plan_from_json(journal.run(run_id).plan_json, f"journal run {run_id}")
-    finally:
-        journal.close()
+    the_plan = app.recorded_plan(config, run_id)
     observers, close = observers_for(the_plan, quiet=quiet, events_path=events_path)
     outcome = _carry_out(
         lambda: app.resume_run(
@@ -748,18 +738,15 @@ def status(
     """
     config: Config = load_config(config_path)
     path = journal_path or Path(config.journal.path)
-    journal = Journal.open(path, SystemClock(), create=False)
-    try:
+    with Journal.open(path, SystemClock(), create=False) as journal:
         if run_id is None:
             _show_runs(journal, as_json)
             return
         view = run_status(journal, run_id)
-        if as_json:
-            click.echo(json.dumps(view, indent=2, default=str))
-        else:
-            render_status(view)
-    finally:
-        journal.close()
+    if as_json:
+        click.echo(json.dumps(view, indent=2, default=str))
+    else:
+        render_status(view)
 
 
 @cli.command()
@@ -770,11 +757,9 @@ def status(
 def runs(journal_path: Path | None, config_path: Path | None, as_json: bool) -> None:
     """Recent runs: id, state, scope, last change (the same as `teardown status`)."""
     config = load_config(config_path)
-    journal = Journal.open(journal_path or Path(config.journal.path), SystemClock(), create=False)
-    try:
+    path = journal_path or Path(config.journal.path)
+    with Journal.open(path, SystemClock(), create=False) as journal:
         _show_runs(journal, as_json)
-    finally:
-        journal.close()
 
 
 def _show_runs(journal: Journal, as_json: bool) -> None:

@@ -187,11 +187,11 @@ class Journal:
 
     Example::
 
-        journal = Journal.open(Path(".teardown/journal.db"), clock)
-        journal.create_run(run_id, plan.scope, plan_json, digest)
-        journal.record_intent(run_id, step, key)   # before the side effect
-        ...                                        # the side effect
-        journal.record_success(run_id, step.id, result)
+        with Journal.open(Path(".teardown/journal.db"), clock) as journal:
+            journal.create_run(run_id, plan.scope, plan_json, digest)
+            journal.record_intent(run_id, step, key)   # before the side effect
+            ...                                        # the side effect
+            journal.record_success(run_id, step.id, result)
 
     ``on_commit`` (if given) is called with a short label after every committed transition; the
     crash harness uses it to kill the process at each transition in turn.
@@ -262,6 +262,12 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     @contextmanager
     def _tx(self, label: str) -> Iterator[sqlite3.Connection]:

@@ -40,13 +40,20 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from teardown.adapters.ssh.connect import guarded, translate
+from teardown.adapters.ssh.remote import (
+    RECV,
+    choose_hasher,
+    exec_works,
+    exit_status,
+    host_hashes,
+    run_command,
+    sftp_hashes,
+    tail,
+)
 from teardown.adapters.ssh.tarstream import BLOCK, Member, TarError, TarParser
 from teardown.adapters.store import SEGMENT_ROLL_BYTES, FileRecord, Manifest, PullDir
 from teardown.core.errors import PermanentError, TransientError
 from teardown.core.paths import bad_name, excluded, root_of, under
-
-RECV = 4 << 20
-"""4 MiB reads: 1 MiB reads were ~7% slower (ssh-pull.md)."""
 
 Progress = Callable[[int, int], None]
 PROGRESS_EVERY = 1 << 20
@@ -109,57 +116,6 @@ class Entry:
 
 
 # -- commands ----------------------------------------------------------------------------
-
-
-def run_command(
-    transport: Any, command: str, timeout: float, stdin: bytes | None = None
-) -> tuple[int, bytes, bytes]:
-    """Run ``command``; return (exit status, stdout, stderr). TransientError on timeout/drop."""
-
-    def go() -> tuple[int, bytes, bytes]:
-        chan = transport.open_session()
-        try:
-            chan.settimeout(timeout)
-            chan.exec_command(command)
-            if stdin is not None:
-                chan.sendall(stdin)
-            chan.shutdown_write()
-            out, err = bytearray(), bytearray()
-            deadline = time.monotonic() + timeout
-            while True:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"command did not finish within {timeout:.0f} s")
-                if chan.recv_stderr_ready():
-                    err += chan.recv_stderr(RECV)
-                data = chan.recv(RECV)
-                if not data:
-                    break
-                out += data
-            status = _exit_status(chan, transport, deadline)
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(RECV)
-            return status, bytes(out), bytes(err)
-        finally:
-            chan.close()
-
-    return guarded("ssh command", go)
-
-
-def _exit_status(chan: Any, transport: Any, deadline: float) -> int:
-    """The command's exit status; EOFError if the connection died first (paramiko's own
-    ``recv_exit_status`` can wait forever then)."""
-    while not chan.exit_status_ready():
-        if not transport.is_active():
-            raise EOFError("connection closed before the command finished")
-        if time.monotonic() > deadline:
-            raise TimeoutError("command did not finish in time")
-        time.sleep(0.002)
-    return int(chan.recv_exit_status())
-
-
-def _tail(data: bytes, n: int = 300) -> str:
-    text = data.decode("utf-8", "replace").strip()
-    return text[-n:]
 
 
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -268,7 +224,7 @@ def inventory(transport: Any, req: PullRequest) -> tuple[list[Entry], list[dict[
     )
     status, out, err = run_command(transport, cmd, req.command_timeout)
     if status != 0:
-        raise PermanentError(f"listing the paths failed on the host: {_tail(err)}")
+        raise PermanentError(f"listing the paths failed on the host: {tail(err)}")
     fields = out.split(b"\0")
     raw: list[Entry] = []
     refused: list[dict[str, str]] = []
@@ -483,72 +439,6 @@ def _patch_mode(raw: bytes, mode: int) -> bytes:
 # -- host checksums ----------------------------------------------------------------------
 
 
-def _hasher(transport: Any, req: PullRequest, names: list[str]) -> str:
-    if req.verify_with == "sftp":
-        return "sftp"
-    _status, out, _ = run_command(
-        transport, "command -v openssl; command -v sha256sum", req.command_timeout
-    )
-    found = out.decode("utf-8", "replace")
-    has_newline = any("\n" in n for n in names)
-    if req.verify_with in ("auto", "openssl") and "openssl" in found and not has_newline:
-        return "openssl"
-    if req.verify_with in ("auto", "sha256sum") and "sha256sum" in found:
-        return "sha256sum"
-    if req.verify_with == "auto":
-        return "sftp"
-    raise PermanentError(f"{req.verify_with} is not available on the host")
-
-
-def _host_hashes(transport: Any, method: str, paths: list[str], timeout: float) -> dict[str, str]:
-    if not paths:
-        return {}
-    listing = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths)
-    if method == "openssl":
-        # A file that cannot be read yields no line: verification then reports it missing.
-        _status, out, _err = run_command(
-            transport, "xargs -0 -r openssl dgst -sha256 -r", timeout, stdin=listing
-        )
-        result: dict[str, str] = {}
-        for line in out.split(b"\n"):
-            if len(line) > 66 and line[64:66] == b" *":
-                result[line[66:].decode("utf-8", "surrogateescape")] = line[:64].decode()
-        return result
-    _status, out, _err = run_command(
-        transport, "xargs -0 -r sha256sum -z --", timeout, stdin=listing
-    )
-    result = {}
-    for rec in out.split(b"\0"):
-        if len(rec) > 66 and rec[64:66] == b"  ":
-            result[rec[66:].decode("utf-8", "surrogateescape")] = rec[:64].decode()
-    return result
-
-
-def _sftp_hashes(sftp: Any, paths: list[str]) -> dict[str, str]:
-    """The fallback: read each file a second time over SFTP and hash it."""
-    out: dict[str, str] = {}
-    for p in paths:
-        h = hashlib.sha256()
-        with sftp.open(p, "rb") as f:
-            f.prefetch()
-            while chunk := f.read(RECV):
-                h.update(chunk)
-        out[p] = h.hexdigest()
-    return out
-
-
-# -- the pull ----------------------------------------------------------------------------
-
-
-def exec_works(transport: Any, timeout: float) -> bool:
-    """Whether the host runs commands (an SFTP-only account answers with an error)."""
-    try:
-        status, out, _ = run_command(transport, "echo teardown-exec-probe", timeout)
-    except PermanentError:
-        return False
-    return status == 0 and out.strip() == b"teardown-exec-probe"
-
-
 def pull(
     transport: Any,
     pd: PullDir,
@@ -619,7 +509,11 @@ def _transfer(
             hostsums.pop(p, None)
         to_send = [e for e in files if e.path not in received]
         to_hash = [e.path for e in files if e.path not in hostsums]
-        method = "sftp" if sftp is not None else _hasher(transport, req, to_hash)
+        method = (
+            "sftp"
+            if sftp is not None
+            else choose_hasher(transport, req.verify_with, req.command_timeout, to_hash)
+        )
         via = "sftp-reread" if method == "sftp" else f"host:{method}"
         listing = [e for e in entries if e.kind != "f"] + to_send
 
@@ -629,7 +523,7 @@ def _transfer(
 
         def hash_worker() -> None:
             try:
-                hashed.update(_host_hashes(transport, method, to_hash, req.command_timeout))
+                hashed.update(host_hashes(transport, method, to_hash, req.command_timeout))
             except BaseException as e:  # reported after the stream
                 hash_error.append(e)
 
@@ -655,7 +549,7 @@ def _transfer(
         if hash_error:
             raise translate(hash_error[0], "host checksums")
         if sftp is not None:
-            pd.add_hostsums(guarded("sftp re-read", lambda: _sftp_hashes(sftp, to_hash)), via)
+            pd.add_hostsums(guarded("sftp re-read", lambda: sftp_hashes(sftp, to_hash)), via)
         return _verify(
             pd, req, files, entries, refused + sink.refused, sink, via, started, host_label, user
         )
@@ -724,7 +618,7 @@ def _stream(transport: Any, listing: list[Entry], sink: _SegmentSink, timeout: f
                 if not data:
                     break
                 parser.feed(data)
-            status = _exit_status(chan, transport, time.monotonic() + timeout)
+            status = exit_status(chan, transport, time.monotonic() + timeout)
             err = b""
             while chan.recv_stderr_ready():
                 err += chan.recv_stderr(RECV)
@@ -735,7 +629,7 @@ def _stream(transport: Any, listing: list[Entry], sink: _SegmentSink, timeout: f
             except TarError as e:
                 raise EOFError(f"tar stream ended early: {e}") from None
             if status not in (0, 1):  # 1: "file changed as we read it"; the checks decide
-                raise PermanentError(f"tar failed on the host (exit {status}): {_tail(err)}")
+                raise PermanentError(f"tar failed on the host (exit {status}): {tail(err)}")
         finally:
             chan.close()
 
