@@ -130,6 +130,9 @@ _MUTATING = frozenset(
     }
 )
 
+ORDER_TYPE = "teardown:billing:PendingOrder"
+"""The type of the stand-in resource an account-level pending order is journalled under."""
+
 _FINISHED = (Phase.DONE, Phase.BLOCKED)
 _DESTROYED_OR_LATER = (Phase.DESTROYED, Phase.CLOSING, Phase.DONE)
 
@@ -138,7 +141,7 @@ def _order_plan(step: Step) -> ResourcePlan:
     """A stand-in owner for an account-level pending order (not tied to a planned resource)."""
     order = Resource(
         urn=step.urn,
-        type="huaweicloud:bss:order",
+        type=ORDER_TYPE,
         kind=Kind.STATELESS,
         name=step.order_id or step.urn,
     )
