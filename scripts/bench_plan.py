@@ -26,7 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from teardown.adapters.pulumi.state import SERVER_TYPE, VOLUME_TYPE, read_state
+from teardown.adapters.huawei.catalog import SERVER_TYPE, VOLUME_TYPE
+from teardown.adapters.pulumi.state import read_state
 from teardown.core.config import Config
 
 NETWORK_TYPES = (

@@ -12,6 +12,7 @@ import signal
 from dataclasses import replace
 
 from teardown import app
+from teardown.cli import execute
 from teardown.cli import main as cli_main
 from teardown.core.config import Config
 
@@ -19,7 +20,7 @@ ENV = "TEARDOWN_CRASH_AFTER_COMMITS"
 
 
 def _dying_tuning(after: int) -> object:
-    original = cli_main._tuning
+    original = execute.tuning
     commits = 0
 
     def maybe_die(_label: str) -> None:
@@ -37,7 +38,7 @@ def _dying_tuning(after: int) -> object:
 def main() -> None:
     after = os.environ.get(ENV)
     if after:
-        cli_main._tuning = _dying_tuning(int(after))  # type: ignore[assignment]
+        execute.tuning = _dying_tuning(int(after))  # type: ignore[assignment]
     cli_main.main()
 
 

@@ -97,16 +97,16 @@ def running_sandbox(
 
 
 def _extra_schemas() -> tuple[str, ...]:
-    from teardown.sandbox.ledger import BSS_SCHEMA
+    from teardown.sandbox.billing import BSS_SCHEMA
 
     return (BSS_SCHEMA,)
 
 
 def _seed_billing(conn: object, scenario: Scenario, ids: dict[str, str], clock: FakeClock) -> None:
-    """The scenario's subscriptions, orders and 5-day quota usage (see ``ledger.py``)."""
+    """The scenario's subscriptions, orders and 5-day quota usage (teardown/sandbox/billing/)."""
     import sqlite3
 
-    from teardown.sandbox.ledger import seed_billing
+    from teardown.sandbox.billing import seed_billing
 
     assert isinstance(conn, sqlite3.Connection)
     seed_billing(conn, scenario, ids, clock.now())

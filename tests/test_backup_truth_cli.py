@@ -382,7 +382,6 @@ def test_reports_list_refused_entries_and_empty_rules_and_unaccepted_ones_fail(
     for page in (md, html):
         assert f"{site}/run/app.sock: special file" in page
         assert (
-            "rule &#x27;spool&#x27;: copied no file" in page
-            or "rule 'spool': copied no file" in page
+            "rule &#39;spool&#39;: copied no file" in page or "rule 'spool': copied no file" in page
         )
     assert 'id="pull-notes"' in html

@@ -1,4 +1,5 @@
-"""The billing rules (huawei.md R5-R17, R25-R28): table-driven, one test per rule, one property."""
+"""The billing rules (R5-R17, R25-R28 of docs/huawei-api.md): table-driven, one test per rule,
+one property."""
 
 from __future__ import annotations
 
@@ -11,30 +12,30 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from teardown.core.billing import (
+from teardown.adapters.huawei.refunds import (
+    RefundQuote,
+    clamp,
+    fee_rate,
+    ordinary_terms,
+    quote_renewal_unsubscribe,
+    quote_unsubscribe,
+)
+from teardown.adapters.huawei.rules import (
     BLOCKER_CODES,
     DEFAULT_FEE_TABLE,
     BillingRules,
     ExpiryPhase,
     FeeRule,
-    Payment,
-    PeriodType,
-    RefundQuote,
     RuleRefusal,
     Subscription,
     auto_renew_charge_at,
-    clamp,
     expire_policy_code,
     expiry_phase,
-    fee_rate,
     five_day_eligible,
     instances_for_quota,
-    ordinary_terms,
     quota_used_in_year,
-    quote_renewal_unsubscribe,
-    quote_unsubscribe,
-    term_months,
 )
+from teardown.core.billing import Payment, PeriodType, term_months
 from teardown.core.errors import TeardownError
 
 RULES = BillingRules()
@@ -471,7 +472,7 @@ def test_expiry_goes_through_fifteen_days_grace_then_fifteen_retention(
     assert expiry_phase(T0, T0 + after, RULES) == phase
 
 
-# Refund order lines (huawei.md 4.5)
+# Refund order lines (docs/huawei-api.md, "BSS": ShowRefundOrderDetails)
 
 
 def test_refund_lines_are_negative_for_money_returned_and_positive_for_consumption_and_fees() -> (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -143,7 +144,11 @@ def test_status_lists_runs_and_shows_one_in_detail(in_tmp: Path) -> None:
     result = rig.runner.start(make_plan([db], Config(), "dev"))
     journal = str(rig.journal.path)
     code, out, _ = invoke("status", "--journal", journal)
-    assert code == 0 and result.run_id in out and "completed" in out
+    assert code == 0
+    header, *rows = [re.split(r"\s{2,}", line.strip()) for line in out.splitlines()]
+    assert header == ["RUN", "STATE", "SCOPE", "STARTED", "UPDATED"]
+    assert [row[:3] for row in rows] == [[result.run_id, "completed", "dev"]]
+    assert invoke("runs", "--journal", journal) == (0, out, "")  # the same table
     code, out, _ = invoke("status", result.run_id, "--journal", journal, "--json")
     assert code == 0
     view = json.loads(out)

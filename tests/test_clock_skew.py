@@ -7,8 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from teardown.adapters.huawei.profile import load_profile
-from teardown.app import plan_servers, run_plan
+from teardown.app import plan_servers, resolve_profile, run_plan
 from teardown.cli.main import cli
 from teardown.core.phases import RunPhase
 from teardown.sandbox.runtime import Sandbox
@@ -30,7 +29,7 @@ def test_a_few_minutes_of_skew_still_completes_the_run(tmp_path: Path) -> None:
         demo_config(tmp_path), run=replace(demo_config(tmp_path).run, poll_interval=0.05)
     )
     with Sandbox(tmp_path / "sb", scenario="demo"):
-        profile = load_profile(tmp_path / "sb" / "profile.toml")
+        profile = resolve_profile(tmp_path / "sb" / "profile.toml", {})
         plan = plan_servers(profile, SHOP, config, now=SystemClock().now(), tuning=FAST)
         outcome = run_plan(profile, plan, config, tuning=FAST)
     assert outcome.result.phase is RunPhase.COMPLETED, outcome.result.errors

@@ -19,7 +19,7 @@ from teardown.core.model import BACKUP_STEPS, StepKind
 from teardown.core.phases import RunPhase, StepStatus
 from teardown.engine.codec import plan_from_json
 from teardown.engine.journal import Journal
-from teardown.sandbox.ledger import still_billing
+from teardown.sandbox.billing import still_billing
 from teardown.sandbox.runtime import Sandbox
 from teardown.support.clock import SystemClock
 

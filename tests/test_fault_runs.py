@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from teardown.adapters.huawei.profile import load_profile
-from teardown.app import plan_servers, run_plan
+from teardown.app import plan_servers, resolve_profile, run_plan
 from teardown.cli.common import RUN_PHASE_EXIT
 from teardown.core.phases import StepStatus
 from teardown.engine.codec import plan_from_json
@@ -55,7 +54,7 @@ def test_run_under_fault_keeps_backups_first_and_reports_what_bills(
     (tmp_path / "scenario.toml").write_text(scenario)
     config = demo_config(tmp_path)
     with Sandbox(sb, scenario=str(tmp_path / "scenario.toml")) as sandbox:
-        profile = load_profile(sb / "profile.toml")
+        profile = resolve_profile(sb / "profile.toml", {})
         plan = plan_servers(profile, SHOP, config, now=SystemClock().now(), tuning=FAST)
         outcome = run_plan(profile, plan, config, tuning=FAST)
         assert sandbox.store is not None

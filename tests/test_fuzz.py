@@ -33,6 +33,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from teardown.adapters.huawei.refunds import estimate
 from teardown.adapters.pulumi.state import parse_state
 from teardown.adapters.ssh.tarstream import Member, TarError, TarParser
 from teardown.app.config import parse_config
@@ -359,7 +360,7 @@ def example_plan_json() -> str:
         server("db", BillingMode.PRE_PAID, pending=("order-1",), auto_renew=True),
         volume("data", parent=server("db").urn),
     ]
-    return plan_to_json(make_plan(resources, Config(), "dev", now=NOW))
+    return plan_to_json(make_plan(resources, Config(), "dev", now=NOW, estimator=estimate))
 
 
 PLAN_JSON = example_plan_json()

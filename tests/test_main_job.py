@@ -12,12 +12,20 @@ from typing import Any
 
 import pytest
 
-from teardown.adapters.huawei.profile import HuaweiProfile, load_profile
-from teardown.app import Outcome, Targets, Tuning, plan_servers, resume_run, run_plan
+from teardown.app import (
+    Outcome,
+    Targets,
+    Tuning,
+    plan_servers,
+    resolve_profile,
+    resume_run,
+    run_plan,
+)
 from teardown.app.config import load_config
 from teardown.core.config import Config, JournalConfig, StoreConfig
 from teardown.core.phases import Phase, RunPhase
-from teardown.sandbox.ledger import still_billing
+from teardown.ports.provider import Account
+from teardown.sandbox.billing import still_billing
 from teardown.sandbox.runtime import Sandbox
 from teardown.support.clock import SystemClock
 from teardown.support.retry import RetryPolicy
@@ -45,13 +53,13 @@ def demo_config(tmp: Path) -> Config:
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[tuple[Sandbox, HuaweiProfile, Config]]:
+def demo(tmp_path: Path) -> Iterator[tuple[Sandbox, Account, Config]]:
     fast_sandbox(tmp_path / "sb")
     with Sandbox(tmp_path / "sb", scenario="demo") as sb:
-        yield sb, load_profile(tmp_path / "sb" / "profile.toml"), demo_config(tmp_path)
+        yield sb, resolve_profile(tmp_path / "sb" / "profile.toml", {}), demo_config(tmp_path)
 
 
-def run_all(profile: HuaweiProfile, config: Config) -> Outcome:
+def run_all(profile: Account, config: Config) -> Outcome:
     plan = plan_servers(profile, SHOP, config, now=SystemClock().now(), tuning=FAST)
     assert not plan.blocked, [b.message for b in plan.blockers]
     return run_plan(profile, plan, config, tuning=FAST)
@@ -70,7 +78,7 @@ def ledger_refunds(sb: Sandbox) -> dict[str, Decimal]:
 
 
 def test_demo_run_backs_up_destroys_and_closes_the_billing(
-    demo: tuple[Sandbox, HuaweiProfile, Config],
+    demo: tuple[Sandbox, Account, Config],
 ) -> None:
     sb, profile, config = demo
     outcome = run_all(profile, config)
@@ -96,7 +104,7 @@ def test_demo_run_backs_up_destroys_and_closes_the_billing(
 
 
 def test_recorded_refunds_equal_the_ledger_to_the_cent(
-    demo: tuple[Sandbox, HuaweiProfile, Config],
+    demo: tuple[Sandbox, Account, Config],
 ) -> None:
     sb, profile, config = demo
     outcome = run_all(profile, config)
@@ -122,7 +130,7 @@ def test_locked_database_is_backed_up_left_running_and_resumed_once_unlocked(
     (tmp_path / "locked.toml").write_text(scenario)
     config = demo_config(tmp_path)
     with Sandbox(tmp_path / "sb", scenario=str(tmp_path / "locked.toml")) as sb:
-        profile = load_profile(tmp_path / "sb" / "profile.toml")
+        profile = resolve_profile(tmp_path / "sb" / "profile.toml", {})
         plan = plan_servers(profile, SHOP, config, now=SystemClock().now(), tuning=FAST)
         assert not plan.blocked
         outcome = run_plan(profile, plan, config, tuning=FAST)
@@ -164,7 +172,7 @@ def test_failed_snapshot_keeps_that_server_and_the_others_proceed(tmp_path: Path
         (tmp_path / "sb" / "sandbox.toml").read_text() + f'\n[faults]\nsnapshot_error = ["{web}"]\n'
     )
     with Sandbox(tmp_path / "sb"):
-        profile = load_profile(tmp_path / "sb" / "profile.toml")
+        profile = resolve_profile(tmp_path / "sb" / "profile.toml", {})
         outcome = run_all(profile, config)
     assert outcome.result.phase is RunPhase.PARTIALLY_FAILED
     res = by_name(outcome)
@@ -173,7 +181,7 @@ def test_failed_snapshot_keeps_that_server_and_the_others_proceed(tmp_path: Path
 
 
 def test_max_fee_below_the_estimate_blocks_the_plan_with_the_numbers(
-    demo: tuple[Sandbox, HuaweiProfile, Config],
+    demo: tuple[Sandbox, Account, Config],
 ) -> None:
     _, profile, config = demo
     capped = replace(config, billing=replace(config.billing, max_fee=Decimal("50")))
@@ -185,7 +193,7 @@ def test_max_fee_below_the_estimate_blocks_the_plan_with_the_numbers(
 
 
 def test_failed_ssh_pull_keeps_that_server_and_the_others_proceed(
-    demo: tuple[Sandbox, HuaweiProfile, Config],
+    demo: tuple[Sandbox, Account, Config],
 ) -> None:
     _, profile, config = demo
     failing = replace(config.backup.pull[0], name="web-dump", match="web-*", before=("exit 9",))

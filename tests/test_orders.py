@@ -4,6 +4,7 @@ in-process sandbox, through the official SDK."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,11 +18,13 @@ from teardown.adapters.huawei.billing import HuaweiBilling
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.inventory import HuaweiInventory
 from teardown.adapters.huawei.profile import HuaweiProfile, load_profile
+from teardown.adapters.huawei.reminders import reminders
+from teardown.adapters.huawei.rules import BillingRules
 from teardown.cli.common import EXIT_RENEWING, EXIT_USAGE
 from teardown.cli.orders import orders
-from teardown.core.billing import BillingRules, Payment
+from teardown.core.billing import Payment
 from teardown.core.model import Billing, BillingMode, Kind, Resource
-from teardown.core.reminders import Reminder, parse_window, reminders, without_expiry
+from teardown.core.reminders import Reminder, parse_window, without_expiry
 from teardown.sandbox.runtime import Sandbox
 from teardown.sandbox.store import parse_ts
 
@@ -325,11 +328,19 @@ def test_fail_if_renewing_exits_5_naming_the_server_and_the_charge_date(rig: Rig
     assert "renew-1" in result.stderr
     assert _charge_text(rig.expires("renew-1")) in result.stderr
     assert "later-1" not in result.stderr
-    # The table: headers and the one listed server.
-    for header in ("NAME", "EXPIRES", "DAYS LEFT", "AUTO-RENEW", "NEXT CHARGE", "EST. REFUND"):
-        assert header in result.stdout
-    assert "renew-1" in result.stdout and "later-1" not in result.stdout
-    assert "web-1" not in result.stdout
+    # The table: its header row and one row, the listed server's.
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("NAME"))
+    header, row = (re.split(r"\s{2,}", line.strip()) for line in lines[start : start + 2])
+    assert header == [
+        "NAME", "EXPIRES (UTC)", "DAYS LEFT", "AUTO-RENEW", "NEXT CHARGE (UTC)",
+        "EST. REFUND TODAY", "5-DAY?",
+    ]  # fmt: skip
+    expires = rig.expires("renew-1")
+    assert row[:2] == ["renew-1", f"{expires:%Y-%m-%d %H:%M}"] and row[2] in ("9", "10", "11")
+    assert row[3:] == ["on", _charge_text(expires) + " !", "0.00 CNY", "no"]
+    assert lines[start + 2].startswith("! auto-renew charges within 14 days")  # no other row
+    assert "later-1" not in result.stdout and "web-1" not in result.stdout
 
 
 def test_without_the_flag_a_renewal_is_reported_but_exits_0(rig: Rig) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from teardown.adapters.restore import restore_backup, verify_backup
 from teardown.adapters.ssh.connect import SshTarget
 from teardown.adapters.ssh.pull import Entry, PullRequest, classify
+from teardown.adapters.ssh.restore import restore_backup
 from teardown.adapters.store import FileRecord, Manifest, PullDir
+from teardown.adapters.store_check import verify_backup
 from teardown.core.errors import InputError
 from teardown.core.paths import bad_name, excluded, excluded_roots
 

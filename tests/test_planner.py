@@ -232,6 +232,7 @@ def test_estimate_and_max_fee_come_from_the_published_rules() -> None:
     from datetime import UTC, datetime, timedelta
     from decimal import Decimal
 
+    from teardown.adapters.huawei.refunds import estimate
     from teardown.core.billing import Payment
 
     now = datetime(2026, 11, 26, tzinfo=UTC)
@@ -244,11 +245,14 @@ def test_estimate_and_max_fee_come_from_the_published_rules() -> None:
         server("db", BillingMode.PRE_PAID),
         billing=Billing(mode=BillingMode.PRE_PAID, provisioned_at=start, payments=(paid,)),
     )
+    # Without the cloud's rules there is no estimate (the core knows no cloud's refunds).
     (rp,) = make_plan([db], Config(), "dev", now=now).resources
+    assert rp.estimate is None
+    (rp,) = make_plan([db], Config(), "dev", now=now, estimator=estimate).resources
     assert rp.estimate is not None and not rp.estimate.five_day
     assert rp.estimate.fee == Decimal("420.00")
     assert rp.estimate.refund + rp.estimate.consumed + rp.estimate.fee == Decimal("4200.00")
     capped = Config(billing=BillingConfig(max_fee=Decimal("100")))
-    blocked = make_plan([db], capped, "dev", now=now)
+    blocked = make_plan([db], capped, "dev", now=now, estimator=estimate)
     (blocker,) = blocked.blockers
     assert blocker.code == "max_fee" and "420.00" in blocker.message and "100" in blocker.message

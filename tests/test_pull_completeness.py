@@ -8,9 +8,9 @@ import os
 import tarfile
 from pathlib import Path
 
-from teardown.adapters.restore import check_backup, verify_backup
 from teardown.adapters.ssh.pull import PullRequest
 from teardown.adapters.store import LocalStore
+from teardown.adapters.store_check import check_backup, verify_backup
 from teardown.core.config import BackupConfig, Config, PullRule
 from teardown.core.planner import make_plan
 from tests.helpers import server

@@ -8,6 +8,8 @@ import stat
 import struct
 import subprocess
 import zlib
+from copy import deepcopy
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,12 @@ import pytest
 from teardown.core.config import Config
 from teardown.core.model import Billing, BillingMode, Disk, Kind, Resource
 from teardown.core.planner import make_plan
+from teardown.engine import report_html
 from teardown.engine.report import build_report, write_report
 from teardown.engine.report_html import render_html, timeline_from_events
 from tests.helpers import ECS, make_rig, server, urn
 
+ROOT = Path(__file__).resolve().parent.parent
 EVIL = '<script>alert("pwned")</script> & db'
 WINDOW = (1200, 1400)
 
@@ -79,7 +83,7 @@ def test_names_from_the_cloud_are_escaped(
 ) -> None:
     _, _, html_text = page
     assert EVIL not in html_text
-    assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; &amp; db" in html_text
+    assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt; &amp; db" in html_text
     # no tag other than the page's own
     tags = set(re.findall(r"<([a-zA-Z][a-zA-Z0-9]*)", html_text))
     assert tags <= {
@@ -87,6 +91,59 @@ def test_names_from_the_cloud_are_escaped(
         "div", "section", "svg", "rect", "text", "g", "line", "tspan", "i", "p", "ul", "li", "b",
         "code", "table", "thead", "tbody", "tr", "th", "td", "footer",
     }  # fmt: skip
+
+
+class _Markup(HTMLParser):
+    """Every tag and attribute name of a page, as a browser's tokenizer sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attributes: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.attributes.update(name for name, _ in attrs)
+
+
+def test_hostile_text_in_names_titles_and_commands_stays_text(
+    page: tuple[dict[str, Any], list[dict[str, Any]], str],
+) -> None:
+    report, timeline, _ = page
+    hostile = deepcopy(report)
+    breakout = '"><img src=x onerror=alert(1)>'
+    web = next(r for r in hostile["resources"] if r["name"] == "web")
+    web["name"] = breakout  # a table cell, a timeline label, a list item
+    web["urn"] = "urn:<script>alert(2)</script>"  # an SVG <title>
+    web["next_step"] = "run `teardown resume <script>alert(3)</script>` then wait"
+    web["backups"][0]["sha256"] = breakout  # an attribute value (title="...")
+    hostile["scope"] = "</title><script>alert(4)</script>"
+    html_text = render_html(hostile, [dict(t, urn=web["urn"]) for t in timeline])
+
+    assert breakout not in html_text and "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html_text
+    assert "<script" not in html_text.lower()  # the page ships no script of its own either
+    assert "<code>teardown resume &lt;script&gt;alert(3)&lt;/script&gt;</code>" in html_text
+    parsed = _Markup()
+    parsed.feed(html_text)
+    assert "img" not in parsed.tags and "script" not in parsed.tags
+    assert not {a for a in parsed.attributes if a.startswith("on")}
+    assert parsed.attributes <= {
+        "lang", "charset", "http-equiv", "content", "name", "class", "style", "id", "role",
+        "aria-label", "viewbox", "width", "height", "preserveaspectratio", "x", "y", "x1", "y1",
+        "x2", "y2", "rx", "fill", "stroke", "stroke-width", "stroke-dasharray", "font-size",
+        "font-weight", "text-anchor", "title", "colspan",
+    }  # fmt: skip
+
+
+def test_every_template_ships_with_the_package() -> None:
+    """``pyproject.toml`` packages ``engine/templates/*.j2``: a template elsewhere or named
+    otherwise would be missing from a wheel, and the page would fail to render there."""
+    templates = Path(report_html.__file__).parent / "templates"
+    files = [p for p in templates.rglob("*") if p.is_file()]
+    assert files and all(p.parent == templates and p.suffix == ".j2" for p in files)
+    assert 'teardown = ["py.typed", "sandbox/scenarios/*.toml", "engine/templates/*.j2"]' in (
+        (ROOT / "pyproject.toml").read_text()
+    )
 
 
 def test_write_report_writes_three_owner_only_files(tmp_path: Path) -> None:

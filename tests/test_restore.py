@@ -22,10 +22,11 @@ from huaweicloudsdkcbr.v1 import (
     VaultBackupReq,
 )
 
-from teardown.adapters.restore import restore_backup, verify_backup
 from teardown.adapters.ssh.connect import SshTarget, connected
 from teardown.adapters.ssh.pull import PullRequest, pull
+from teardown.adapters.ssh.restore import restore_backup
 from teardown.adapters.store import LocalStore, PullDir
+from teardown.adapters.store_check import verify_backup
 from teardown.cli.backups import parse_remote, restore, verify
 from teardown.cli.sandbox import sandbox
 from teardown.core.errors import InputError

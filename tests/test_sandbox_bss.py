@@ -1,8 +1,8 @@
-"""The sandbox's BSS API and ledger, driven by the official ``BssClient`` over real HTTP.
+"""The sandbox's BSS API and billing ledger, driven by the official ``BssClient`` over real HTTP.
 
-One test per operation (success and an error path) and one per billing rule of huawei.md
-section 5, named after the rule. Money is checked against figures worked out in the test; time
-moves only with ``rig.advance``.
+One test per operation (success and an error path) and one per billing rule of
+docs/huawei-api.md ("Billing rules"), named after the rule. Money is checked against figures
+worked out in the test; time moves only with ``rig.advance``.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from huaweicloudsdkecs.v2 import ShowServerRequest
 from huaweicloudsdkevs.v2 import ShowVolumeRequest
 from werkzeug.serving import BaseWSGIServer
 
+from teardown.core.billing import add_months
 from teardown.core.errors import ConfigError
-from teardown.sandbox.ledger import add_months, quota_used, still_billing
+from teardown.sandbox.billing import quota_used, still_billing
 from teardown.sandbox.scenario import DiskSpec, Scenario, ServerSpec
 from teardown.sandbox.store import advance, parse_ts, ts
 from tests.sandbox_rig import SandboxRig, bss, ecs, evs, running_sandbox

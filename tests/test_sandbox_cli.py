@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -119,6 +120,36 @@ def test_status_shows_servers_disks_orders_and_what_still_bills(demo: Path) -> N
     assert {s["name"] for s in view["servers"]} == {"web-1", "db-1", "cache-1"}
     assert any(d["name"] == "db-data" for d in view["disks"])
     assert view["orders"] and view["still_billing"]
+
+    text = teardown("sandbox", "status", "--dir", str(demo))
+    assert text.returncode == 0, text.stderr
+    tables = sections(text.stdout)
+    assert list(tables) == ["servers", "disks", "orders", "still billing"]
+    assert tables["servers"][0] == ["NAME", "STATUS", "BILLING", "SSH PORT"]
+    assert tables["servers"][1:] == [
+        [s["name"], s["status"], s["charging_mode"], str(s["ssh_port"])] for s in view["servers"]
+    ]
+    assert tables["disks"][0] == ["NAME", "SIZE (GB)", "BILLING", "ATTACHED TO"]
+    assert ["db-data", "200", "prePaid", "db-1"] in tables["disks"][1:]
+    assert tables["orders"][0] == ["ORDER", "TYPE", "STATUS", "AMOUNT"]
+    assert [row[0] for row in tables["orders"][1:]] == [o["id"] for o in view["orders"]]
+    assert ["new", "pending payment"] in [row[1:3] for row in tables["orders"][1:]]
+    assert tables["still billing"][0] == ["NAME", "KIND", "HOW IT BILLS"]
+    assert len(tables["still billing"]) == 1 + len(view["still_billing"])
+    assert ["web-1", "server"] in [row[:2] for row in tables["still billing"][1:]]
+
+
+def sections(text: str) -> dict[str, list[list[str]]]:
+    """The tables of ``teardown sandbox status``: title -> rows, the header row first, each row
+    cut into its cells (two blanks or more apart)."""
+    out: dict[str, list[list[str]]] = {}
+    for line in text.splitlines()[1:]:
+        if not line.startswith(" "):
+            title = line.removesuffix(":")
+            out[title] = []
+        else:
+            out[title].append(re.split(r"\s{2,}", line.strip()))
+    return out
 
 
 def test_down_stops_everything_it_started(tmp_path: Path) -> None:

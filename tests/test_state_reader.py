@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from teardown.adapters.huawei.catalog import TYPE_KINDS
+from teardown.adapters.pulumi.properties import SECRET_SIG_KEY
 from teardown.adapters.pulumi.state import (
-    SECRET_SIG_KEY,
-    TYPE_KINDS,
     StackState,
     parse_state,
     read_state,
@@ -706,6 +706,8 @@ def _mutate_example(data: st.DataObject, doc: Any) -> Any:
     target = data.draw(st.sampled_from(["outputs", "outputs", "resource", "anywhere"]))
     try:
         resources = doc["deployment"]["resources"]
+        if not isinstance(resources, list):  # an earlier mutation replaced the list
+            raise TypeError(type(resources).__name__)
         i = data.draw(st.integers(0, len(resources) - 1))
         res = resources[i]
     except (KeyError, TypeError, ValueError, IndexError):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from teardown.core.phases import RunPhase
 from teardown.engine.journal import Journal
-from teardown.sandbox.ledger import still_billing
+from teardown.sandbox.billing import still_billing
 from teardown.sandbox.runtime import Sandbox
 from teardown.support.clock import SystemClock
 from tests.test_crash_matrix import prepare, teardown_run

@@ -8,9 +8,10 @@ Layout of ``ROOT/<key>/`` (``key`` is the plan step's idempotency key, so reruns
     hostsums.jsonl            the host's own sha256 of each file, and how it was computed
     manifest.json             written last, only when every file verified
 
-Files are kept as tar segments rather than one file per member: creating 20,000 small files
-costs 6-7 s of kernel time on ext4 whatever the transport (ssh-pull.md), while appending them to
-an archive costs a fraction of a second. ``tar xf`` (or ``teardown restore``) unpacks a segment;
+Files are kept as tar segments rather than one file per member: creating 20,000 small files on
+ext4 is what makes the other tools slow, whatever the transport, while appending them to an
+archive costs a fraction of a second (measured with ``scripts/bench_pull``: README.md, "SSH
+pulls: how data is copied and proven"). ``tar xf`` (or ``teardown restore``) unpacks a segment;
 the names in it were checked (no absolute paths, no ``..``, no special files, setuid and setgid
 bits cleared), so unpacking cannot write outside the target directory.
 """

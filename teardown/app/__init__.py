@@ -1,7 +1,7 @@
 """The application services: what the CLI (and the Pulumi plugin) call. One public face over
 private modules (``services``: plan, run, resume; ``targets``: what to tear down;
 ``planfile``: reviewed plans; ``config``: loading ``teardown.toml``; ``pulumi_hooks``: the
-hooks' logic), as Pulumi's automation package does.
+hooks' logic; ``providers``: the registry of clouds), as Pulumi's automation package does.
 
 Example::
 
@@ -13,7 +13,6 @@ Example::
 
 from teardown.app.services import (
     CLOUD_DESTROYS,
-    VAULT_ENV,
     Outcome,
     Targets,
     Tuning,
@@ -34,7 +33,6 @@ from teardown.app.services import (
 
 __all__ = [
     "CLOUD_DESTROYS",
-    "VAULT_ENV",
     "Outcome",
     "Targets",
     "Tuning",

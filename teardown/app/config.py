@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from teardown.core.config import Config
+from teardown.app import providers
+from teardown.core.config import ENV_REF, Config
 from teardown.core.errors import ConfigError
 
 DEFAULT_CONFIG = Path("teardown.toml")
@@ -27,7 +28,48 @@ def parse_config(text: str, source: str) -> Config:
     return config_from_mapping(data, source)
 
 
+def holds_credentials(name: str) -> bool:
+    """Whether the environment variable ``name`` holds credentials of a registered cloud or of
+    the stack (``teardown.app.providers.credential_env``): such a variable is never passed."""
+    upper = name.upper()
+    return any(
+        upper.startswith(n[:-1]) if n.endswith("*") else upper == n
+        for n in providers.credential_env()
+    )
+
+
+def _strings(value: object) -> list[str]:
+    return [x for x in value if isinstance(x, str)] if isinstance(value, list) else []
+
+
+def _refuse_credentials(data: dict[str, Any], source: str) -> None:
+    """ConfigError when ``[ssh] pass_env`` or a pull rule's command names a variable that
+    holds cloud credentials (checked on the raw table, before anything else is said about
+    the variable)."""
+    ssh = data.get("ssh")
+    for name in _strings(ssh.get("pass_env")) if isinstance(ssh, dict) else []:
+        if holds_credentials(name):
+            raise ConfigError(
+                source, f"ssh.pass_env: {name} holds cloud credentials and is never passed"
+            )
+    backup = data.get("backup")
+    rules = backup.get("pull") if isinstance(backup, dict) else None
+    for rule in rules if isinstance(rules, list) else []:
+        if not isinstance(rule, dict):
+            continue
+        for command in _strings(rule.get("before")) + _strings(rule.get("after")):
+            for name in ENV_REF.findall(command):
+                if holds_credentials(name):
+                    raise ConfigError(
+                        source,
+                        f"backup.pull {rule.get('name', 'data')!r}: ${{env:{name}}} holds cloud "
+                        "credentials and is never sent to a host",
+                    )
+
+
 def config_from_mapping(data: dict[str, Any], source: str) -> Config:
+    """The config a parsed TOML table describes; ConfigError naming the first bad key."""
+    _refuse_credentials(data, source)
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as e:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from teardown.core.errors import InputError
+from teardown.core.errors import InputError, PlanChanged
 from teardown.core.model import Plan, Resource
 from teardown.engine.codec import plan_from_json, plan_to_json
 
@@ -180,3 +180,19 @@ def drift(reviewed: dict[str, dict[str, Any]], live: dict[str, dict[str, Any]]) 
                     f"now {after.get(key)!r}"
                 )
     return lines
+
+
+def check_still_valid(reviewed: PlanFile, live: Plan, source: str) -> None:
+    """PlanChanged (nothing is changed) when the live inventory moved since the plan was
+    reviewed (I5), or the plan in ``source`` is not what its settings give on today's
+    inventory: the file's plan is never trusted."""
+    changes = drift(reviewed.facts, plan_facts(live))
+    if changes:
+        raise PlanChanged("the live inventory changed since the plan (I5)", changes)
+    forged = plan_differences(reviewed.plan, live)
+    if forged:
+        raise PlanChanged(
+            f"the plan in {source} is not the plan the live inventory and its settings give "
+            "(edited after `teardown plan --out`?)",
+            forged,
+        )

@@ -1,8 +1,9 @@
 """Application services: the few functions the CLI calls, wiring adapters to the engine.
 
 ``plan_servers`` reads the cloud and plans; ``run_plan`` executes a plan (or ``resume_run`` an
-existing run) with the Huawei adapter, the SSH fetcher and the local store, then writes the
-report. Nothing here parses flags or prints: that is the CLI's job.
+existing run) with the ports of the profile's cloud (an :class:`teardown.ports.provider.Account`
+from the provider registry), the SSH fetcher and the local store, then writes the report.
+Nothing here parses flags or prints: that is the CLI's job.
 """
 
 from __future__ import annotations
@@ -16,19 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from teardown.adapters.confusables import fold
-from teardown.adapters.huawei.billing import HuaweiBilling
-from teardown.adapters.huawei.claims import HuaweiClaims
-from teardown.adapters.huawei.clients import Clients
-from teardown.adapters.huawei.destroyer import HuaweiDestroyer
-from teardown.adapters.huawei.inventory import HuaweiInventory
-from teardown.adapters.huawei.profile import HuaweiProfile, load_profile, profile_from_env
-from teardown.adapters.huawei.snapshots import CbrSnapshotter
 from teardown.adapters.pulumi.state import StackState
 from teardown.adapters.ssh.fetcher import SshFetcher
 from teardown.adapters.store import LocalStore
+from teardown.app.providers import open_account, provider_of
 from teardown.core.config import Config, SshConfig
-from teardown.core.errors import ConfigError, InputError, TeardownError
-from teardown.core.model import Kind, Plan, Resource, SnapshotKind, StepKind
+from teardown.core.errors import InputError, TeardownError
+from teardown.core.model import Kind, Plan, Resource
 from teardown.core.phases import StepStatus
 from teardown.core.planner import make_plan
 from teardown.core.selection import selected
@@ -39,6 +34,7 @@ from teardown.engine.report import build_report, write_report
 from teardown.engine.report_html import timeline_from_events
 from teardown.engine.runner import Ports, Runner, RunResult
 from teardown.ports import Clock, Destroyer
+from teardown.ports.provider import Account
 from teardown.support.clock import SystemClock
 from teardown.support.retry import RetryPolicy
 
@@ -68,62 +64,40 @@ class Tuning:
     """Values for ``${env:NAME}`` in before/after commands (the CLI passes its environment)."""
 
 
-VAULT_ENV = "HUAWEICLOUD_VAULT_ID"
-"""Where the CBR vault id may come from when the profile does not name one."""
+def resolve_profile(path: Path | None, env: Mapping[str, str]) -> Account:
+    """The account of the profile file given, else of the credentials in the environment
+    (whichever registered provider recognises them); else a ConfigError saying what to give."""
+    return open_account(path, env)
 
 
-def resolve_profile(path: Path | None, env: Mapping[str, str]) -> HuaweiProfile:
-    """The profile file given, else credentials from the environment; else a clear error.
-    ``HUAWEICLOUD_VAULT_ID`` supplies the CBR vault when the profile has none."""
-    if path is not None:
-        profile: HuaweiProfile | None = load_profile(path)
-    else:
-        profile = profile_from_env(env)
-    if profile is None:
-        raise ConfigError(
-            "--profile",
-            "no profile given and no credentials in the environment (HUAWEICLOUD_SDK_AK/_SK/"
-            "_PROJECT_ID/_DOMAIN_ID or HW_ACCESS_KEY/HW_SECRET_KEY/HW_REGION_NAME/HW_PROJECT_ID)",
-        )
-    vault = env.get(VAULT_ENV, "").strip()
-    if profile.vault_id is None and vault:
-        profile = replace(profile, vault_id=vault)
-    return profile
-
-
-def check_runnable(plan: Plan, profile: HuaweiProfile) -> None:
+def check_runnable(plan: Plan, account: Account) -> None:
     """ConfigError naming the setting when the run of ``plan`` could not start with this
-    profile: ``plan`` and ``run`` both ask, so a plan that says ready can run."""
-    cbr = any(s.kind is StepKind.SNAPSHOT and s.snapshot is SnapshotKind.CBR for s in plan.steps)
-    if cbr and profile.vault_id is None:
-        raise ConfigError(
-            "huawei.vault_id",
-            "the plan makes CBR backups, which need a vault: set huawei.vault_id in the profile "
-            f'or {VAULT_ENV} in the environment (or backup.snapshot = "none" with SSH pulls)',
-        )
+    account: ``plan`` and ``run`` both ask, so a plan that says ready can run."""
+    account.check_runnable(plan)
 
 
-def ssh_settings(config: Config, profile: HuaweiProfile) -> SshConfig:
-    """``[ssh]`` from the config, completed by the profile (the sandbox's known_hosts and key)."""
-    ssh = config.ssh
-    if profile.known_hosts and profile.known_hosts not in ssh.known_hosts:
-        ssh = replace(ssh, known_hosts=(*ssh.known_hosts, profile.known_hosts))
-    if ssh.identity_file is None and profile.identity_file:
-        ssh = replace(ssh, identity_file=profile.identity_file)
-    if ssh.user is None and profile.ssh_user:
-        ssh = replace(ssh, user=profile.ssh_user)
+def ssh_settings(config: Config, account: Account) -> SshConfig:
+    """``[ssh]`` from the config, completed by the account's defaults (a sandbox profile's
+    known_hosts and key)."""
+    ssh, defaults = config.ssh, account.ssh
+    if defaults.known_hosts and defaults.known_hosts not in ssh.known_hosts:
+        ssh = replace(ssh, known_hosts=(*ssh.known_hosts, defaults.known_hosts))
+    if ssh.identity_file is None and defaults.identity_file:
+        ssh = replace(ssh, identity_file=defaults.identity_file)
+    if ssh.user is None and defaults.user:
+        ssh = replace(ssh, user=defaults.user)
     return ssh
 
 
 def enrich_from_cloud(
-    resources: Sequence[Resource], profile: HuaweiProfile, tuning: Tuning = Tuning()
+    resources: Sequence[Resource], account: Account, tuning: Tuning = Tuning()
 ) -> list[Resource]:
     """Stack resources completed with what the cloud says now (billing, orders, disks, tags),
     matched by cloud id; identity (URN) and names stay the stack's."""
     ids = [r.cloud_id for r in resources if r.kind is Kind.SERVER and r.cloud_id]
     if not ids:
         return list(resources)
-    live = HuaweiInventory(Clients(profile), sleep=tuning.sleep).resources(ids)
+    live = account.inventory(tuning.sleep).resources(ids)
     by_id = {r.cloud_id: r for r in live}
     out = []
     for r in resources:
@@ -157,7 +131,7 @@ def plan_state(
     config: Config,
     scope: str,
     *,
-    profile: HuaweiProfile | None,
+    profile: Account | None,
     now: datetime,
     destroy_with_cloud: bool,
     tuning: Tuning = Tuning(),
@@ -178,6 +152,7 @@ def plan_state(
         keep_kinds=keep,
         include_foreign=include_foreign,
         fold=fold,
+        estimator=provider_of(profile).estimator() if profile is not None else None,
     )
 
 
@@ -213,7 +188,7 @@ def destroyed_urns(journal_path: Path, run_id: str) -> list[str]:
 
 
 def plan_servers(
-    profile: HuaweiProfile,
+    profile: Account,
     targets: Targets,
     config: Config,
     *,
@@ -222,7 +197,7 @@ def plan_servers(
     include_foreign: bool = False,
 ) -> Plan:
     """Inventory the targets (and pending orders) and plan. Reads only; changes nothing."""
-    inventory = HuaweiInventory(Clients(profile), sleep=tuning.sleep)
+    inventory = profile.inventory(tuning.sleep)
     found = inventory.resources(targets.server_ids, targets.tags)
     # Re-checked here against every selector, whatever the cloud's filters did (I3).
     resources, _dropped = selected(found, targets.server_ids, targets.tags)
@@ -232,8 +207,7 @@ def plan_servers(
             "--server",
             f"no server {', '.join(missing)}"
             + (" with the given tags" if targets.tags else "")
-            + f" in project {profile.project_id} ({profile.region}): check the id and the "
-            "profile's region",
+            + f" in {profile.where}: check the id and the profile's region",
         )
     ids = {r.cloud_id for r in resources}
     account_orders: list[str] = []
@@ -254,11 +228,12 @@ def plan_servers(
         selectors=targets.tags,
         include_foreign=include_foreign,
         fold=fold,
+        estimator=provider_of(profile).estimator(),
     )
 
 
 def build_runner(
-    profile: HuaweiProfile,
+    profile: Account,
     config: Config,
     journal: Journal,
     clock: Clock,
@@ -266,21 +241,17 @@ def build_runner(
     tuning: Tuning,
     destroyer: Destroyer | None = None,
 ) -> Runner:
-    clients = Clients(profile)
     ports = Ports(
-        snapshotter=CbrSnapshotter(
-            clients, profile.vault_id or "", sleep=tuning.sleep, poll_interval=tuning.poll_interval
-        ),
+        snapshotter=profile.snapshotter(tuning.sleep, tuning.poll_interval),
         fetcher=SshFetcher(
             LocalStore(Path(config.store.path)),
             ssh_settings(config, profile),
             tuning.env,
-            local_ports=profile.ssh_ports,
+            local_ports=dict(profile.ssh.ports),
         ),
-        destroyer=destroyer
-        or HuaweiDestroyer(clients, sleep=tuning.sleep, poll_interval=tuning.poll_interval),
-        billing=HuaweiBilling(clients),
-        claims=HuaweiClaims(clients, sleep=tuning.sleep),
+        destroyer=destroyer or profile.destroyer(tuning.sleep, tuning.poll_interval),
+        billing=profile.billing(),
+        claims=profile.claims(tuning.sleep),
     )
     return Runner(
         journal,
@@ -306,9 +277,14 @@ class Outcome:
 
 
 def _finish(
-    journal: Journal, result: RunResult, config: Config, warnings: Sequence[str] = ()
+    journal: Journal,
+    result: RunResult,
+    config: Config,
+    account: Account,
+    warnings: Sequence[str] = (),
 ) -> Outcome:
-    report = build_report(journal, result.run_id)
+    arrival = provider_of(account).refund_arrival
+    report = build_report(journal, result.run_id, refund_arrival=arrival)
     directory = Path(config.journal.path).parent / "runs" / result.run_id
     try:
         paths: tuple[Path, Path, Path] | None = write_report(
@@ -322,7 +298,7 @@ def _finish(
 
 
 def _with_journal(
-    profile: HuaweiProfile,
+    profile: Account,
     config: Config,
     clock: Clock | None,
     observers: Sequence[Observer],
@@ -337,11 +313,11 @@ def _with_journal(
     with Journal.open(path, clock, create=create, on_commit=tuning.on_commit) as journal:
         runner = build_runner(profile, config, journal, clock, observers, tuning, destroyer)
         result = go(runner)
-        return _finish(journal, result, config, runner.warnings)
+        return _finish(journal, result, config, profile, runner.warnings)
 
 
 def run_plan(
-    profile: HuaweiProfile,
+    profile: Account,
     plan: Plan,
     config: Config,
     *,
@@ -368,7 +344,7 @@ def run_plan(
 
 
 def resume_run(
-    profile: HuaweiProfile,
+    profile: Account,
     run_id: str,
     config: Config,
     *,

@@ -15,13 +15,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from teardown.adapters.huawei.profile import HuaweiProfile
 from teardown.adapters.pulumi.automation import PulumiStack, StackRef
 from teardown.adapters.pulumi.state import read_state
 from teardown.app import services
+from teardown.app.providers import provider_of
 from teardown.core.config import Config, DestroyConfig, DestroyMethod
 from teardown.core.errors import InputError
 from teardown.core.model import Plan
+from teardown.ports.provider import Account, Catalog
 from teardown.support.clock import SystemClock
 
 
@@ -64,11 +65,17 @@ class Planned:
     """A plan and what running it needs."""
 
     plan: Plan
-    profile: HuaweiProfile | None
+    profile: Account | None
     stack: PulumiStack | None = None
     """The stack to destroy through (``--stack`` with the Pulumi engine)."""
     stack_name: str | None = None
     """The stack whose resources the cloud API destroys (reconcile it afterwards)."""
+
+
+def _catalog(profile: Account | None) -> Catalog | None:
+    """The type catalog of the profile's cloud; None (the state reader's default, Huawei
+    Cloud's) for an offline preview."""
+    return None if profile is None else provider_of(profile).catalog
 
 
 def plan_targets(
@@ -86,7 +93,7 @@ def plan_targets(
     source.check()
     now = now or SystemClock().now()
     mode = source.destroy_mode()
-    profile: HuaweiProfile | None = None
+    profile: Account | None = None
     if profile_path is not None or need_profile or source.servers or source.tags:
         profile = services.resolve_profile(profile_path, env)
     if source.servers or source.tags:
@@ -98,7 +105,7 @@ def plan_targets(
         planned = Planned(plan, profile)
     elif source.stack is not None:
         stack = PulumiStack(StackRef(source.stack, source.work_dir))
-        state = stack.export()
+        state = stack.export(_catalog(profile))
         cloud = mode == "cloud"
         method = DestroyMethod.CLOUD if cloud else DestroyMethod.PULUMI
         plan = services.plan_state(
@@ -113,7 +120,8 @@ def plan_targets(
         planned = Planned(plan, profile, None if cloud else stack, source.stack if cloud else None)
     else:
         assert source.state is not None
-        state = read_state(source.state)
+        catalog = _catalog(profile)
+        state = read_state(source.state) if catalog is None else read_state(source.state, catalog)
         plan = services.plan_state(
             state,
             config,

@@ -16,14 +16,10 @@ from typing import Any
 
 import click
 
-from teardown.adapters.restore import (
-    Problem,
-    RestoreReport,
-    VerifyReport,
-    restore_backup,
-    verify_backup,
-)
 from teardown.adapters.ssh.connect import SshTarget
+from teardown.adapters.ssh.restore import restore_backup
+from teardown.adapters.store_check import VerifyReport, verify_backup
+from teardown.adapters.stored_pull import Problem, RestoreReport
 from teardown.cli.common import EXIT_FAILED, echo, errors_to_exit_codes, json_option
 from teardown.core.errors import InputError
 

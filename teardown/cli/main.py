@@ -8,62 +8,47 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
-from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from teardown import __version__, app
-from teardown.adapters.huawei.profile import HuaweiProfile
-from teardown.adapters.pulumi.automation import (
-    PulumiDestroyer,
-    reconcile_commands,
-)
 from teardown.app.config import load_config, parse_config
 from teardown.app.planfile import (
-    drift,
-    plan_differences,
-    plan_facts,
+    check_still_valid,
     read_plan_file,
     write_plan_file,
 )
 from teardown.app.targets import Planned, TargetSource, plan_targets
+from teardown.cli import execute
 from teardown.cli.backups import restore, verify
 from teardown.cli.common import (
     EXIT_BLOCKED,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_PARTIAL,
-    RUN_PHASE_EXIT,
     check_servers,
     config_option,
     echo,
     errors_to_exit_codes,
-    journal_option,
     json_option,
     parse_tags,
     profile_option,
     server_option,
     tag_option,
 )
+from teardown.cli.journal_commands import resume, runs, status
 from teardown.cli.orders import orders
-from teardown.cli.progress import events_option, observers_for, quiet_option
-from teardown.cli.render import render_plan, render_runs, render_status
+from teardown.cli.progress import events_option, quiet_option
+from teardown.cli.render import render_plan
 from teardown.cli.sandbox import sandbox
 from teardown.core.config import Config
-from teardown.core.errors import JournalError
 from teardown.core.model import Plan
 from teardown.core.phases import RunPhase
 from teardown.core.views import plan_view
 from teardown.engine.codec import plan_digest, plan_to_json
 from teardown.engine.journal import Journal
-from teardown.engine.report import render_markdown
-from teardown.engine.runner import new_run_id
-from teardown.engine.status import run_status
 from teardown.support.clock import SystemClock
 
 
@@ -126,95 +111,6 @@ resume_unfinished_option = click.option(
 )
 
 
-def _resume_command(run_id: str, profile_path: Path | None, config_path: Path | None) -> str:
-    parts = ["teardown", "resume", run_id]
-    if profile_path is not None:
-        parts += ["--profile", shlex.quote(str(profile_path))]
-    if config_path is not None:
-        parts += ["--config", shlex.quote(str(config_path))]
-    return " ".join(parts)
-
-
-def _interrupted(run_id: str, profile_path: Path | None, config_path: Path | None) -> NoReturn:
-    """Ctrl-C: the journal holds everything done so far; say how to carry on."""
-    echo(
-        f"teardown: interrupted: run {run_id} stopped where it was (the journal records every "
-        "step); continue it with:",
-        err=True,
-    )
-    echo(f"  {_resume_command(run_id, profile_path, config_path)}", err=True)
-    sys.exit(EXIT_INTERRUPTED)
-
-
-def _carry_out(
-    go: Callable[[], app.Outcome],
-    close: Callable[[], None],
-    run_id: str,
-    profile_path: Path | None,
-    config_path: Path | None,
-    config: Config,
-) -> app.Outcome:
-    """Run ``go`` (a run or a resume), then ``close`` its observers. Ctrl-C, or a journal that
-    can no longer be written (a full disk), stops the run before its next step: one line, the
-    exit code of what happened in the cloud so far, and the command that continues it."""
-    try:
-        try:
-            return go()
-        finally:
-            close()
-    except KeyboardInterrupt:
-        _interrupted(run_id, profile_path, config_path)
-    except JournalError as e:
-        echo(f"teardown: failed: {e}; the run stopped before its next step", err=True)
-        echo("teardown: once the journal can be written again, continue with:", err=True)
-        echo(f"  {_resume_command(run_id, profile_path, config_path)}", err=True)
-        sys.exit(EXIT_PARTIAL if app.destroyed_any(config, run_id) else EXIT_FAILED)
-
-
-def _finish_unfinished(
-    config: Config,
-    scope: str,
-    *,
-    resume: bool,
-    profile: HuaweiProfile,
-    profile_path: Path | None,
-    config_path: Path | None,
-    quiet: bool,
-) -> bool:
-    """Unfinished runs of ``scope`` are never forgotten: without ``resume``, refuse (exit 3)
-    with the exact command that finishes each; with it, resume them. True when some were
-    resumed (the caller plans again); exits with the resumed run's code if one did not
-    complete."""
-    unfinished = app.unfinished_runs(config, scope)
-    if not unfinished:
-        return False
-    if not resume:
-        for rec in unfinished:
-            echo(
-                f"teardown: refused: scope {scope!r} has an unfinished run {rec.id} "
-                f"({rec.phase.value}, last change {rec.updated_at:%Y-%m-%d %H:%M:%S}); "
-                "finish it first:",
-                err=True,
-            )
-            echo(f"  {_resume_command(rec.id, profile_path, config_path)}", err=True)
-        echo("teardown: or run again with --resume-unfinished; nothing was changed.", err=True)
-        sys.exit(EXIT_BLOCKED)
-    for rec in unfinished:
-        echo(f"teardown: resuming unfinished run {rec.id} of scope {scope!r} first", err=True)
-        plan_of = app.recorded_plan(config, rec.id)
-        observers, close = observers_for(plan_of, quiet=quiet, events_path=None)
-        try:
-            outcome = app.resume_run(
-                profile, rec.id, config, observers=observers, tuning=_tuning(config)
-            )
-        finally:
-            close()
-        if outcome.result.phase is not RunPhase.COMPLETED:
-            echo(f"teardown: run {rec.id} did not complete; nothing new was started", err=True)
-            _finish_run(outcome, as_json=False)
-    return True
-
-
 def _make_plan(
     config: Config,
     *,
@@ -275,7 +171,7 @@ def _show_plan(
         _print_plan(the_plan, as_json, config, offline=offline)
         sys.stdout.flush()
     except BrokenPipeError:
-        _quiet_stdout()
+        execute.quiet_stdout()
 
 
 def _print_plan(
@@ -382,11 +278,6 @@ def plan(
         )
 
 
-def _tuning(config: Config) -> app.Tuning:
-    """Waiting as configured; the environment for ``${env:NAME}`` in before/after commands."""
-    return app.Tuning(poll_interval=config.run.poll_interval, env=dict(os.environ))
-
-
 def _config_text(config_path: Path | None) -> str:
     path = config_path or (Path("teardown.toml") if Path("teardown.toml").exists() else None)
     return path.read_text(encoding="utf-8") if path is not None else ""
@@ -432,7 +323,7 @@ def apply(
         echo(f"teardown: plan already applied in run {done}; nothing to do", err=True)
         return
     profile_first = app.resolve_profile(profile_path, os.environ)
-    _finish_unfinished(
+    execute.finish_unfinished(
         config,
         reviewed.plan.scope,
         resume=resume_unfinished,
@@ -454,48 +345,19 @@ def apply(
         need_profile=True,
         include_foreign=bool(t.get("include_foreign")),
     )
-    changes = drift(reviewed.facts, plan_facts(live.plan))
-    if changes:
-        echo("teardown: refused: the live inventory changed since the plan (I5):", err=True)
-        for line in changes:
-            echo(f"  {line}", err=True)
-        echo("teardown: nothing was changed; plan again and review.", err=True)
-        sys.exit(EXIT_BLOCKED)
-    # The file's plan is never trusted: it must be what its settings give on today's inventory.
-    forged = plan_differences(reviewed.plan, live.plan)
-    if forged:
-        echo(
-            f"teardown: refused: the plan in {plan_path} is not the plan the live inventory and "
-            "its settings give (edited after `teardown plan --out`?):",
-            err=True,
-        )
-        for line in forged:
-            echo(f"  {line}", err=True)
-        echo("teardown: nothing was changed; plan again and review.", err=True)
-        sys.exit(EXIT_BLOCKED)
+    check_still_valid(reviewed, live.plan, str(plan_path))
     profile = live.profile or app.resolve_profile(profile_path, os.environ)
-    _confirm(reviewed.plan, yes)
-    destroyer = PulumiDestroyer(live.stack) if live.stack is not None else None
-    observers, close = observers_for(reviewed.plan, quiet=quiet, events_path=events_path)
-    run_id = new_run_id(SystemClock())
-    outcome = _carry_out(
-        lambda: app.run_plan(
-            profile,
-            reviewed.plan,
-            config,
-            observers=observers,
-            destroyer=destroyer,
-            tuning=_tuning(config),
-            run_id=run_id,
-        ),
-        close,
-        run_id,
-        profile_path,
-        None,
+    execute.confirm(reviewed.plan, yes)
+    execute.execute(
+        reviewed.plan,
+        replace(live, profile=profile),
         config,
+        quiet=quiet,
+        events_path=events_path,
+        profile_path=profile_path,
+        config_path=None,
+        as_json=as_json,
     )
-    _reconcile_hint(live, config, outcome)
-    _finish_run(outcome, as_json)
 
 
 def _already_applied(config: Config, the_plan: Plan) -> str | None:
@@ -508,51 +370,6 @@ def _already_applied(config: Config, the_plan: Plan) -> str | None:
             if run_rec.phase is RunPhase.COMPLETED:
                 return run_rec.id
         return None
-
-
-def _confirm(the_plan: Plan, yes: bool) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        echo(
-            "teardown: not confirmed: this shell is not interactive; nothing was changed. "
-            "Review the plan above and run again with --yes.",
-            err=True,
-        )
-        sys.exit(EXIT_BLOCKED)
-    typed = click.prompt(f"Type the scope name ({the_plan.scope}) to back up and destroy")
-    if typed.strip() != the_plan.scope:
-        echo("teardown: not confirmed; nothing was changed.", err=True)
-        sys.exit(EXIT_BLOCKED)
-
-
-def _finish_run(outcome: app.Outcome, as_json: bool) -> NoReturn:
-    """Print the report and exit with the code of what happened in the cloud: a closed pipe
-    (``| head``) or a failed report file never changes it."""
-    try:
-        if as_json:
-            click.echo(json.dumps(outcome.report, indent=2, sort_keys=True))
-        else:
-            click.echo(render_markdown(outcome.report))
-            if outcome.report_paths is not None:
-                json_path, md_path, html_path = outcome.report_paths
-                echo(f"report: {json_path}, {md_path} and {html_path}")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        _quiet_stdout()
-    for warning in outcome.warnings:
-        try:
-            echo(f"teardown: warning: {warning}", err=True)
-        except BrokenPipeError:
-            break
-    sys.exit(RUN_PHASE_EXIT[outcome.result.phase])
-
-
-def _quiet_stdout() -> None:
-    """Whoever read stdout has gone: send the rest nowhere (no error at interpreter exit)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 @cli.command()
@@ -622,7 +439,7 @@ def run(
 
     planned = make()
     assert planned.profile is not None
-    if not dry_run and _finish_unfinished(
+    if not dry_run and execute.finish_unfinished(
         config,
         planned.plan.scope,
         resume=resume_unfinished,
@@ -644,144 +461,24 @@ def run(
         sys.exit(EXIT_BLOCKED)
     if dry_run:
         return
-    _confirm(the_plan, yes)
-    destroyer = PulumiDestroyer(planned.stack) if planned.stack is not None else None
-    observers, close = observers_for(the_plan, quiet=quiet, events_path=events_path)
-    run_id = new_run_id(SystemClock())
-    outcome = _carry_out(
-        lambda: app.run_plan(
-            profile,
-            the_plan,
-            config,
-            observers=observers,
-            destroyer=destroyer,
-            tuning=_tuning(config),
-            run_id=run_id,
-        ),
-        close,
-        run_id,
-        profile_path,
-        config_path,
+    execute.confirm(the_plan, yes)
+    execute.execute(
+        the_plan,
+        planned,
         config,
+        quiet=quiet,
+        events_path=events_path,
+        profile_path=profile_path,
+        config_path=config_path,
+        as_json=as_json,
     )
-    _reconcile_hint(planned, config, outcome)
-    _finish_run(outcome, as_json)
-
-
-def _reconcile_hint(planned: Planned, config: Config, outcome: app.Outcome) -> None:
-    """After the cloud API destroyed stack resources: the commands that bring the stack in
-    line."""
-    if planned.stack_name is None:
-        return
-    urns = app.destroyed_urns(Path(config.journal.path), outcome.result.run_id)
-    echo("The stack still lists what was destroyed; reconcile it with:", err=True)
-    for command in reconcile_commands(planned.stack_name, urns):
-        echo(f"  {command}", err=True)
-
-
-@cli.command()
-@click.argument("run_id")
-@profile_option
-@config_option
-@json_option
-@quiet_option
-@events_option
-@errors_to_exit_codes
-def resume(
-    run_id: str,
-    profile_path: Path | None,
-    config_path: Path | None,
-    as_json: bool,
-    quiet: bool,
-    events_path: Path | None,
-) -> None:
-    """Continue an interrupted or partially failed run from what its journal records.
-
-    A second `resume` of a run that is still running is refused (the scope lock).
-
-    \b
-    Example:
-      teardown resume 20261126T101500Z-a1b2c3 --profile /tmp/sb/profile.toml
-    """
-    config = load_config(config_path)
-    profile = app.resolve_profile(profile_path, os.environ)
-    the_plan = app.recorded_plan(config, run_id)
-    observers, close = observers_for(the_plan, quiet=quiet, events_path=events_path)
-    outcome = _carry_out(
-        lambda: app.resume_run(
-            profile, run_id, config, observers=observers, tuning=_tuning(config)
-        ),
-        close,
-        run_id,
-        profile_path,
-        config_path,
-        config,
-    )
-    _finish_run(outcome, as_json)
-
-
-@cli.command()
-@click.argument("run_id", required=False)
-@journal_option
-@config_option
-@json_option
-@errors_to_exit_codes
-def status(
-    run_id: str | None, journal_path: Path | None, config_path: Path | None, as_json: bool
-) -> None:
-    """Show recent runs, or one run in detail (per resource: phase, backups, destroy, billing).
-
-    \b
-    Examples:
-      teardown status                 # recent runs
-      teardown status 20261126T101500Z-a1b2c3 --json
-    """
-    config: Config = load_config(config_path)
-    path = journal_path or Path(config.journal.path)
-    with Journal.open(path, SystemClock(), create=False) as journal:
-        if run_id is None:
-            _show_runs(journal, as_json)
-            return
-        view = run_status(journal, run_id)
-    if as_json:
-        click.echo(json.dumps(view, indent=2, default=str))
-    else:
-        render_status(view)
-
-
-@cli.command()
-@journal_option
-@config_option
-@json_option
-@errors_to_exit_codes
-def runs(journal_path: Path | None, config_path: Path | None, as_json: bool) -> None:
-    """Recent runs: id, state, scope, last change (the same as `teardown status`)."""
-    config = load_config(config_path)
-    path = journal_path or Path(config.journal.path)
-    with Journal.open(path, SystemClock(), create=False) as journal:
-        _show_runs(journal, as_json)
-
-
-def _show_runs(journal: Journal, as_json: bool) -> None:
-    recent = journal.runs()
-    if as_json:
-        click.echo(json.dumps([_run_summary(r) for r in recent], indent=2))
-    else:
-        render_runs(recent)
-
-
-def _run_summary(r: Any) -> dict[str, Any]:
-    return {
-        "run_id": r.id,
-        "scope": r.scope,
-        "phase": r.phase.value,
-        "created_at": r.created_at.isoformat(),
-        "updated_at": r.updated_at.isoformat(),
-    }
 
 
 cli.add_command(sandbox)
 cli.add_command(orders)
+cli.add_command(resume)
+cli.add_command(status)
+cli.add_command(runs)
 cli.add_command(verify)
 cli.add_command(restore)
 

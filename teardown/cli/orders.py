@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,8 @@ from typing import Any
 import click
 
 from teardown import app
-from teardown.adapters.huawei.clients import Clients
-from teardown.adapters.huawei.inventory import HuaweiInventory
 from teardown.app.config import load_config
+from teardown.app.providers import provider_of
 from teardown.cli.common import (
     EXIT_RENEWING,
     check_servers,
@@ -31,7 +31,8 @@ from teardown.cli.common import (
     server_option,
     tag_option,
 )
-from teardown.core.reminders import Reminder, parse_window, reminders, without_expiry
+from teardown.cli.tables import echo_table, table
+from teardown.core.reminders import Reminder, parse_window, without_expiry
 from teardown.support.clock import SystemClock
 
 DEFAULT_WINDOW = "30d"
@@ -108,10 +109,7 @@ def render_table(items: list[Reminder], window: timedelta, total: int) -> None:
         echo(f"No prepaid resource expires or auto-renews within {span} ({total} prepaid).")
         return
     echo(f"{len(items)} of {total} prepaid resource(s) expire or auto-renew within {span}:")
-    rows = [HEADERS, *(_row(r) for r in items)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
-    for row in rows:
-        echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    echo_table(table(HEADERS, [_row(r) for r in items], right={"DAYS LEFT", "EST. REFUND TODAY"}))
     if any(r.charge_in_window for r in items):
         echo(f"! auto-renew charges within {span}: cancel it before then to avoid the charge")
     for r in items:
@@ -170,14 +168,14 @@ def orders(
     profile = app.resolve_profile(profile_path, os.environ)
     targets = app.Targets(check_servers(tuple(servers)), parse_tags(tags))
     now = SystemClock().now()
-    resources = HuaweiInventory(Clients(profile)).resources(targets.server_ids, targets.tags)
+    resources = profile.inventory(time.sleep).resources(targets.server_ids, targets.tags)
     for res in without_expiry(resources):
         echo(
             f"teardown: warning: {res.name} ({res.cloud_id or res.urn}) is prepaid but BSS reports "
             "no expiry: not listed",
             err=True,
         )
-    every = reminders(
+    every = provider_of(profile).reminders(
         resources, now=now, window=window, quota_used=config.billing.five_day_quota_used
     )
     shown = listed(every, now, window)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -12,7 +11,6 @@ from rich.markup import escape
 
 from teardown.core.model import Kind, Plan, Step, StepKind
 from teardown.core.text import printable
-from teardown.engine.journal import RunRecord
 
 
 class QuietConsole(Console):
@@ -133,15 +131,6 @@ def render_plan(plan: Plan, reusable: dict[str, str] | None = None, note: str = 
     out.print()
     if plan.blocked:
         out.print(f"[red]{len(plan.blockers)} blocker(s): nothing will be changed.[/]")
-
-
-def render_runs(runs: Sequence[RunRecord]) -> None:
-    out = _console()
-    if not runs:
-        out.print("No runs recorded.")
-        return
-    for r in runs:
-        out.print(f"{r.id}  {r.phase:<17} {escape(r.scope)}  {r.updated_at:%Y-%m-%d %H:%M:%S}")
 
 
 def render_status(view: dict[str, Any]) -> None:

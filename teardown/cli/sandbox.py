@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import click
 
 from teardown.cli.backups import report_restore
 from teardown.cli.common import echo, errors_to_exit_codes, json_option
+from teardown.cli.tables import echo_table, table
 from teardown.sandbox import runtime
 from teardown.sandbox.restore import restore_cbr
 
@@ -125,38 +127,60 @@ def status(root: Path, as_json: bool) -> None:
     state = f"running (pid {view['pid']})" if view["running"] else "stopped"
     echo(f"sandbox {view['dir']}: {state}, scenario {view['scenario']}")
     names = {s["id"]: s["name"] for s in view["servers"]}
-    echo("servers:")
-    for s in view["servers"]:
-        echo(f"  {s['name']:<12} {s['status']:<8} {s['charging_mode']:<9} ssh {s['ssh_port']}")
-    echo("disks:")
-    for d in view["disks"]:
-        where = f"on {names.get(d['server_id'], d['server_id'])}" if d["server_id"] else "detached"
-        echo(f"  {d['name']:<12} {d['size']:>4} GB  {d['charging_mode']:<9} {where}")
-    echo("orders:")
-    for o in view["orders"]:
-        kind = _ORDER_TYPES.get(o["order_type"], str(o["order_type"]))
-        state = _ORDER_STATES.get(o["status"], str(o["status"]))
-        echo(f"  {o['id']}  {kind:<11} {state:<15} {o['amount_after_discount']:>9} {o['currency']}")
-    echo("still billing:")
-    for b in view["still_billing"]:
-        echo("  " + _billing_line(b))
+    servers = [(s["name"], s["status"], s["charging_mode"], s["ssh_port"]) for s in view["servers"]]
+    _section("servers", ("NAME", "STATUS", "BILLING", "SSH PORT"), servers, right={"SSH PORT"})
+    disks = [
+        (
+            d["name"],
+            d["size"],
+            d["charging_mode"],
+            names.get(d["server_id"], d["server_id"]) if d["server_id"] else "detached",
+        )
+        for d in view["disks"]
+    ]
+    _section("disks", ("NAME", "SIZE (GB)", "BILLING", "ATTACHED TO"), disks, right={"SIZE (GB)"})
+    orders = [
+        (
+            o["id"],
+            _ORDER_TYPES.get(o["order_type"], str(o["order_type"])),
+            _ORDER_STATES.get(o["status"], str(o["status"])),
+            f"{o['amount_after_discount']} {o['currency']}",
+        )
+        for o in view["orders"]
+    ]
+    _section("orders", ("ORDER", "TYPE", "STATUS", "AMOUNT"), orders, right={"AMOUNT"})
+    billing = [_billing_row(b) for b in view["still_billing"]]
+    _section("still billing", ("NAME", "KIND", "HOW IT BILLS"), billing)
 
 
 _ORDER_TYPES = {1: "new", 2: "renew", 3: "change", 4: "unsubscribe"}
 _ORDER_STATES = {3: "processing", 4: "cancelled", 5: "completed", 6: "pending payment"}
 
 
-def _billing_line(b: dict[str, Any]) -> str:
+def _section(
+    title: str,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    right: Collection[str] = (),
+) -> None:
+    """``title:``, then its table indented under it (or ``none``)."""
+    echo(f"{title}:")
+    if rows:
+        echo_table(table(headers, rows, right=right), indent=2)
+    else:
+        echo("  none")
+
+
+def _billing_row(b: dict[str, Any]) -> tuple[str, str, str]:
     if b["kind"] == "pending_order":
-        return (
-            f"order {b['order_id']}: {b['amount']} pending payment until "
-            f"{b['pending_payment_end_time']}"
-        )
+        end = b["pending_payment_end_time"]
+        return (b["order_id"], "order", f"{b['amount']} pending payment until {end}")
     if b["billing"] != "prePaid":
-        return f"{b['name']:<12} {b['kind']:<7} pay-per-use, {b['hourly_price']} per hour"
+        return (b["name"], b["kind"], f"pay-per-use, {b['hourly_price']} per hour")
     renew = (
         f"auto-renew on, next charge {b['next_renewal_charge']}"
         if b["auto_renew"]
         else "auto-renew off"
     )
-    return f"{b['name']:<12} {b['kind']:<7} prepaid until {b['expire_time']}, {renew}"
+    return (b["name"], b["kind"], f"prepaid until {b['expire_time']}, {renew}")

@@ -109,6 +109,16 @@ class PlanBlocked(PlanError):
         super().__init__("plan is blocked: " + "; ".join(messages))
 
 
+class PlanChanged(PlanError):
+    """A reviewed plan no longer holds: the live inventory moved, or the file's plan is not
+    what its settings give today. Nothing was changed."""
+
+    def __init__(self, why: str, differences: list[str]) -> None:
+        self.differences = differences
+        lines = "".join(f"\n  {d}" for d in differences)
+        super().__init__(f"{why}:{lines}\nteardown: nothing was changed; plan again and review.")
+
+
 class VerificationFailed(TeardownError):
     """A backup could not be verified; nothing depending on it is destroyed."""
 

@@ -70,7 +70,8 @@ SURVIVES_DESTROY: dict[SnapshotKind, bool] = {
     SnapshotKind.EVS: False,
     SnapshotKind.NONE: False,
 }
-"""Whether a backup of this kind outlives the destruction of its source (huawei.md R22, R24)."""
+"""Whether a backup of this kind outlives the destruction of its source (R22, R24 in
+docs/huawei-api.md, "Billing rules")."""
 
 
 class PullMethod(StrEnum):

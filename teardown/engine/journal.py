@@ -12,14 +12,13 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from teardown.core.errors import JournalError, LockHeld
-from teardown.core.model import BACKUP_STEPS, Artifact, Origin, Step, StepKind
+from teardown.core.model import BACKUP_STEPS, Artifact, Step, StepKind
 from teardown.core.phases import (
     STEP_TRANSITIONS,
     IllegalTransition,
@@ -28,148 +27,20 @@ from teardown.core.phases import (
     StepStatus,
     check_transition,
 )
+from teardown.engine.journal_records import (
+    ARTIFACT_COLUMNS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    BillingRecord,
+    EarlierArtifact,
+    EventRecord,
+    RunRecord,
+    StepRecord,
+    artifact_meta,
+    artifact_of,
+    ts,
+)
 from teardown.ports import Clock, RefundRecord
-
-SCHEMA_VERSION = 2
-"""2: artifacts record what they are a copy of (``meta``: origin, host key, disks, files)."""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, scope TEXT NOT NULL, phase TEXT NOT NULL,
-    plan_json TEXT NOT NULL, plan_digest TEXT NOT NULL,
-    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS resources (
-    run_id TEXT NOT NULL REFERENCES runs(id), urn TEXT NOT NULL, phase TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT '', updated_at TEXT NOT NULL, PRIMARY KEY (run_id, urn));
-CREATE TABLE IF NOT EXISTS steps (
-    run_id TEXT NOT NULL REFERENCES runs(id), step_id TEXT NOT NULL, urn TEXT NOT NULL,
-    kind TEXT NOT NULL, status TEXT NOT NULL, attempt INTEGER NOT NULL,
-    idem_key TEXT NOT NULL, intent_at TEXT, outcome_at TEXT, error TEXT,
-    result TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (run_id, step_id));
-CREATE TABLE IF NOT EXISTS artifacts (
-    run_id TEXT NOT NULL, step_id TEXT NOT NULL, urn TEXT NOT NULL, kind TEXT NOT NULL,
-    ref TEXT NOT NULL, verified INTEGER NOT NULL, survives INTEGER NOT NULL,
-    size INTEGER NOT NULL, sha256 TEXT, detail TEXT NOT NULL, created_at TEXT NOT NULL,
-    meta TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (run_id, step_id));
-CREATE TABLE IF NOT EXISTS billing (
-    run_id TEXT NOT NULL, step_id TEXT NOT NULL, urn TEXT NOT NULL, order_ids TEXT NOT NULL,
-    refund TEXT NOT NULL, consumed TEXT NOT NULL, fee TEXT NOT NULL, currency TEXT NOT NULL,
-    created_at TEXT NOT NULL, PRIMARY KEY (run_id, step_id));
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, at TEXT NOT NULL,
-    type TEXT NOT NULL, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS locks (
-    scope TEXT PRIMARY KEY, run_id TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL,
-    acquired_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL);
-"""
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: str
-    scope: str
-    phase: RunPhase
-    plan_json: str
-    plan_digest: str
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    run_id: str
-    step_id: str
-    urn: str
-    kind: StepKind
-    status: StepStatus
-    attempt: int
-    idem_key: str
-    intent_at: datetime | None
-    outcome_at: datetime | None
-    error: str | None
-    result: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class EarlierArtifact:
-    """A verified artifact found in the journal, with the run that made it and when."""
-
-    artifact: Artifact
-    run_id: str
-    made_at: datetime
-
-
-@dataclass(frozen=True)
-class BillingRecord:
-    step_id: str
-    urn: str
-    refund: RefundRecord
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    id: int
-    run_id: str
-    at: datetime
-    type: str
-    data: dict[str, Any]
-
-
-def _ts(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _meta(art: Artifact) -> str:
-    o = art.origin
-    return json.dumps(
-        {
-            "origin": {
-                "account": o.account,
-                "resource_id": o.resource_id,
-                "created_at": o.created_at,
-                "spec": o.spec,
-            },
-            "host_key": art.host_key,
-            "covers": list(art.covers),
-            "files": art.files,
-            "refused": list(art.refused),
-        },
-        sort_keys=True,
-    )
-
-
-def _artifact(row: tuple[Any, ...]) -> Artifact:
-    """An artifact from ``kind, ref, verified, survives, size, sha256, detail, meta``."""
-    try:
-        meta = json.loads(row[7] or "{}")
-        o = meta.get("origin") or {}
-        origin = Origin(
-            account=str(o.get("account", "")),
-            resource_id=str(o.get("resource_id", "")),
-            created_at=str(o.get("created_at", "")),
-            spec=str(o.get("spec", "")),
-        )
-    except (ValueError, AttributeError):
-        meta, origin = {}, Origin()  # unreadable: an unknown origin never matches a plan
-    files = meta.get("files")
-    return Artifact(
-        row[0],
-        row[1],
-        bool(row[2]),
-        bool(row[3]),
-        row[4],
-        row[5],
-        row[6],
-        origin=origin,
-        host_key=str(meta.get("host_key", "")),
-        covers=tuple(str(x) for x in meta.get("covers", ())),
-        files=files if isinstance(files, int) else None,
-        refused=tuple(str(x) for x in meta.get("refused", ())),
-    )
-
-
-_ARTIFACT_COLUMNS = "kind, ref, verified, survives, size, sha256, detail, meta"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -234,7 +105,7 @@ class Journal:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.executescript(_SCHEMA)
+            conn.executescript(SCHEMA)
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 conn.execute(
@@ -356,7 +227,7 @@ class Journal:
 
     @staticmethod
     def _run_record(row: tuple[Any, ...]) -> RunRecord:
-        created, updated = _ts(row[5]), _ts(row[6])
+        created, updated = ts(row[5]), ts(row[6])
         assert created is not None and updated is not None
         return RunRecord(row[0], row[1], RunPhase(row[2]), row[3], row[4], created, updated)
 
@@ -418,8 +289,8 @@ class Journal:
             status=StepStatus(row[4]),
             attempt=row[5],
             idem_key=row[6],
-            intent_at=_ts(row[7]),
-            outcome_at=_ts(row[8]),
+            intent_at=ts(row[7]),
+            outcome_at=ts(row[8]),
             error=row[9],
             result=json.loads(row[10]),
         )
@@ -511,7 +382,7 @@ class Journal:
                         artifact.sha256,
                         artifact.detail,
                         now,
-                        _meta(artifact),
+                        artifact_meta(artifact),
                     ),
                 )
             if refund is not None:
@@ -550,10 +421,10 @@ class Journal:
         """step id -> the artifact recorded when that step succeeded."""
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT step_id, {_ARTIFACT_COLUMNS} FROM artifacts WHERE run_id=?",
+                f"SELECT step_id, {ARTIFACT_COLUMNS} FROM artifacts WHERE run_id=?",
                 (run_id,),
             ).fetchall()
-        return {r[0]: _artifact(r[1:]) for r in rows}
+        return {r[0]: artifact_of(r[1:]) for r in rows}
 
     def verified_artifacts(
         self, step_ids: Iterable[str], since: datetime | None = None
@@ -568,13 +439,13 @@ class Journal:
         after = since.isoformat() if since else ""
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT step_id, run_id, created_at, {_ARTIFACT_COLUMNS} FROM artifacts "
+                f"SELECT step_id, run_id, created_at, {ARTIFACT_COLUMNS} FROM artifacts "
                 f"WHERE verified=1 AND step_id IN ({marks}) AND created_at >= ? "
                 "ORDER BY created_at",
                 [*wanted, after],
             ).fetchall()
         return {
-            r[0]: EarlierArtifact(_artifact(r[3:]), r[1], datetime.fromisoformat(r[2]))
+            r[0]: EarlierArtifact(artifact_of(r[3:]), r[1], datetime.fromisoformat(r[2]))
             for r in rows
         }
 
@@ -622,7 +493,7 @@ class Journal:
             ).fetchall()
         out = []
         for r in rows:
-            at = _ts(r[2])
+            at = ts(r[2])
             assert at is not None
             out.append(EventRecord(r[0], r[1], at, r[3], json.loads(r[4])))
         return out
@@ -644,7 +515,7 @@ class Journal:
                 "SELECT run_id, pid, host, heartbeat_at FROM locks WHERE scope=?", (scope,)
             ).fetchone()
             if row is not None:
-                held_run, held_pid, held_host, beat = row[0], int(row[1]), row[2], _ts(row[3])
+                held_run, held_pid, held_host, beat = row[0], int(row[1]), row[2], ts(row[3])
                 mine = held_pid == pid and held_host == host
                 if held_host == host:
                     stale = not _pid_alive(held_pid)
@@ -678,3 +549,14 @@ class Journal:
     def release_lock(self, scope: str, run_id: str) -> None:
         with self._tx("lock.release") as c:
             c.execute("DELETE FROM locks WHERE scope=? AND run_id=?", (scope, run_id))
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BillingRecord",
+    "EarlierArtifact",
+    "EventRecord",
+    "Journal",
+    "RunRecord",
+    "StepRecord",
+]

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from teardown.core.model import BillingMode, DestroyAction, ResourcePlan
+from teardown.core.model import Artifact, BillingMode, DestroyAction, ResourcePlan, Step
 from teardown.core.phases import Phase
 from teardown.core.text import printable
 from teardown.core.views import resource_view
@@ -22,11 +22,6 @@ from teardown.engine.report_html import pull_notes, render_html
 from teardown.engine.status import run_status
 
 REPORT_SCHEMA_VERSION = 1
-REFUND_ARRIVAL = (
-    "Refunds go to the Huawei Cloud account balance (also for orders paid by card or third-party "
-    "payment, where they take about 1 working day); refunds above CNY 50,000 are reviewed first. "
-    "Withdrawing to a bank account is a separate request."
-)
 
 
 def _still_billing(rp: ResourcePlan, phase: str) -> str | None:
@@ -83,8 +78,38 @@ def _left_by_unfinished(journal: Journal, scope: str, run_id: str) -> list[dict[
     return out
 
 
-def build_report(journal: Journal, run_id: str) -> dict[str, Any]:
-    """Everything a person needs after a run, as one JSON-ready document."""
+def _backup_entry(b: dict[str, Any], step: Step, art: Artifact | None) -> dict[str, Any]:
+    """One backup of a resource as the report shows it: its status, rule and what it made."""
+    entry: dict[str, Any] = {"kind": b["kind"], "status": b["status"]}
+    if step.pull is not None:
+        entry["rule"] = step.pull.name
+        entry["paths"] = list(step.pull.paths)
+    if b.get("error"):
+        entry["error"] = b["error"]
+    if b.get("reused_from"):
+        entry.update(reused_from=b["reused_from"], made_at=b["made_at"])
+        entry["reuse_note"] = b["reuse_note"]
+    if art is not None:
+        entry.update(
+            {
+                "type": art.kind,
+                "ref": art.ref,
+                "bytes": art.size,
+                "sha256": art.sha256,
+                "detail": art.detail,
+                "copy_of": b["artifact"]["copy_of"],
+            }
+        )
+        if art.files is not None:
+            entry["files"] = art.files
+        if art.refused:
+            entry["refused"] = list(art.refused)
+    return entry
+
+
+def build_report(journal: Journal, run_id: str, *, refund_arrival: str = "") -> dict[str, Any]:
+    """Everything a person needs after a run, as one JSON-ready document. ``refund_arrival``
+    is the cloud's word on where refunds go and when (its provider's ``refund_arrival``)."""
     status = run_status(journal, run_id)
     plan = plan_from_json(journal.run(run_id).plan_json, f"journal run {run_id}")
     by_urn = {rp.resource.urn: rp for rp in plan.resources}
@@ -100,34 +125,10 @@ def build_report(journal: Journal, run_id: str) -> dict[str, Any]:
     for res in status["resources"]:
         rp = by_urn[res["urn"]]
         view = resource_view(rp)
-        backups = []
-        for b, step in zip(res["backups"], rp.backups, strict=True):
-            art = artifacts.get(b["id"])
-            entry: dict[str, Any] = {"kind": b["kind"], "status": b["status"]}
-            if step.pull is not None:
-                entry["rule"] = step.pull.name
-                entry["paths"] = list(step.pull.paths)
-            if b.get("error"):
-                entry["error"] = b["error"]
-            if b.get("reused_from"):
-                entry.update(reused_from=b["reused_from"], made_at=b["made_at"])
-                entry["reuse_note"] = b["reuse_note"]
-            if art is not None:
-                entry.update(
-                    {
-                        "type": art.kind,
-                        "ref": art.ref,
-                        "bytes": art.size,
-                        "sha256": art.sha256,
-                        "detail": art.detail,
-                        "copy_of": b["artifact"]["copy_of"],
-                    }
-                )
-                if art.files is not None:
-                    entry["files"] = art.files
-                if art.refused:
-                    entry["refused"] = list(art.refused)
-            backups.append(entry)
+        backups = [
+            _backup_entry(b, step, artifacts.get(b["id"]))
+            for b, step in zip(res["backups"], rp.backups, strict=True)
+        ]
         recorded = [b["refund"] for b in res["billing"] if "refund" in b]
         for r in recorded:
             totals["recorded_refund"] += Decimal(r["refund"])
@@ -173,7 +174,7 @@ def build_report(journal: Journal, run_id: str) -> dict[str, Any]:
         "pending_orders": status["pre"],
         "resources": resources,
         "money": {k: str(v) for k, v in totals.items()} | {"currency": "CNY"},
-        "refund_arrival": REFUND_ARRIVAL,
+        "refund_arrival": refund_arrival,
         "still_billing": still,
     }
 
@@ -228,8 +229,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- Recorded refunds: {_money(m['recorded_refund'])} CNY, after handling fees of "
         f"{_money(m['recorded_fee'])} CNY and consumption of {_money(m['recorded_consumed'])} CNY "
         "(read from the refund orders).",
-        f"- {report['refund_arrival']}",
     ]
+    if report["refund_arrival"]:
+        lines.append(f"- {report['refund_arrival']}")
     for r in report["resources"]:
         for x in r["refunds"]:
             lines.append(

@@ -2,7 +2,12 @@
 
 No external assets at all (no scripts, fonts, images or style sheets from anywhere): the CSS is
 inline and the charts are inline SVG, and a Content-Security-Policy forbids loading anything.
-Every string taken from the report is escaped: resource names come from the cloud.
+
+This module prepares what the page shows (texts, numbers, the charts' coordinates); the page
+itself, with its colours and styles, is the Jinja2 template ``templates/report.html.j2``. The
+environment escapes every value a template prints: control and formatting characters become
+visible escapes (``printable``), then autoescape makes the text inert HTML, so a resource name
+from the cloud can neither add markup nor forge text.
 
 Example::
 
@@ -12,92 +17,159 @@ Example::
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from teardown.core.phases import Phase
 from teardown.core.text import printable
 from teardown.engine.journal import EventRecord
 
-PHASE_COLOURS: dict[str, str] = {
-    "planned": "#cbd5e1",
-    "backing_up": "#60a5fa",
-    "verified": "#a78bfa",
-    "destroying": "#f59e0b",
-    "destroyed": "#fb923c",
-    "closing": "#2dd4bf",
-    "done": "#22c55e",
-    "failed": "#ef4444",
-    "blocked": "#64748b",
-}
-"""One colour per resource phase (the timeline and the phase badges)."""
 
-RUN_COLOURS: dict[str, str] = {
-    "completed": "#15803d",
-    "partially_failed": "#b45309",
-    "failed": "#b91c1c",
-    "blocked": "#475569",
-    "running": "#1d4ed8",
-}
-"""One colour per run phase (the header badge)."""
-
-STATUS_COLOURS: dict[str, str] = {
-    "succeeded": "#15803d",
-    "failed": "#b91c1c",
-    "started": "#1d4ed8",
-    "pending": "#64748b",
-}
-
-_CSS = """
-*{box-sizing:border-box}
-body{margin:0;background:#f1f5f9;color:#0f172a;
- font:14px/1.45 system-ui,-apple-system,"Segoe UI","DejaVu Sans",Arial,sans-serif}
-main{max-width:1160px;margin:0 auto;padding:20px 20px 32px}
-header{background:#0f172a;color:#f8fafc;border-radius:10px;padding:16px 20px;
- display:flex;flex-wrap:wrap;align-items:center;gap:8px 18px}
-header h1{font-size:20px;margin:0;font-weight:650;letter-spacing:.2px}
-header .meta{color:#cbd5e1;font-size:13px}
-header .meta b{color:#f8fafc;font-weight:600}
-.badge{display:inline-block;border-radius:999px;padding:2px 10px;font-size:12px;
- font-weight:650;color:#fff;white-space:nowrap}
-header .badge{font-size:14px;padding:4px 14px}
-.tiles{display:grid;grid-template-columns:repeat(4,1fr);gap:12px;margin:14px 0}
-.tile{background:#fff;border-radius:10px;padding:10px 14px;border:1px solid #e2e8f0}
-.tile .n{font-size:22px;font-weight:700}
-.tile .l{color:#475569;font-size:12px;text-transform:uppercase;letter-spacing:.4px}
-section{background:#fff;border-radius:10px;border:1px solid #e2e8f0;padding:12px 16px;
- margin:0 0 14px}
-section h2{font-size:15px;margin:0 0 8px;font-weight:650}
-.grid2{display:grid;grid-template-columns:1fr 1fr;gap:14px;margin:0 0 14px}
-.grid2 section{margin:0}
-.grid2>div{display:flex;flex-direction:column;gap:14px}
-.note{color:#475569;font-size:12px;margin:6px 0 0}
-.legend{display:flex;flex-wrap:wrap;gap:4px 14px;font-size:12px;color:#334155;margin-top:4px}
-.legend i{display:inline-block;width:11px;height:11px;border-radius:3px;margin-right:5px;
- vertical-align:-1px}
-table{border-collapse:collapse;width:100%;font-size:13px}
-th{text-align:left;color:#475569;font-weight:600;font-size:12px;border-bottom:1px solid #cbd5e1;
- padding:5px 8px}
-td{border-bottom:1px solid #e2e8f0;padding:5px 8px;vertical-align:top}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-code{font:12px "DejaVu Sans Mono",Menlo,Consolas,monospace;background:#f1f5f9;
- border-radius:4px;padding:1px 4px}
-ul.items{margin:0;padding-left:18px}
-ul.items li{margin:3px 0}
-.ok{color:#15803d;font-weight:600}
-.todo li{color:#7f1d1d}
-svg text{font-family:system-ui,-apple-system,"Segoe UI","DejaVu Sans",Arial,sans-serif}
-footer{color:#64748b;font-size:12px;text-align:center;margin-top:6px}
-"""
+def _shown(value: object) -> object:
+    """What a template prints for ``value``: control and formatting characters written as visible
+    escapes, for autoescape to escape next. Markup (a macro's output) has had both already."""
+    return value if hasattr(value, "__html__") else printable(value)
 
 
-def _e(value: object) -> str:
-    """Escape anything for HTML text and attribute values (control and formatting characters
-    written as visible escapes first)."""
-    return html.escape(printable(value), quote=True)
+_ENV = Environment(
+    loader=PackageLoader("teardown.engine", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    finalize=_shown,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_ENV.filters["coord"] = lambda value: f"{value:.1f}"
+
+
+# -- what the page shows --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One phase of one resource: a bar from its change to the resource's next change."""
+
+    phase: str
+    tip: str
+    x: float
+    width: float
+    label: str  # the phase, or "" when the bar is too narrow for it
+    label_x: float
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    urn: str
+    name: str
+    y: int
+    bar_y: float
+    text_y: float  # the baseline of the row's texts
+    segments: tuple[Segment, ...]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The phases of each resource over the run, as coordinates in a ``WIDTH`` x ``height`` box."""
+
+    WIDTH: ClassVar[int] = 1100
+    LEFT: ClassVar[int] = 210  # where the bars start (the names are left of it)
+    CHART: ClassVar[int] = WIDTH - LEFT - 16  # the bars' full width
+    RIGHT: ClassVar[int] = LEFT + CHART
+    TOP: ClassVar[int] = 8
+    ROW: ClassVar[int] = 30
+    BAR: ClassVar[int] = 20
+
+    height: int
+    axis_y: int
+    axis_text_y: int
+    rows: tuple[TimelineRow, ...]
+    first: str  # the first and the last change (HH:MM:SS), "" when none was recorded
+    last: str
+    phases: tuple[str, ...]  # for the legend: the known ones in their order, then the others
+    summary: str
+
+
+@dataclass(frozen=True)
+class MoneyBar:
+    what: str  # estimated | recorded
+    amount: str
+    tip: str
+    y: int
+    width: float
+    text_x: float
+    text_y: float
+
+
+@dataclass(frozen=True)
+class Money:
+    """The money chart (two bars per amount, on one scale) and the lists under it."""
+
+    WIDTH: ClassVar[int] = 520
+    LEFT: ClassVar[int] = 100  # where the bars start (the names are left of it)
+    BAR: ClassVar[int] = 270  # the longest bar
+    GROUP: ClassVar[int] = 50  # the height of one amount's two bars
+
+    currency: str
+    height: int
+    groups: tuple[tuple[str, int, tuple[MoneyBar, ...]], ...]  # name, its baseline, its bars
+    refunds: tuple[tuple[str, str, str, str, str], ...]  # name, refund, fee, consumed, orders
+    pending: tuple[tuple[str, str], ...]  # order, what became of it
+    arrival: str
+
+
+@dataclass(frozen=True)
+class ResourceRow:
+    name: str
+    kind: str
+    billing: str
+    destroy: str
+    refund: str
+    phase: str
+
+
+@dataclass(frozen=True)
+class BackupRow:
+    name: str
+    kind: str
+    status: str
+    bytes: str
+    size: str
+    sha256: str
+    note: str
+
+
+Spans = tuple[tuple[str, bool], ...]
+"""A message in pieces, each with whether it was `backticked` (a command to type)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """Everything ``report.html.j2`` shows, every text still unescaped."""
+
+    run_id: str
+    phase: str
+    scope: str
+    started: str
+    updated: str
+    tiles: tuple[tuple[str, str], ...]  # number, label
+    timeline: Timeline
+    money: Money
+    todo: tuple[tuple[str, Spans], ...]  # name, its next step
+    still_billing: tuple[tuple[str, str, str], ...]  # name, billing mode, why
+    resources: tuple[ResourceRow, ...]
+    backups: tuple[BackupRow, ...]
+    pull_notes: tuple[str, ...]
+    schema_version: str
+
+
+# -- small formats --------------------------------------------------------------------------
 
 
 def _dec(value: object) -> Decimal:
@@ -121,21 +193,10 @@ def _size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _badge(text: str, colour: str) -> str:
-    return f'<span class="badge" style="background:{colour}">{_e(text.replace("_", " "))}</span>'
-
-
-def _phase_badge(phase: str) -> str:
-    return _badge(phase, PHASE_COLOURS.get(phase, "#64748b"))
-
-
-def _status_badge(status: str) -> str:
-    return _badge(status, STATUS_COLOURS.get(status, "#64748b"))
-
-
-def _inline_code(text: str) -> str:
-    """Escape ``text``, then show its `backticked` spans as code."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(text))
+def _spans(text: str) -> Spans:
+    """``text`` cut into its plain pieces and its `backticked` ones."""
+    parts = re.split(r"`([^`]+)`", text)
+    return tuple((p, i % 2 == 1) for i, p in enumerate(parts) if p)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -173,11 +234,7 @@ def timeline_from_events(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
 
 # -- the timeline ---------------------------------------------------------------------------
 
-_TL_WIDTH = 1100
-_TL_LABEL = 210
-_TL_ROW = 30
-_TL_BAR = 20
-_TL_TOP = 8
+_Event = tuple[datetime, int, dict[str, Any]]
 
 
 def _slot_positions(times: list[datetime]) -> list[float]:
@@ -205,115 +262,75 @@ def _slot_positions(times: list[datetime]) -> list[float]:
     return out
 
 
-def _timeline_svg(report: dict[str, Any], timeline: list[dict[str, Any]]) -> str:
-    events = []
+def _segments(name: str, slots: list[int], events: list[_Event], xs: list[float]) -> list[Segment]:
+    """The bars of one resource: each phase lasts until its next change (or the run's end)."""
+    out = []
+    for j, slot in enumerate(slots):
+        at, _, ev = events[slot]
+        end = slots[j + 1] if j + 1 < len(slots) else len(events)
+        x0, x1 = Timeline.LEFT + xs[slot] * Timeline.CHART, Timeline.LEFT + xs[end] * Timeline.CHART
+        width = max(x1 - x0, 3.0)
+        phase = str(ev.get("phase", ""))
+        detail = str(ev.get("detail", ""))
+        tip = f"{name}: {phase} at {at:%Y-%m-%d %H:%M:%S}.{at.microsecond // 1000:03d} UTC" + (
+            f" ({detail})" if detail else ""
+        )
+        label = phase.replace("_", " ")
+        fits = width >= len(label) * 6.6 + 8
+        out.append(Segment(phase, tip, x0, width, label if fits else "", x0 + 5))
+    return out
+
+
+def _timeline_rows(report: dict[str, Any], events: list[_Event]) -> list[TimelineRow]:
+    """One row per resource of the report, then one per resource only the events name."""
+    xs = _slot_positions([at for at, _, _ in events])
+    by_urn: dict[str, list[int]] = {}
+    for slot, (_, _, ev) in enumerate(events):
+        by_urn.setdefault(str(ev.get("urn", "")), []).append(slot)
+    named: list[tuple[str, str]] = [(str(r["urn"]), str(r["name"])) for r in report["resources"]]
+    known = {u for u, _ in named}
+    named += [(u, u) for u in by_urn if u not in known]
+    rows = []
+    for i, (urn, name) in enumerate(named):
+        y = Timeline.TOP + i * Timeline.ROW
+        bar_y = y + (Timeline.ROW - Timeline.BAR) / 2
+        bars = _segments(name, by_urn.get(urn, []), events, xs)
+        rows.append(TimelineRow(urn, _clip(name, 24), y, bar_y, bar_y + 14, tuple(bars)))
+    return rows
+
+
+def _timeline_summary(timeline: list[dict[str, Any]]) -> str:
+    times = [t for t in (_parse_at(ev.get("at")) for ev in timeline) if t is not None]
+    if not times:
+        return "No phase change recorded. "
+    first, last = min(times), max(times)
+    secs = (last - first).total_seconds()
+    return (
+        f"{len(timeline)} phase changes from {first:%Y-%m-%d %H:%M:%S} to "
+        f"{last:%H:%M:%S} UTC ({secs:,.0f} s). "
+    )
+
+
+def _timeline(report: dict[str, Any], timeline: list[dict[str, Any]]) -> Timeline:
+    events: list[_Event] = []
     for i, ev in enumerate(timeline):
         at = _parse_at(ev.get("at"))
         if at is not None:
             events.append((at, i, ev))
     events.sort(key=lambda x: (x[0], x[1]))
-    xs = _slot_positions([at for at, _, _ in events])
-    chart = _TL_WIDTH - _TL_LABEL - 16
-
-    def x_of(slot: int) -> float:
-        return _TL_LABEL + xs[slot] * chart
-
-    by_urn: dict[str, list[int]] = {}
-    for slot, (_, _, ev) in enumerate(events):
-        by_urn.setdefault(str(ev.get("urn", "")), []).append(slot)
-    rows: list[tuple[str, str]] = [(str(r["urn"]), str(r["name"])) for r in report["resources"]]
-    known = {u for u, _ in rows}
-    rows += [(u, u) for u in by_urn if u not in known]
-
-    height = _TL_TOP + len(rows) * _TL_ROW + 26
-    parts = [
-        f'<svg id="timeline" role="img" aria-label="phases of each resource over the run" '
-        f'viewBox="0 0 {_TL_WIDTH} {height}" width="100%" preserveAspectRatio="xMinYMin meet">'
-    ]
-    for i, (row_urn, name) in enumerate(rows):
-        y = _TL_TOP + i * _TL_ROW
-        if i % 2 == 0:
-            parts.append(
-                f'<rect x="0" y="{y}" width="{_TL_WIDTH}" height="{_TL_ROW}" fill="#f8fafc"/>'
-            )
-        parts.append(
-            f'<text x="8" y="{y + _TL_ROW / 2 + 4:.1f}" font-size="13" font-weight="600" '
-            f'fill="#0f172a"><title>{_e(row_urn)}</title>{_e(_clip(name, 24))}</text>'
-        )
-        slots = by_urn.get(row_urn, [])
-        bar_y = y + (_TL_ROW - _TL_BAR) / 2
-        if not slots:
-            parts.append(
-                f'<rect x="{_TL_LABEL}" y="{bar_y:.1f}" width="{chart}" height="{_TL_BAR}" '
-                'rx="4" fill="none" stroke="#94a3b8" stroke-dasharray="4 3"/>'
-                f'<text x="{_TL_LABEL + 8}" y="{bar_y + 14:.1f}" font-size="12" fill="#64748b">'
-                "no phase change recorded</text>"
-            )
-            continue
-        for j, slot in enumerate(slots):
-            at, _, ev = events[slot]
-            end = slots[j + 1] if j + 1 < len(slots) else len(events)
-            x0, x1 = x_of(slot), x_of(end)
-            width = max(x1 - x0, 3.0)
-            phase = str(ev.get("phase", ""))
-            colour = PHASE_COLOURS.get(phase, "#94a3b8")
-            detail = str(ev.get("detail", ""))
-            tip = f"{name}: {phase} at {at:%Y-%m-%d %H:%M:%S}.{at.microsecond // 1000:03d} UTC" + (
-                f" ({detail})" if detail else ""
-            )
-            parts.append(
-                f'<g><title>{_e(tip)}</title><rect x="{x0:.1f}" y="{bar_y:.1f}" '
-                f'width="{width:.1f}" height="{_TL_BAR}" rx="3" fill="{colour}" '
-                'stroke="#fff" stroke-width="1"/>'
-            )
-            label = phase.replace("_", " ")
-            if width >= len(label) * 6.6 + 8:
-                parts.append(
-                    f'<text x="{x0 + 5:.1f}" y="{bar_y + 14:.1f}" font-size="11" '
-                    f'fill="#0f172a">{_e(label)}</text>'
-                )
-            parts.append("</g>")
-    axis_y = _TL_TOP + len(rows) * _TL_ROW
-    parts.append(
-        f'<line x1="{_TL_LABEL}" y1="{axis_y + 2}" x2="{_TL_LABEL + chart}" y2="{axis_y + 2}" '
-        'stroke="#94a3b8"/>'
-    )
-    if events:
-        first, last = events[0][0], events[-1][0]
-        parts.append(
-            f'<text x="{_TL_LABEL}" y="{axis_y + 18}" font-size="12" fill="#475569">'
-            f"{_e(f'{first:%H:%M:%S}')} UTC</text>"
-            f'<text x="{_TL_LABEL + chart}" y="{axis_y + 18}" font-size="12" fill="#475569" '
-            f'text-anchor="end">{_e(f"{last:%H:%M:%S}")} UTC</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _timeline_section(report: dict[str, Any], timeline: list[dict[str, Any]]) -> str:
-    times = [t for t in (_parse_at(ev.get("at")) for ev in timeline) if t is not None]
-    if times:
-        first, last = min(times), max(times)
-        secs = (last - first).total_seconds()
-        when = (
-            f"{len(timeline)} phase changes from {first:%Y-%m-%d %H:%M:%S} to "
-            f"{last:%H:%M:%S} UTC ({secs:,.0f} s). "
-        )
-    else:
-        when = "No phase change recorded. "
+    rows = _timeline_rows(report, events)
     phases = {str(ev.get("phase", "")) for ev in timeline}
-    seen = [p for p in PHASE_COLOURS if p in phases] + sorted(phases - set(PHASE_COLOURS))
-    legend = "".join(
-        f'<span><i style="background:{PHASE_COLOURS.get(p, "#94a3b8")}"></i>'
-        f"{_e(p.replace('_', ' '))}</span>"
-        for p in seen
-    )
-    return (
-        "<section><h2>Timeline</h2>"
-        + _timeline_svg(report, timeline)
-        + f'<div class="legend">{legend}</div>'
-        + f'<p class="note">{_e(when)}Bar lengths mix order and elapsed time, so quick steps '
-        "stay visible; hover a bar for its exact time and detail.</p></section>"
+    known = [p.value for p in Phase]
+    axis_y = Timeline.TOP + len(rows) * Timeline.ROW
+    return Timeline(
+        height=axis_y + 26,
+        axis_y=axis_y + 2,
+        axis_text_y=axis_y + 18,
+        rows=tuple(rows),
+        first=f"{events[0][0]:%H:%M:%S}" if events else "",
+        last=f"{events[-1][0]:%H:%M:%S}" if events else "",
+        phases=tuple([p for p in known if p in phases] + sorted(phases - set(known))),
+        summary=_timeline_summary(timeline),
     )
 
 
@@ -336,87 +353,65 @@ def _money_rows(report: dict[str, Any]) -> list[tuple[str, Decimal, Decimal]]:
     ]
 
 
-def _money_svg(report: dict[str, Any]) -> str:
+def _money_bars(name: str, y: int, values: dict[str, Decimal], top: Decimal) -> list[MoneyBar]:
+    bars = []
+    for j, (what, value) in enumerate(values.items()):
+        by = y + j * 19
+        w = max(float(value / top) * Money.BAR, 1.5)
+        tip = f"{name}, {what}: {_money(value)} CNY"
+        bars.append(MoneyBar(what, _money(value), tip, by, w, Money.LEFT + w + 6, by + 12.5))
+    return bars
+
+
+def _orders(refund: dict[str, Any]) -> str:
+    return ", ".join(str(o) for o in refund.get("orders", []))
+
+
+def _money_view(report: dict[str, Any]) -> Money:
     rows = _money_rows(report)
     top = max([v for _, a, b in rows for v in (a, b)] + [Decimal(1)])
-    width, label, bar_max = 520, 100, 270
-    group = 50
-    height = len(rows) * group + 8
-    parts = [
-        f'<svg id="money" role="img" aria-label="estimated and recorded money" '
-        f'viewBox="0 0 {width} {height}" width="100%" preserveAspectRatio="xMinYMin meet">'
-    ]
+    groups = []
     for i, (name, estimated, recorded) in enumerate(rows):
-        y = 6 + i * group
-        parts.append(
-            f'<text x="0" y="{y + 25}" font-size="13" font-weight="600" fill="#0f172a">'
-            f"{_e(name)}</text>"
-        )
-        for j, (what, value, fill) in enumerate(
-            (("estimated", estimated, "#93c5fd"), ("recorded", recorded, "#1d4ed8"))
-        ):
-            by = y + j * 19
-            w = max(float(value / top) * bar_max, 1.5)
-            parts.append(
-                f"<g><title>{_e(f'{name}, {what}: {_money(value)} CNY')}</title>"
-                f'<rect x="{label}" y="{by}" width="{w:.1f}" height="16" rx="2" fill="{fill}"/>'
-                f'<text x="{label + w + 6:.1f}" y="{by + 12.5}" font-size="12" fill="#0f172a">'
-                f'{_e(_money(value))} <tspan fill="#64748b">{_e(what)}</tspan></text></g>'
-            )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _money_section(report: dict[str, Any]) -> str:
-    items = []
-    for r in report["resources"]:
-        for x in r["refunds"]:
-            orders = ", ".join(str(o) for o in x.get("orders", []))
-            items.append(
-                f"<li><b>{_e(r['name'])}</b>: refund {_e(_money(x['refund']))}, fee "
-                f"{_e(_money(x['fee']))}, consumed {_e(_money(x['consumed']))} "
-                f'<span class="note">(orders {_e(orders)})</span></li>'
-            )
+        y = 6 + i * Money.GROUP
+        bars = _money_bars(name, y, {"estimated": estimated, "recorded": recorded}, top)
+        groups.append((name, y + 25, tuple(bars)))
+    refunds = [
+        (str(r["name"]), _money(x["refund"]), _money(x["fee"]), _money(x["consumed"]), _orders(x))
+        for r in report["resources"]
+        for x in r["refunds"]
+    ]
     pending = [
-        f"<li>order <code>{_e(p.get('order_id', p.get('id', '?')))}</code>: "
-        f"{'cancelled' if p.get('status') == 'succeeded' else _e(p.get('status', '?'))}</li>"
+        (
+            str(p.get("order_id", p.get("id", "?"))),
+            "cancelled" if p.get("status") == "succeeded" else str(p.get("status", "?")),
+        )
         for p in report["pending_orders"]
     ]
-    return (
-        f"<section><h2>Money ({_e(report['money'].get('currency', 'CNY'))})</h2>"
-        + _money_svg(report)
-        + '<div class="legend"><span><i style="background:#93c5fd"></i>estimated before acting'
-        '</span><span><i style="background:#1d4ed8"></i>recorded from the refund orders</span>'
-        "</div>"
-        + (f'<ul class="items">{"".join(items)}</ul>' if items else "")
-        + (
-            f'<p class="note"><b>Orders pending payment</b></p><ul class="items">'
-            f"{''.join(pending)}</ul>"
-            if pending
-            else ""
-        )
-        + f'<p class="note">{_e(report["refund_arrival"])}</p></section>'
+    return Money(
+        currency=str(report["money"].get("currency", "CNY")),
+        height=len(rows) * Money.GROUP + 8,
+        groups=tuple(groups),
+        refunds=tuple(refunds),
+        pending=tuple(pending),
+        arrival=str(report["refund_arrival"]),
     )
 
 
 # -- tables and lists -----------------------------------------------------------------------
 
 
-def _resources_section(report: dict[str, Any]) -> str:
-    rows = []
-    for r in report["resources"]:
-        refund = ", ".join(_money(x["refund"]) for x in r["refunds"]) or "-"
-        destroy = r["destroy"].get("status", "not planned")
-        rows.append(
-            f"<tr><td><b>{_e(r['name'])}</b></td><td>{_e(r['kind'])}</td>"
-            f"<td>{_e(r['billing_mode'])}</td><td>{_e(r['action'])}: {_e(destroy)}</td>"
-            f'<td class="num">{_e(refund)}</td><td>{_phase_badge(str(r["phase"]))}</td></tr>'
+def _resource_rows(report: dict[str, Any]) -> list[ResourceRow]:
+    return [
+        ResourceRow(
+            name=str(r["name"]),
+            kind=str(r["kind"]),
+            billing=str(r["billing_mode"]),
+            destroy=f"{r['action']}: {r['destroy'].get('status', 'not planned')}",
+            refund=", ".join(_money(x["refund"]) for x in r["refunds"]) or "-",
+            phase=str(r["phase"]),
         )
-    return (
-        "<section><h2>Resources</h2><table><thead><tr><th>resource</th><th>kind</th>"
-        '<th>billing</th><th>destroy</th><th class="num">refund (recorded)</th><th>state</th>'
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
-    )
+        for r in report["resources"]
+    ]
 
 
 def pull_notes(report: dict[str, Any]) -> list[str]:
@@ -441,7 +436,7 @@ def pull_notes(report: dict[str, Any]) -> list[str]:
     return notes
 
 
-def _backups_section(report: dict[str, Any]) -> str:
+def _backup_rows(report: dict[str, Any]) -> list[BackupRow]:
     rows = []
     for r in report["resources"]:
         for b in r["backups"]:
@@ -450,70 +445,55 @@ def _backups_section(report: dict[str, Any]) -> str:
             size_text = "-" if not size else _size(int(size))
             if size and kind == "cbr":
                 size_text += " of disks"
-            sha = b.get("sha256")
-            sha_cell = f'<code title="{_e(sha)}">{_e(str(sha)[:12])}</code>' if sha else "-"
-            note = _e(b.get("reuse_note") or "")
             rows.append(
-                f"<tr><td><b>{_e(r['name'])}</b></td><td>{_e(kind)}</td>"
-                f"<td>{_status_badge(str(b['status']))}</td>"
-                f'<td class="num" title="{_e(size)} bytes">{_e(size_text)}</td>'
-                f"<td>{sha_cell}</td><td>{note}</td></tr>"
+                BackupRow(
+                    name=str(r["name"]),
+                    kind=kind,
+                    status=str(b["status"]),
+                    bytes=str(size),
+                    size=size_text,
+                    sha256=str(b.get("sha256") or ""),
+                    note=str(b.get("reuse_note") or ""),
+                )
             )
-    body = "".join(rows) or '<tr><td colspan="6">no backups in this run</td></tr>'
-    notes = "".join(f"<li>{_e(n)}</li>" for n in pull_notes(report))
-    extra = (
-        f'<h3>Pulls: refused entries and empty rules</h3><ul id="pull-notes">{notes}</ul>'
-        if notes
-        else ""
-    )
-    return (
-        '<section><h2>Backups</h2><table id="backups"><thead><tr><th>resource</th><th>kind</th>'
-        '<th>status</th><th class="num">size</th><th>sha256</th><th>note</th></tr></thead>'
-        f"<tbody>{body}</tbody></table>{extra}</section>"
-    )
+    return rows
 
 
-def _still_billing_section(report: dict[str, Any]) -> str:
-    still = report["still_billing"]
-    if still:
-        body = '<ul class="items">' + "".join(
-            f"<li><b>{_e(s['name'])}</b> ({_e(s['billing'])}): {_e(s['why'])}</li>" for s in still
-        )
-        body += "</ul>"
-    else:
-        body = '<p class="ok">Nothing in scope still bills.</p>'
-    return f'<section id="still-billing"><h2>Still billing</h2>{body}</section>'
-
-
-def _todo_section(report: dict[str, Any]) -> str:
-    todo = [r for r in report["resources"] if r["next_step"]]
-    if todo:
-        body = '<ul class="items todo">' + "".join(
-            f"<li><b>{_e(r['name'])}</b>: {_inline_code(str(r['next_step']))}</li>" for r in todo
-        )
-        body += "</ul>"
-    else:
-        body = '<p class="ok">Nothing: no resource needs a person.</p>'
-    return f'<section id="todo"><h2>What a person must do</h2>{body}</section>'
-
-
-def _tiles(report: dict[str, Any]) -> str:
+def _tiles(report: dict[str, Any]) -> list[tuple[str, str]]:
     resources = report["resources"]
     done = sum(1 for r in resources if r["phase"] == "done")
     todo = sum(1 for r in resources if r["next_step"])
-    tiles = [
+    return [
         (f"{done} / {len(resources)}", "resources done"),
-        (f"{_money(report['money']['recorded_refund'])}", "CNY refunded (recorded)"),
+        (_money(report["money"]["recorded_refund"]), "CNY refunded (recorded)"),
         (str(len(report["still_billing"])), "still billing"),
         (str(todo), "need a person"),
     ]
-    return (
-        '<div class="tiles">'
-        + "".join(
-            f'<div class="tile"><div class="n">{_e(n)}</div><div class="l">{_e(label)}</div></div>'
-            for n, label in tiles
-        )
-        + "</div>"
+
+
+def page_view(report: dict[str, Any], timeline: list[dict[str, Any]]) -> Page:
+    """What the page shows for ``report`` (see ``render_html``), ready for the template."""
+    return Page(
+        run_id=str(report["run_id"]),
+        phase=str(report["phase"]),
+        scope=str(report["scope"]),
+        started=_when(report["created_at"]),
+        updated=_when(report["updated_at"]),
+        tiles=tuple(_tiles(report)),
+        timeline=_timeline(report, timeline),
+        money=_money_view(report),
+        todo=tuple(
+            (str(r["name"]), _spans(str(r["next_step"])))
+            for r in report["resources"]
+            if r["next_step"]
+        ),
+        still_billing=tuple(
+            (str(s["name"]), str(s["billing"]), str(s["why"])) for s in report["still_billing"]
+        ),
+        resources=tuple(_resource_rows(report)),
+        backups=tuple(_backup_rows(report)),
+        pull_notes=tuple(pull_notes(report)),
+        schema_version=str(report["schema_version"]),
     )
 
 
@@ -522,37 +502,7 @@ def render_html(report: dict[str, Any], timeline: list[dict[str, Any]]) -> str:
 
     ``timeline``: the resource phase changes, as ``timeline_from_events`` returns them.
     """
-    run_id = str(report["run_id"])
-    phase = str(report["phase"])
-    header = (
-        f"<header><h1>teardown run {_e(run_id)}</h1>"
-        f"{_badge(phase, RUN_COLOURS.get(phase, '#475569'))}"
-        f'<span class="meta">scope <b>{_e(report["scope"])}</b></span>'
-        f'<span class="meta">started <b>{_e(_when(report["created_at"]))}</b></span>'
-        f'<span class="meta">updated <b>{_e(_when(report["updated_at"]))}</b></span></header>'
-    )
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta http-equiv="Content-Security-Policy" '
-        "content=\"default-src 'none'; style-src 'unsafe-inline'\">"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>teardown run {_e(run_id)}: {_e(phase.replace('_', ' '))}</title>"
-        f"<style>{_CSS}</style></head><body><main>"
-        + header
-        + _tiles(report)
-        + _timeline_section(report, timeline)
-        + '<div class="grid2">'
-        + _money_section(report)
-        + "<div>"
-        + _todo_section(report)
-        + _still_billing_section(report)
-        + "</div></div>"
-        + _resources_section(report)
-        + _backups_section(report)
-        + f"<footer>Built from the journal (report schema {_e(report['schema_version'])}). "
-        "This page loads nothing from anywhere.</footer>" + "</main></body></html>\n"
-    )
+    return _ENV.get_template("report.html.j2").render(page=page_view(report, timeline))
 
 
-__all__ = ["PHASE_COLOURS", "render_html", "timeline_from_events"]
+__all__ = ["Page", "page_view", "pull_notes", "render_html", "timeline_from_events"]

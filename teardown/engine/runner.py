@@ -8,9 +8,9 @@ Order of work (each stage in parallel across resources, bounded by ``parallel``)
    evaluated on what the *journal* records, not on in-memory results;
 4. billing close, each gated by ``may_close_billing`` (I4).
 
-Every side effect is an intent in the journal first and an outcome after (I2). A step found with
-an intent and no outcome is reconciled by asking the cloud; only when the cloud says the effect is
-absent is the call made again.
+Every side effect is an intent in the journal first and an outcome after (I2): each step runs
+that way in ``engine.execution`` through its kind's handler in ``engine.steps``; the run's cloud
+claims and heartbeats are ``engine.claims``.
 """
 
 from __future__ import annotations
@@ -21,71 +21,41 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from teardown.core.errors import (
-    ClaimHeld,
-    JournalError,
-    PermanentError,
-    TeardownError,
-    TransientError,
-    UnfinishedRun,
-)
+from teardown.core.errors import JournalError, TeardownError, UnfinishedRun
 from teardown.core.invariants import may_close_billing, may_destroy
-from teardown.core.model import (
-    BACKUP_STEPS,
-    Artifact,
-    DestroyAction,
-    Kind,
-    Plan,
-    Resource,
-    ResourcePlan,
-    SnapshotKind,
-    Step,
-    StepKind,
-)
+from teardown.core.model import DestroyAction, Kind, Plan, Resource, ResourcePlan, Step
 from teardown.core.phases import Phase, RunPhase, StepStatus
+from teardown.engine.claims import CLAIM_SETTLE, CLAIM_STALE, HEARTBEAT_EVERY, RunClaims
 from teardown.engine.codec import plan_digest, plan_from_json, plan_to_json
 from teardown.engine.events import (
     Event,
     Observer,
     PhaseChanged,
-    Progress,
     RunFinished,
     RunStarted,
     StepFailed,
-    StepStarted,
-    StepSucceeded,
 )
+from teardown.engine.execution import Ports, StepExecutor
 from teardown.engine.journal import Journal
-from teardown.ports import (
-    Billing,
-    Claim,
-    Claims,
-    Clock,
-    Destroyer,
-    Fetcher,
-    OrderState,
-    Presence,
-    RefundRecord,
-    Snapshotter,
-)
+from teardown.ports import Clock
 from teardown.support.retry import RetryPolicy
 
-
-@dataclass(frozen=True)
-class Ports:
-    """The adapters a run needs."""
-
-    snapshotter: Snapshotter
-    fetcher: Fetcher
-    destroyer: Destroyer
-    billing: Billing
-    claims: Claims | None = None
-    """Claims on the cloud resources themselves (None: the journal's lock only)."""
+__all__ = [
+    "CLAIM_SETTLE",
+    "CLAIM_STALE",
+    "HEARTBEAT_EVERY",
+    "ORDER_TYPE",
+    "REUSE_BACKUPS_FOR",
+    "Ports",
+    "RunResult",
+    "Runner",
+    "new_run_id",
+]
 
 
 @dataclass(frozen=True)
@@ -98,37 +68,10 @@ class RunResult:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    result: dict[str, Any]
-    artifact: Artifact | None = None
-    refund: RefundRecord | None = None
-
-
-class _StepError(TeardownError):
-    """A step ended without its effect (e.g. a backup that did not verify)."""
-
-
 T = TypeVar("T")
-CLAIM_STALE = timedelta(minutes=10)
-"""A claim (or a journal lock) whose run has not said it is alive for this long is stale."""
-HEARTBEAT_EVERY = 60.0
-"""Seconds between heartbeats of a running run (journal lock and cloud claims), whatever the
-step is doing (a long backup included)."""
-CLAIM_SETTLE = 0.5
-"""Seconds to wait after claiming before reading the claims back (two runs that claimed at the
-same moment then both see that they did, and neither acts)."""
 REUSE_BACKUPS_FOR = timedelta(hours=1)
 """By default, a backup of the same machine with the same settings verified by another run (or
 a Pulumi hook) this recently is reused, not redone (``backup.reuse_within``)."""
-_MUTATING = frozenset(
-    {
-        StepKind.DESTROY,
-        StepKind.CANCEL_PENDING_ORDER,
-        StepKind.UNSUBSCRIBE_RENEWALS,
-        StepKind.CANCEL_AUTO_RENEW,
-    }
-)
 
 ORDER_TYPE = "teardown:billing:PendingOrder"
 """The type of the stand-in resource an account-level pending order is journalled under."""
@@ -195,9 +138,26 @@ class Runner:
         self.warnings: list[str] = []
         """What went wrong around the run, not in it (an observer that failed)."""
         self._warn_lock = threading.Lock()
-        self._scopes: dict[str, str] = {}
-        self._attempted: set[str] = set()
-        """Steps tried in this process (their failures are final for this pass)."""
+        self._steps = StepExecutor(
+            journal,
+            ports,
+            clock=clock,
+            retry=self.retry,
+            sleep=sleep,
+            emit=self._emit,
+            reuse_within=reuse_within,
+        )
+        self._claims = RunClaims(
+            ports.claims,
+            journal,
+            clock=clock,
+            host=self.host,
+            retry=self.retry,
+            sleep=sleep,
+            heartbeat_every=heartbeat_every,
+            claim_settle=claim_settle,
+            warn=self._warn,
+        )
 
     # -- entry points --------------------------------------------------------------------
 
@@ -212,7 +172,7 @@ class Runner:
             if unfinished:
                 raise UnfinishedRun(plan.scope, unfinished[0].id, unfinished[0].phase.value)
             if not plan.blocked:
-                self._take_claims(plan, run_id)  # wherever the other run's journal is
+                self._claims.take(plan, run_id)  # wherever the other run's journal is
             self.journal.create_run(run_id, plan.scope, text, plan_digest(text))
             self._emit(RunStarted(run_id, plan.scope, len(plan.resources), resumed=False))
             if plan.blocked:
@@ -237,7 +197,7 @@ class Runner:
             return self._result(run_id, rec.phase)
         self.journal.acquire_lock(plan.scope, run_id)
         try:
-            self._take_claims(plan, run_id)
+            self._claims.take(plan, run_id)
             self._emit(RunStarted(run_id, plan.scope, len(plan.resources), resumed=True))
             if rec.phase is not RunPhase.RUNNING:
                 self.journal.set_run_phase(run_id, RunPhase.RUNNING)
@@ -312,17 +272,11 @@ class Runner:
     # -- stages --------------------------------------------------------------------------
 
     def _execute(self, run_id: str, plan: Plan) -> RunResult:
-        stop = threading.Event()
-        beat = threading.Thread(
-            target=self._heartbeats, args=(run_id, plan, stop), name="heartbeat", daemon=True
-        )
-        beat.start()
         try:
-            return self._execute_plan(run_id, plan)
+            with self._claims.beating(run_id, plan):
+                return self._execute_plan(run_id, plan)
         finally:
-            stop.set()
-            beat.join()
-            self._release_claims(plan, run_id)
+            self._claims.release(plan, run_id)
 
     def _execute_plan(self, run_id: str, plan: Plan) -> RunResult:
         phases = self.journal.resource_phases(run_id)
@@ -340,7 +294,7 @@ class Runner:
             done = self._succeeded(run_id)
             # Only a failure of this pass is final here: a step that failed in an earlier run
             # (before a resume) is retried when its own resource comes up.
-            failed = self._failed(run_id) & self._attempted
+            failed = self._failed(run_id) & self._steps.attempted
             ready = [rp for rp in pending if rp.destroy and set(rp.destroy.after) <= done]
             stuck = [
                 rp
@@ -407,72 +361,6 @@ class Runner:
         else:
             self._move(run_id, urn, Phase.FAILED, "destroy failed")
 
-    # -- claims and heartbeats (I6 across journals and machines) --------------------------
-
-    @staticmethod
-    def _claimed(plan: Plan) -> list[Resource]:
-        """What a run acts on: resources it destroys or whose billing it closes."""
-        return [rp.resource for rp in plan.resources if rp.destroy is not None or rp.billing]
-
-    def _live(self, claim: Claim) -> bool:
-        return claim.beat is not None and self.clock.now() - claim.beat < CLAIM_STALE
-
-    def _refuse_others(self, plan: Plan, held: dict[str, Claim], run_id: str) -> None:
-        names = {rp.resource.urn: rp.resource.name for rp in plan.resources}
-        for urn, claim in sorted(held.items()):
-            if claim.run_id != run_id and self._live(claim):
-                beat = claim.beat.isoformat() if claim.beat else "unknown"
-                raise ClaimHeld(names.get(urn, urn), claim.run_id, claim.host, beat)
-
-    def _take_claims(self, plan: Plan, run_id: str) -> None:
-        """Claim every resource the run acts on, in the cloud itself: refused (ClaimHeld)
-        when another live run claims one, or claimed one at the same moment."""
-        claims = self.ports.claims
-        resources = self._claimed(plan)
-        if claims is None or not resources:
-            return
-        self._refuse_others(plan, self._retrying(lambda: claims.holders(resources)), run_id)
-        self._retrying(lambda: claims.claim(resources, run_id, self.host, self.clock.now()))
-        self.sleep(self.claim_settle)
-        held = self._retrying(lambda: claims.holders(resources))
-        if any(c.run_id != run_id for c in held.values()):
-            self._retrying(lambda: claims.release(resources, run_id))
-            self._refuse_others(plan, held, run_id)
-
-    def _release_claims(self, plan: Plan, run_id: str) -> None:
-        claims = self.ports.claims
-        if claims is None:
-            return
-        try:
-            self._retrying(lambda: claims.release(self._claimed(plan), run_id))
-        except TeardownError as e:
-            self.warnings.append(f"claims could not be removed (they expire by themselves): {e}")
-
-    def _heartbeats(self, run_id: str, plan: Plan, stop: threading.Event) -> None:
-        """Every ``heartbeat_every`` seconds while the run works, however long a step takes:
-        the journal lock's heartbeat and the cloud claims' beat. A failure is a warning (the
-        lock and the claims go stale after 10 minutes, and a run checks its claim before each
-        destroy)."""
-        claims = self.ports.claims
-        while not stop.wait(self.heartbeat_every):
-            try:
-                self.journal.heartbeat(plan.scope, run_id)
-                if claims is not None:
-                    claims.claim(self._claimed(plan), run_id, self.host, self.clock.now())
-            except Exception as e:  # a heartbeat must never kill the run
-                with self._warn_lock:
-                    self.warnings.append(f"a heartbeat failed: {type(e).__name__}: {e}")
-
-    def _claim_still_ours(self, run_id: str, rp: ResourcePlan) -> str | None:
-        """Just before a destroy: why the resource is not ours to destroy, or None."""
-        claims = self.ports.claims
-        if claims is None:
-            return None
-        held = self._retrying(lambda: claims.holders([rp.resource])).get(rp.resource.urn)
-        if held is not None and held.run_id != run_id and self._live(held):
-            return f"claimed by run {held.run_id} on {held.host or 'an unknown host'}"
-        return None
-
     def _may_go(
         self, run_id: str, rp: ResourcePlan, plan: Plan, what: str, *, own_claim: bool = True
     ) -> bool:
@@ -482,7 +370,7 @@ class Runner:
         fails with the backup named."""
         carried = [plan.resource_plan(u) for u in rp.carries if u in _urns(plan)]
         try:
-            taken = self._claim_still_ours(run_id, rp) if own_claim else None
+            taken = self._claims.still_ours(run_id, rp) if own_claim else None
         except TeardownError as e:
             taken = f"its claim could not be checked: {e}"
         if taken is not None:
@@ -498,7 +386,7 @@ class Runner:
             for step in owner.backups:
                 try:
                     problem = self._retrying(
-                        partial(self._confirm, step, owner.resource, artifacts[step.id])
+                        partial(self._steps.confirm, step, owner.resource, artifacts[step.id])
                     )
                 except TeardownError as e:
                     problems.append(f"could not confirm backup {step.kind} ({step.id}): {e}")
@@ -512,13 +400,6 @@ class Runner:
             self._fail_resource(run_id, rp, f"refused to {what}: " + "; ".join(problems))
             return False
         return True
-
-    def _confirm(self, step: Step, resource: Resource, art: Artifact) -> str | None:
-        """None when the backup recorded for ``step`` still exists and is intact; else why not."""
-        if step.kind is StepKind.PULL:
-            assert step.pull is not None
-            return self.ports.fetcher.check(resource, step.pull, art)
-        return self.ports.snapshotter.check(resource, art)
 
     def _close(self, run_id: str, rp: ResourcePlan, plan: Plan) -> None:
         urn = rp.resource.urn
@@ -550,216 +431,9 @@ class Runner:
         else:
             self._move(run_id, urn, Phase.DONE)
 
-    # -- one step, journal first (I2) ----------------------------------------------------
-
     def _run_step(self, run_id: str, step: Step, rp: ResourcePlan) -> bool:
-        self._attempted.add(step.id)
-        rec = self.journal.step(run_id, step.id)
-        if rec is not None and rec.status is StepStatus.SUCCEEDED:
-            return True
-        self.journal.heartbeat(self._scope(run_id), run_id)
-        if rec is not None and rec.status is StepStatus.STARTED:
-            try:
-                found = self._retrying(lambda: self._reconcile(step, rp, rec.idem_key))
-            except TeardownError as e:
-                self.journal.record_failure(run_id, step.id, f"reconcile: {e}")
-                self._emit(StepFailed(run_id, step.id, step.urn, step.kind, str(e)))
-                return False
-            if found is not None:
-                self.journal.record_success(
-                    run_id, step.id, found.result, artifact=found.artifact, refund=found.refund
-                )
-                self._emit(StepSucceeded(run_id, step.id, step.urn, step.kind, reconciled=True))
-                return True
-        attempt = (rec.attempt if rec else 0) + 1
-        key = self._key(run_id, step, attempt)
-        if rec is None and step.kind in BACKUP_STEPS and self._reuse(run_id, step, rp, key):
-            return True
-        self.journal.record_intent(run_id, step, key)
-        self._emit(StepStarted(run_id, step.id, step.urn, step.kind, attempt))
-        tried = False
-
-        def once() -> _Outcome:
-            # A transient failure may hide an effect that happened (a 500 after the cloud acted):
-            # before trying a side effect again, ask the cloud (I2: never repeat blindly).
-            nonlocal tried
-            if tried and step.kind in _MUTATING:
-                found = self._reconcile(step, rp, key)
-                if found is not None:
-                    return found
-            tried = True
-            return self._do(run_id, step, rp, key)
-
-        try:
-            outcome = self._retrying(once)
-        except TeardownError as e:
-            self.journal.record_failure(run_id, step.id, str(e))
-            self._emit(StepFailed(run_id, step.id, step.urn, step.kind, str(e)))
-            return False
-        self.journal.record_success(
-            run_id, step.id, outcome.result, artifact=outcome.artifact, refund=outcome.refund
-        )
-        self._emit(StepSucceeded(run_id, step.id, step.urn, step.kind))
-        return True
-
-    def _reuse(self, run_id: str, step: Step, rp: ResourcePlan, key: str) -> bool:
-        """Reuse a backup another run (or a Pulumi hook) made of this very resource with these
-        very settings (the step id says both) within ``reuse_within``, after checking it is
-        still there and intact. True when reused."""
-        if self.reuse_within <= timedelta(0):
-            return False
-        since = self.clock.now() - self.reuse_within
-        earlier = self.journal.verified_artifacts([step.id], since).get(step.id)
-        if earlier is None or earlier.run_id == run_id:
-            return False
-        art = earlier.artifact
-        if step.expect is not None and step.expect.differences(art.origin):
-            return False  # an artifact of another machine or settings: never counted
-        try:
-            problem = self._retrying(lambda: self._confirm(step, rp.resource, art))
-        except TeardownError:
-            problem = "could not be checked"
-        if problem is not None:
-            return False  # gone or changed since: make a new one
-        made_at = earlier.made_at.isoformat()
-        self.journal.record_intent(run_id, step, key)
-        self.journal.record_success(
-            run_id,
-            step.id,
-            {"ref": art.ref, "reused_from": earlier.run_id, "made_at": made_at},
-            artifact=art,
-        )
-        self._emit(
-            StepSucceeded(
-                run_id,
-                step.id,
-                step.urn,
-                step.kind,
-                reconciled=True,
-                reused_from=earlier.run_id,
-                made_at=made_at,
-            )
-        )
-        return True
-
-    @staticmethod
-    def _key(run_id: str, step: Step, attempt: int) -> str:
-        # Pulls resume into the same store location (files verified there are not sent again;
-        # the rest is compared with the host anew). Other steps get a fresh key per run and
-        # attempt: a failed cloud-side backup is never mistaken for the new one, and an old
-        # backup is never found by its key (only reused, within backup.reuse_within).
-        if step.kind is StepKind.PULL:
-            return step.id
-        return f"{step.id}-{run_id}-{attempt}"
-
-    def _do(self, run_id: str, step: Step, rp: ResourcePlan, key: str) -> _Outcome:
-        p = self.ports
-        r = rp.resource
-        match step.kind:
-            case StepKind.SNAPSHOT:
-                kind = step.snapshot or SnapshotKind.CBR
-                ref = p.snapshotter.find(r, kind, key) or p.snapshotter.create(r, kind, key)
-                return self._checked(step, p.snapshotter.wait(r, ref))
-            case StepKind.PULL:
-                assert step.pull is not None
-
-                began = self.clock.now()
-
-                def progress(nbytes: int, files: int) -> None:
-                    elapsed = (self.clock.now() - began).total_seconds()
-                    rate = nbytes / elapsed if elapsed > 0 else 0.0
-                    self._emit(Progress(run_id, step.id, r.urn, nbytes, files, rate))
-
-                return self._checked(step, p.fetcher.pull(r, step.pull, key, progress))
-            case StepKind.DESTROY:
-                assert step.action is not None
-                if p.destroyer.presence(r) is Presence.GONE:
-                    # Already gone (e.g. a disk deleted together with its server): nothing to do.
-                    return _Outcome({"already_gone": True})
-                if step.action is DestroyAction.WITH_PARENT:
-                    raise PermanentError(
-                        f"{r.name} still exists after the destroy of {r.deleted_with} it is "
-                        "deleted with (Pulumi deletedWith); it was not destroyed on its own"
-                    )
-                res = p.destroyer.destroy(r, step.action, key, delete_volumes=step.delete_volumes)
-                if res.presence is not Presence.GONE:
-                    raise TransientError(f"{r.name} is still {res.presence.value} after destroy")
-                return _Outcome({"job_id": res.job_id, "order_ids": list(res.order_ids)})
-            case StepKind.CANCEL_PENDING_ORDER:
-                assert step.order_id is not None
-                p.billing.cancel_order(step.order_id, key)
-                return _Outcome({"order_id": step.order_id, "state": "cancelled"})
-            case StepKind.UNSUBSCRIBE_RENEWALS:
-                orders = p.billing.unsubscribe_renewals(r, key)
-                return _Outcome({"order_ids": list(orders)})
-            case StepKind.CANCEL_AUTO_RENEW:
-                p.billing.cancel_auto_renew(r, key)
-                return _Outcome({"auto_renew": False})
-            case StepKind.RECORD_REFUND:
-                refund = p.billing.refund(r, self._destroy_orders(run_id, rp))
-                return _Outcome({"order_ids": list(refund.order_ids)}, refund=refund)
-        raise PermanentError(f"no handler for step kind {step.kind}")  # pragma: no cover
-
-    def _reconcile(self, step: Step, rp: ResourcePlan, key: str) -> _Outcome | None:
-        """Ask the cloud whether a step whose outcome was lost took effect. None: it did not."""
-        p = self.ports
-        r = rp.resource
-        match step.kind:
-            case StepKind.SNAPSHOT:
-                kind = step.snapshot or SnapshotKind.CBR
-                ref = p.snapshotter.find(r, kind, key)
-                return None if ref is None else self._checked(step, p.snapshotter.wait(r, ref))
-            case StepKind.PULL:
-                assert step.pull is not None
-                art = p.fetcher.find(r, step.pull, key)
-                return None if art is None or not art.verified else self._checked(step, art)
-            case StepKind.DESTROY:
-                presence = p.destroyer.presence(r)
-                if presence is Presence.GONE:
-                    return _Outcome({"reconciled": True})
-                if presence is Presence.GOING:
-                    raise TransientError(f"{r.name} is still going away")
-                return None
-            case StepKind.CANCEL_PENDING_ORDER:
-                assert step.order_id is not None
-                state = p.billing.order_state(step.order_id)
-                if state is OrderState.CANCELLED:
-                    return _Outcome({"order_id": step.order_id, "state": "cancelled"})
-                if state is OrderState.PENDING_PAYMENT:
-                    return None
-                raise PermanentError(
-                    f"order {step.order_id} is {state.value}, no longer pending payment"
-                )
-            case StepKind.UNSUBSCRIBE_RENEWALS:
-                return None if p.billing.renewals_pending(r) else _Outcome({"reconciled": True})
-            case StepKind.CANCEL_AUTO_RENEW:
-                return None if p.billing.auto_renew(r) else _Outcome({"auto_renew": False})
-            case StepKind.RECORD_REFUND:
-                return None  # read-only: simply read again
-        raise PermanentError(f"no handler for step kind {step.kind}")  # pragma: no cover
-
-    def _destroy_orders(self, run_id: str, rp: ResourcePlan) -> tuple[str, ...]:
-        """The unsubscribe order ids the destroy step recorded (empty if it was reconciled)."""
-        if rp.destroy is None:
-            return ()
-        rec = self.journal.step(run_id, rp.destroy.id)
-        return tuple(rec.result.get("order_ids", ())) if rec else ()
-
-    @staticmethod
-    def _checked(step: Step, art: Artifact) -> _Outcome:
-        """A backup's outcome: verified, its origin completed with the creation time and
-        settings of the step it was made for where the adapter could not observe them (a cloud
-        backup knows neither); what the adapter observed stays as it is."""
-        if not art.verified:
-            raise _StepError(f"backup {art.ref} not verified: {art.detail}")
-        if step.expect is not None:
-            origin = replace(
-                art.origin,
-                created_at=art.origin.created_at or step.expect.created_at,
-                spec=art.origin.spec or step.expect.spec,
-            )
-            art = replace(art, origin=origin)
-        return _Outcome({"ref": art.ref, "kind": art.kind}, artifact=art)
+        """One step, journal first (I2); False when it failed (recorded, not raised)."""
+        return self._steps.run(run_id, step, rp)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -776,12 +450,6 @@ class Runner:
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
             for fut in [pool.submit(fn, it) for it in items]:
                 fut.result()
-
-    def _scope(self, run_id: str) -> str:
-        scope = self._scopes.get(run_id)
-        if scope is None:
-            scope = self._scopes[run_id] = self.journal.run(run_id).scope
-        return scope
 
     def _phase(self, run_id: str, urn: str) -> Phase:
         return self.journal.resource_phases(run_id).get(urn, Phase.PLANNED)
@@ -820,6 +488,10 @@ class Runner:
             phases=self.journal.resource_phases(run_id),
             errors={u: d for u, d in self.journal.resource_details(run_id).items() if d},
         )
+
+    def _warn(self, warning: str) -> None:
+        with self._warn_lock:
+            self.warnings.append(warning)
 
     def _emit(self, event: Event) -> None:
         """Deliver an event. An observer that fails (an events file on a full disk, a closed

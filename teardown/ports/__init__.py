@@ -26,14 +26,36 @@ class Clock(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PendingOrder:
+    """An order pending payment: nothing is provisioned until it is paid; cancel it first."""
+
+    order_id: str
+    amount: Decimal
+    resource_ids: tuple[str, ...]
+    """Resource ids named by its order lines (may be empty for a resource never provisioned)."""
+    created: datetime | None
+    pay_by: datetime | None
+    """When the cloud cancels it automatically unless it is paid."""
+
+
 class Inventory(Protocol):
     """Reads what exists. Never changes anything."""
 
-    def resources(self) -> Sequence[Resource]:
-        """Every resource in scope with its disks, billing and pending orders.
+    def resources(
+        self, server_ids: Sequence[str] = (), tags: Sequence[tuple[str, str]] = ()
+    ) -> list[Resource]:
+        """The servers with these ids (or every one with all these tags; every server of the
+        account with neither), each followed by its separately bought disks, with billing facts.
+        Ids that do not exist are left out. The cloud's filters may be ignored: callers
+        re-check what came back.
 
         Raises PermanentError for bad credentials or scope, TransientError for throttling/5xx.
         """
+        ...
+
+    def pending_orders(self) -> list[PendingOrder]:
+        """Every order of the account pending payment, with the resource ids its lines name."""
         ...
 
 

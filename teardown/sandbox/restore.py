@@ -15,7 +15,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from teardown.adapters.restore import Problem, RestoreReport
+from teardown.adapters.stored_pull import Problem, RestoreReport
 from teardown.core.errors import InputError
 from teardown.sandbox.services.cbr import SERVER_TYPE, backup_dir
 

@@ -34,9 +34,9 @@ from teardown.adapters.huawei.profile import SANDBOX_VAULT_ID
 from teardown.core.errors import ConfigError, TeardownError
 from teardown.ports import Clock
 from teardown.sandbox.api import ApiServers, Endpoints
+from teardown.sandbox.billing import BSS_SCHEMA, seed_billing, still_billing
 from teardown.sandbox.config import Account, SandboxConfig
 from teardown.sandbox.http import SandboxApp
-from teardown.sandbox.ledger import BSS_SCHEMA, seed_billing, still_billing
 from teardown.sandbox.resources import volume_data_dir
 from teardown.sandbox.scenario import load_scenario, seed
 from teardown.sandbox.ssh import (

@@ -13,7 +13,8 @@ Example (abridged)::
     size = 40
     files = { "srv/www/index.html" = "<h1>shop</h1>" }
 
-The ``[[subscriptions]]`` and ``[[orders]]`` tables are the billing side (see ``ledger.py``).
+The ``[[subscriptions]]`` and ``[[orders]]`` tables are the billing side (see
+:mod:`teardown.sandbox.billing`).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class Scenario:
     servers: tuple[ServerSpec, ...] = ()
     volumes: tuple[VolumeSpec, ...] = ()
     subscriptions: tuple[dict[str, Any], ...] = ()
-    """Billing side, validated by the ledger."""
+    """Billing side, validated by :mod:`teardown.sandbox.billing.entries`."""
     orders: tuple[dict[str, Any], ...] = ()
     five_day_refunds_used: int = 0
     """Five-day full refunds already used this calendar year (quota 10)."""

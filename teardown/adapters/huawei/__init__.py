@@ -10,7 +10,7 @@ from teardown.adapters.huawei.billing import HuaweiBilling
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.destroyer import HuaweiDestroyer
 from teardown.adapters.huawei.errors import NotFound, call
-from teardown.adapters.huawei.inventory import HuaweiInventory, PendingOrder
+from teardown.adapters.huawei.inventory import HuaweiInventory
 from teardown.adapters.huawei.profile import HuaweiProfile, load_profile, profile_from_env
 from teardown.adapters.huawei.snapshots import CbrSnapshotter
 
@@ -22,7 +22,6 @@ __all__ = [
     "HuaweiInventory",
     "HuaweiProfile",
     "NotFound",
-    "PendingOrder",
     "call",
     "load_profile",
     "profile_from_env",

@@ -32,7 +32,10 @@ def unsubscribe(
     clients: Clients, resource_id: str, kind: int, what: str, reason: str
 ) -> tuple[str, ...]:
     """CancelResourcesSubscription for one id (a mutation: never retried here); any
-    ``fail_resource_infos`` entry is a failure (the provider only logs them: peers.md)."""
+    ``fail_resource_infos`` entry is a failure, though the API reference calls the field
+    reserved (docs/huawei-api.md, "BSS") and the Terraform provider never reads it
+    (``UnsubscribePrePaidResource`` in
+    https://github.com/huaweicloud/terraform-provider-huaweicloud/blob/master/huaweicloud/common/common.go)."""
     body = UnsubscribeResourcesReq(
         resource_ids=[resource_id],
         unsubscribe_type=kind,

@@ -26,7 +26,7 @@ from teardown.adapters.huawei._bss import UNSUBSCRIBE_RENEWALS, BssReader, unsub
 from teardown.adapters.huawei._parse import money, parse_time
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import call
-from teardown.core.billing import AUTO_RENEW_POLICY
+from teardown.adapters.huawei.rules import AUTO_RENEW_POLICY
 from teardown.core.errors import PermanentError
 from teardown.core.model import Resource
 from teardown.ports import OrderState, RefundRecord

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -20,14 +20,15 @@ from huaweicloudsdkevs.v2 import ListVolumesRequest
 
 from teardown.adapters.huawei._bss import BssReader, discount_coupons
 from teardown.adapters.huawei._parse import money, parse_time
+from teardown.adapters.huawei.catalog import SERVER_TYPE, VOLUME_TYPE
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import call
-from teardown.core.billing import AUTO_RENEW_POLICY, Payment, PeriodType, term_months
+from teardown.adapters.huawei.rules import AUTO_RENEW_POLICY
+from teardown.core.billing import Payment, PeriodType, term_months
 from teardown.core.model import Address, Billing, BillingMode, Disk, Kind, Resource
+from teardown.ports import PendingOrder
 from teardown.support.retry import RetryPolicy
 
-SERVER_TYPE = "huaweicloud:Ecs/instance:Instance"
-VOLUME_TYPE = "huaweicloud:Evs/volume:Volume"
 SERVER_PAGE = 1000
 IDS_PER_LIST = 100
 """ListServersDetails ``server_id`` takes a comma-separated list; keep it to about 100 ids."""
@@ -43,19 +44,6 @@ def server_urn(server_id: str) -> str:
 
 def volume_urn(volume_id: str) -> str:
     return f"cloud:huawei:evs:{volume_id}"
-
-
-@dataclass(frozen=True)
-class PendingOrder:
-    """An order pending payment (nothing provisioned yet; cancel it first, R3)."""
-
-    order_id: str
-    amount: Decimal
-    resource_ids: tuple[str, ...]
-    """Resource ids named by its order lines (may be empty for a resource never provisioned)."""
-    created: datetime | None
-    pay_by: datetime | None
-    """When it is cancelled automatically unless paid (R2)."""
 
 
 @dataclass(frozen=True)
@@ -237,88 +225,103 @@ class HuaweiInventory:
         plans = [_ServerFacts.of(s, volumes[s.id]) for s in servers]
         prepaid = [p.server.id for p in plans if p.mode is BillingMode.PRE_PAID]
         prepaid += [v.id for p in plans for v in p.separate if _order_of(v)]
-        subs = self._subscriptions(prepaid)
-        pending = self.pending_orders()
-        payments: dict[str, tuple[Payment, ...]] = {}
-
-        def billing(
-            cloud_id: str,
-            mode: BillingMode,
-            order_id: str | None,
-            *,
-            locked: bool = False,
-            lock_order_id: str | None = None,
-            frozen: bool = False,
-        ) -> Billing:
-            sub = subs.get(cloud_id)
-            if order_id and mode is BillingMode.PRE_PAID and order_id not in payments:
-                payments[order_id] = self._payments(order_id)
-            family = {cloud_id, *(sub.children if sub else ())}
-            return Billing(
-                mode=mode,
-                order_id=order_id,
-                expires_at=sub.expires_at if sub else None,
-                auto_renew=bool(sub and sub.expire_policy == AUTO_RENEW_POLICY),
-                pending_order_ids=tuple(
-                    p.order_id for p in pending if family & set(p.resource_ids)
-                ),
-                locked=locked,
-                frozen=frozen,
-                lock_order_id=lock_order_id if locked else None,
-                provisioned_at=sub.provisioned_at if sub else None,
-                payments=payments.get(order_id or "", ()),
-                is_main=sub.is_main if sub else True,
-                children=sub.children if sub else (),
-                expire_policy=sub.expire_policy if sub else None,
-            )
-
+        facts = _BillingFacts(self._subscriptions(prepaid), self.pending_orders(), self._payments)
+        account = self.clients.profile.account
         out: list[Resource] = []
         for p in plans:
-            s = p.server
-            meta = s.metadata or {}
-            urn = server_urn(s.id)
-            out.append(
-                Resource(
-                    urn=urn,
-                    type=SERVER_TYPE,
-                    kind=Kind.SERVER,
-                    name=s.name,
-                    cloud_id=s.id,
-                    tags=_tags(s.tags),
-                    disks=p.disks,
-                    addresses=_addresses(s.addresses),
-                    account=self.clients.profile.account,
-                    created_at=parse_time(s.created),
-                    disks_known=p.disks_known,
-                    billing=billing(
-                        s.id,
-                        p.mode,
-                        meta.get("metering.order_id") or None,
-                        locked=bool(s.locked),
-                        lock_order_id=meta.get("lockSourceId") or None,
-                        frozen=meta.get("EcmResStatus") == "freeze",
-                    ),
-                )
-            )
+            server = _server_resource(p, facts, account)
+            out.append(server)
             for v in p.separate:
-                order = _order_of(v)
-                out.append(
-                    Resource(
-                        urn=volume_urn(v.id),
-                        type=VOLUME_TYPE,
-                        kind=Kind.VOLUME,
-                        name=v.name or v.id,
-                        cloud_id=v.id,
-                        tags=tuple(sorted((str(k), str(x)) for k, x in (v.tags or {}).items())),
-                        billing=billing(
-                            v.id, BillingMode.PRE_PAID if order else BillingMode.POST_PAID, order
-                        ),
-                        parent=urn,
-                        account=self.clients.profile.account,
-                        created_at=parse_time(v.created_at),
-                    )
-                )
+                out.append(_volume_resource(v, server.urn, facts, account))
         return out
+
+
+@dataclass
+class _BillingFacts:
+    """What BSS said about the inventory's prepaid resources, turned into each one's Billing
+    (the payments of each order are read once, when first needed)."""
+
+    subs: dict[str, _Sub]
+    pending: list[PendingOrder]
+    read_payments: Callable[[str], tuple[Payment, ...]]
+    payments: dict[str, tuple[Payment, ...]] = field(default_factory=dict)
+
+    def billing(
+        self,
+        cloud_id: str,
+        mode: BillingMode,
+        order_id: str | None,
+        *,
+        locked: bool = False,
+        lock_order_id: str | None = None,
+        frozen: bool = False,
+    ) -> Billing:
+        sub = self.subs.get(cloud_id)
+        if order_id and mode is BillingMode.PRE_PAID and order_id not in self.payments:
+            self.payments[order_id] = self.read_payments(order_id)
+        family = {cloud_id, *(sub.children if sub else ())}
+        return Billing(
+            mode=mode,
+            order_id=order_id,
+            expires_at=sub.expires_at if sub else None,
+            auto_renew=bool(sub and sub.expire_policy == AUTO_RENEW_POLICY),
+            pending_order_ids=tuple(
+                p.order_id for p in self.pending if family & set(p.resource_ids)
+            ),
+            locked=locked,
+            frozen=frozen,
+            lock_order_id=lock_order_id if locked else None,
+            provisioned_at=sub.provisioned_at if sub else None,
+            payments=self.payments.get(order_id or "", ()),
+            is_main=sub.is_main if sub else True,
+            children=sub.children if sub else (),
+            expire_policy=sub.expire_policy if sub else None,
+        )
+
+
+def _server_resource(p: _ServerFacts, facts: _BillingFacts, account: str) -> Resource:
+    s = p.server
+    meta = s.metadata or {}
+    return Resource(
+        urn=server_urn(s.id),
+        type=SERVER_TYPE,
+        kind=Kind.SERVER,
+        name=s.name,
+        cloud_id=s.id,
+        tags=_tags(s.tags),
+        disks=p.disks,
+        addresses=_addresses(s.addresses),
+        account=account,
+        created_at=parse_time(s.created),
+        disks_known=p.disks_known,
+        billing=facts.billing(
+            s.id,
+            p.mode,
+            meta.get("metering.order_id") or None,
+            locked=bool(s.locked),
+            lock_order_id=meta.get("lockSourceId") or None,
+            frozen=meta.get("EcmResStatus") == "freeze",
+        ),
+    )
+
+
+def _volume_resource(v: Any, parent: str, facts: _BillingFacts, account: str) -> Resource:
+    """A separately bought disk attached to the server ``parent``."""
+    order = _order_of(v)
+    return Resource(
+        urn=volume_urn(v.id),
+        type=VOLUME_TYPE,
+        kind=Kind.VOLUME,
+        name=v.name or v.id,
+        cloud_id=v.id,
+        tags=tuple(sorted((str(k), str(x)) for k, x in (v.tags or {}).items())),
+        billing=facts.billing(
+            v.id, BillingMode.PRE_PAID if order else BillingMode.POST_PAID, order
+        ),
+        parent=parent,
+        account=account,
+        created_at=parse_time(v.created_at),
+    )
 
 
 def _order_of(volume: Any) -> str | None:

@@ -39,6 +39,7 @@ from teardown.core.errors import (
 )
 from teardown.core.model import DestroyAction, Resource
 from teardown.ports import DestroyResult, Presence
+from teardown.ports.provider import Catalog
 
 __all__ = [
     "DELETE_HOOK_TYPES",
@@ -304,11 +305,15 @@ class PulumiStack:
             )
         return dict(deployment)
 
-    def export(self) -> StackState:
-        """The stack's current state, read as :func:`parse_state` reads an export file."""
+    def export(self, catalog: Catalog | None = None) -> StackState:
+        """The stack's current state, read as :func:`parse_state` reads an export file (types
+        mapped by ``catalog``, Huawei Cloud's by default)."""
         deployment = self._deployment()
         doc = {"version": 3, "deployment": deployment}
-        return parse_state(json.dumps(doc), f"stack {self.ref.name}")
+        source = f"stack {self.ref.name}"
+        if catalog is None:
+            return parse_state(json.dumps(doc), source)
+        return parse_state(json.dumps(doc), source, catalog)
 
     def refresh(self) -> None:
         """``pulumi refresh``: adopt what the cloud says, clear pending operations."""

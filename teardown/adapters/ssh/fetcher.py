@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from teardown.adapters.restore import check_backup
 from teardown.adapters.ssh.connect import (
     SshTarget,
     close_transport,
@@ -17,6 +16,7 @@ from teardown.adapters.ssh.connect import (
 )
 from teardown.adapters.ssh.pull import PullRequest, pull
 from teardown.adapters.store import LocalStore, sha256_file
+from teardown.adapters.store_check import check_backup
 from teardown.core.config import SshConfig
 from teardown.core.model import Artifact, Origin, PullSpec, Resource
 from teardown.core.planner import expected_origin, pull_spec_digest

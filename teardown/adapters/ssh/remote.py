@@ -1,5 +1,5 @@
-"""Running commands on a host and hashing its files there: what a pull, a restore and a store
-check share. Every function takes a paramiko transport and raises only teardown's errors
+"""Running commands on a host and hashing its files there: what a pull and a restore over SSH
+share. Every function takes a paramiko transport and raises only teardown's errors
 (``guarded`` translates socket and SSH failures)."""
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def sftp_hashes(sftp: Any, paths: list[str]) -> dict[str, str]:
     return out
 
 
-# -- the pull ----------------------------------------------------------------------------
+# -- probing the host ------------------------------------------------------------------
 
 
 def exec_works(transport: Any, timeout: float) -> bool:

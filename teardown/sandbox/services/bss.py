@@ -3,10 +3,11 @@
 Operations: ListCustomerOrders, ShowCustomerOrderDetails, CancelCustomerOrder,
 CancelResourcesSubscription, CancelAutoRenewalResources, AutoRenewalResources,
 ListPayPerUseCustomerResources (path spelt ``suscriptions``, as the real API) and
-ShowRefundOrderDetails. State and rules live in :mod:`teardown.sandbox.ledger`; every refund figure
-comes from :mod:`teardown.core.billing`.
+ShowRefundOrderDetails. State and rules live in :mod:`teardown.sandbox.billing`; every refund
+figure comes from :mod:`teardown.adapters.huawei.refunds`. The operations, codes and rules (R1..R28)
+are listed with their public sources in docs/huawei-api.md.
 
-Assumptions where huawei.md is silent:
+Assumptions where the published API reference is silent:
 
 - An unknown order id (details, cancel, refund details) is HTTP 400 ``CBC.0100``.
 - Unsubscribing a bound child (a server's system disk) is refused with ``CBC.99003185`` ("must be
@@ -27,10 +28,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from teardown.core.billing import LineKind
-from teardown.sandbox import ledger
+from teardown.adapters.huawei.refunds import LineKind
+from teardown.sandbox import billing
+from teardown.sandbox.billing import D
 from teardown.sandbox.http import ApiError, Ctx, Reply, paged, route
-from teardown.sandbox.ledger import D
 from teardown.sandbox.store import parse_ts
 
 P = "/v2/orders"
@@ -38,10 +39,10 @@ NOT_CANCELLABLE = "CBC.99005010"
 NOT_A_REFUND_ORDER = "CBC.99005026"
 
 _SERVICE_NAMES = {
-    ledger.ECS_SERVICE: "Elastic Cloud Server",
-    ledger.EVS_SERVICE: "Elastic Volume Service",
+    billing.ECS_SERVICE: "Elastic Cloud Server",
+    billing.EVS_SERVICE: "Elastic Volume Service",
 }
-_RESOURCE_NAMES = {ledger.VM_TYPE: "Cloud server", ledger.VOLUME_TYPE: "Disk"}
+_RESOURCE_NAMES = {billing.VM_TYPE: "Cloud server", billing.VOLUME_TYPE: "Disk"}
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -76,7 +77,7 @@ def _within(value: str | None, begin: datetime | None, end: datetime | None) -> 
 
 
 def _amount_info(row: sqlite3.Row) -> dict[str, Any]:
-    unsubscribe = row["order_type"] == ledger.UNSUBSCRIBE
+    unsubscribe = row["order_type"] == billing.UNSUBSCRIBE
     discount = D(row["discount_coupon"])
     return {
         "discounts": (
@@ -115,7 +116,7 @@ def _order_json(row: sqlite3.Row, *, details: bool = False) -> dict[str, Any]:
 
 
 def _line_json(row: sqlite3.Row, order_type: int) -> dict[str, Any]:
-    unsubscribe = order_type == ledger.UNSUBSCRIBE
+    unsubscribe = order_type == billing.UNSUBSCRIBE
     return {
         "order_line_item_id": row["id"],
         "order_id": row["order_id"],
@@ -213,14 +214,14 @@ def cancel_customer_order(ctx: Ctx) -> Reply:
     if not isinstance(order_id, str) or not order_id:
         raise ctx.bad("order_id is required")
     row = _order_row(ctx, order_id)
-    if row["status"] != ledger.PENDING_PAYMENT:
+    if row["status"] != billing.PENDING_PAYMENT:
         raise ApiError(
             400,
             NOT_CANCELLABLE,
             f"order {order_id} has status {row['status']}: only orders pending payment (6) "
             "can be cancelled (R1)",
         )
-    ctx.conn.execute("UPDATE orders SET status=? WHERE id=?", (ledger.CANCELLED, order_id))
+    ctx.conn.execute("UPDATE orders SET status=? WHERE id=?", (billing.CANCELLED, order_id))
     return 200, None
 
 
@@ -247,7 +248,7 @@ def cancel_resources_subscription(ctx: Ctx) -> Reply:
         raise ctx.bad("unsubscribe_reason must be a string")
     config = ctx.sandbox.config
     order_ids = [
-        ledger.unsubscribe(
+        billing.unsubscribe(
             ctx.conn,
             rid,
             kind,
@@ -267,7 +268,7 @@ def show_refund_order_details(ctx: Ctx) -> Reply:
     if not order_id:
         raise ctx.bad("order_id is required")
     row = _order_row(ctx, order_id)
-    if row["order_type"] != ledger.UNSUBSCRIBE:
+    if row["order_type"] != billing.UNSUBSCRIBE:
         raise ApiError(
             400,
             NOT_A_REFUND_ORDER,
@@ -303,7 +304,7 @@ AUTORENEW = P + "/subscriptions/resources/autorenew/<resource_id>"
 
 @route("bss", "DELETE", AUTORENEW, "CancelAutoRenewalResources")
 def cancel_auto_renewal(ctx: Ctx, resource_id: str) -> Reply:
-    ledger.set_auto_renew(ctx.conn, resource_id, False, ctx.now)
+    billing.set_auto_renew(ctx.conn, resource_id, False, ctx.now)
     return 200, None
 
 
@@ -314,7 +315,7 @@ def auto_renewal(ctx: Ctx, resource_id: str) -> Reply:
     period_type = body.get("period_type")
     if period_type is not None and period_type not in ("MONTH", "YEAR"):
         raise ctx.bad("period_type must be MONTH or YEAR")
-    ledger.set_auto_renew(
+    billing.set_auto_renew(
         ctx.conn, resource_id, True, ctx.now, times=times, period_type=period_type
     )
     return 200, None
@@ -326,7 +327,7 @@ def auto_renewal(ctx: Ctx, resource_id: str) -> Reply:
 def _instance_json(ctx: Ctx, row: sqlite3.Row) -> dict[str, Any]:
     account = ctx.sandbox.config.account
     size = None
-    if row["resource_type_code"] == ledger.VOLUME_TYPE:
+    if row["resource_type_code"] == billing.VOLUME_TYPE:
         vol = ctx.conn.execute("SELECT size FROM volumes WHERE id=?", (row["resource_id"],))
         found = vol.fetchone()
         size = Decimal(found[0]) if found else None
@@ -344,7 +345,7 @@ def _instance_json(ctx: Ctx, row: sqlite3.Row) -> dict[str, Any]:
         "product_id": "OFFI" + row["order_id"][2:12],
         "parent_resource_id": row["parent_resource_id"],
         "is_main_resource": row["is_main"],
-        "status": ledger.current_status(row, ctx.now),
+        "status": billing.current_status(row, ctx.now),
         "effective_time": row["effective_time"],
         "expire_time": row["expire_time"],
         "expire_policy": row["expire_policy"],
@@ -399,7 +400,7 @@ def list_pay_per_use_customer_resources(ctx: Ctx) -> Reply:
     if service:
         rows = [r for r in rows if r["service_type_code"] == service]
     if statuses:
-        rows = [r for r in rows if ledger.current_status(r, ctx.now) in statuses]
+        rows = [r for r in rows if billing.current_status(r, ctx.now) in statuses]
     rows = [r for r in rows if _within(r["expire_time"], begin, end)]
     return 200, {
         "total_count": len(rows),

@@ -18,6 +18,7 @@ import os
 import shutil
 import sqlite3
 import stat
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,55 @@ def _copy_disk(
     return bid
 
 
+@dataclass
+class _Outcome:
+    """What a CreateCheckpoint did with each resource it was asked to back up."""
+
+    done: list[dict[str, Any]] = field(default_factory=list)
+    """The checkpoint's ``vault.resources``."""
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    """The checkpoint's ``vault.skipped_resources``."""
+    failed: list[str] = field(default_factory=list)
+    """Top-level backups that end in error, with their children (fault injection)."""
+
+
 @route("cbr", "POST", P + "/checkpoints", "CreateCheckpoint")
 def create_checkpoint(ctx: Ctx) -> Reply:
+    vault, params, retention = _checkpoint_request(ctx)
+    resources = _resources(ctx, params)
+    cid = new_id()
+    outcome = _Outcome()
+    for rid, rtype in resources:
+        _back_up(ctx, cid, vault["id"], rid, rtype, retention, outcome)
+    if not outcome.done:
+        raise ApiError(400, "BackupService.6010", "none of the resources can be backed up")
+    ctx.conn.execute(
+        "INSERT INTO checkpoints(id, vault_id, status, name, description, resources, skipped, "
+        "retention_days, created) VALUES (?, ?, 'protecting', ?, ?, ?, ?, ?, ?)",
+        (
+            cid,
+            vault["id"],
+            params.get("name"),
+            params.get("description"),
+            json.dumps(outcome.done),
+            json.dumps(outcome.skipped),
+            retention,
+            ts(ctx.now),
+        ),
+    )
+    schedule(
+        ctx.conn,
+        ctx.now,
+        timedelta(seconds=ctx.sandbox.config.durations.checkpoint),
+        "cbr.checkpoint_done",
+        checkpoint_id=cid,
+        failed=outcome.failed,
+    )
+    return 200, {"checkpoint": _checkpoint_json(ctx, cid)}
+
+
+def _checkpoint_request(ctx: Ctx) -> tuple[sqlite3.Row, dict[str, Any], int | None]:
+    """The vault, the parameters and the retention in days of a CreateCheckpoint body."""
     spec = ctx.body().get("checkpoint")
     if not isinstance(spec, dict) or not isinstance(spec.get("vault_id"), str):
         raise ctx.bad("checkpoint.vault_id is required")
@@ -126,91 +174,96 @@ def create_checkpoint(ctx: Ctx) -> Reply:
     vault = ctx.conn.execute("SELECT * FROM vaults WHERE id=?", (spec["vault_id"],)).fetchone()
     if vault is None:
         raise ApiError(404, NOT_FOUND, f"vault {spec['vault_id']} not found")
-    resources = _resources(ctx, params)
-    cid = new_id()
-    faults = ctx.sandbox.config.faults
-    done: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
-    failed: list[str] = []  # top-level backups that end in error, with their children
-    for rid, _type in resources:
-        server = ctx.conn.execute(
-            "SELECT * FROM servers WHERE id=? AND deleted=0", (rid,)
-        ).fetchone()
-        if server is not None:
-            disks = list(
-                ctx.conn.execute("SELECT * FROM volumes WHERE server_id=? AND deleted=0", (rid,))
-            )
-            parent = new_id()
-            size = sum(int(d["size"]) for d in disks)
-            ctx.conn.execute(
-                "INSERT INTO backups(id, checkpoint_id, vault_id, parent_id, resource_id, "
-                "resource_type, resource_name, resource_size, status, created, updated, "
-                "expired_at) VALUES (?,?,?,NULL,?,?,?,?, 'protecting', ?, ?, ?)",
-                (
-                    parent,
-                    cid,
-                    vault["id"],
-                    rid,
-                    SERVER_TYPE,
-                    server["name"],
-                    size,
-                    ts(ctx.now),
-                    ts(ctx.now),
-                    ts(ctx.now + timedelta(days=retention)) if retention else None,
-                ),
-            )
-            for d in disks:
-                _copy_disk(ctx, cid, parent, d, vault["id"], retention)
-            done.append(
-                {"id": rid, "name": server["name"], "type": SERVER_TYPE, "resource_size": size}
-            )
-            # A fault on the server or on any of its disks fails the server's backup.
-            if any(x in faults.snapshot_error for x in (rid, *(d["id"] for d in disks))):
-                failed.append(parent)
-            continue
-        vol = ctx.conn.execute("SELECT * FROM volumes WHERE id=? AND deleted=0", (rid,)).fetchone()
-        if vol is not None:
-            bid = _copy_disk(ctx, cid, None, vol, vault["id"], retention)
-            done.append(
-                {"id": rid, "name": vol["name"], "type": VOLUME_TYPE, "resource_size": vol["size"]}
-            )
-            if rid in faults.snapshot_error or vol["server_id"] in faults.snapshot_error:
-                failed.append(bid)
-            continue
-        skipped.append(
-            {
-                "id": rid,
-                "type": _type or SERVER_TYPE,
-                "name": rid,
-                "code": "BackupService.6010",
-                "reason": "resource not found",
-            }
-        )
-    if not done:
-        raise ApiError(400, "BackupService.6010", "none of the resources can be backed up")
+    return vault, params, retention
+
+
+def _back_up(
+    ctx: Ctx,
+    checkpoint: str,
+    vault: str,
+    rid: str,
+    rtype: str | None,
+    retention: int | None,
+    outcome: _Outcome,
+) -> None:
+    """Back up the live server or disk ``rid`` into ``checkpoint``, or skip it as not found."""
+    server = ctx.conn.execute("SELECT * FROM servers WHERE id=? AND deleted=0", (rid,)).fetchone()
+    if server is not None:
+        _back_up_server(ctx, checkpoint, vault, server, retention, outcome)
+        return
+    vol = ctx.conn.execute("SELECT * FROM volumes WHERE id=? AND deleted=0", (rid,)).fetchone()
+    if vol is not None:
+        _back_up_volume(ctx, checkpoint, vault, vol, retention, outcome)
+        return
+    outcome.skipped.append(
+        {
+            "id": rid,
+            "type": rtype or SERVER_TYPE,
+            "name": rid,
+            "code": "BackupService.6010",
+            "reason": "resource not found",
+        }
+    )
+
+
+def _back_up_server(
+    ctx: Ctx,
+    checkpoint: str,
+    vault: str,
+    server: sqlite3.Row,
+    retention: int | None,
+    outcome: _Outcome,
+) -> None:
+    """A server backup: a parent backup and one disk backup per attached disk."""
+    rid = server["id"]
+    disks = list(ctx.conn.execute("SELECT * FROM volumes WHERE server_id=? AND deleted=0", (rid,)))
+    parent = new_id()
+    size = sum(int(d["size"]) for d in disks)
     ctx.conn.execute(
-        "INSERT INTO checkpoints(id, vault_id, status, name, description, resources, skipped, "
-        "retention_days, created) VALUES (?, ?, 'protecting', ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO backups(id, checkpoint_id, vault_id, parent_id, resource_id, "
+        "resource_type, resource_name, resource_size, status, created, updated, "
+        "expired_at) VALUES (?,?,?,NULL,?,?,?,?, 'protecting', ?, ?, ?)",
         (
-            cid,
-            vault["id"],
-            params.get("name"),
-            params.get("description"),
-            json.dumps(done),
-            json.dumps(skipped),
-            retention,
+            parent,
+            checkpoint,
+            vault,
+            rid,
+            SERVER_TYPE,
+            server["name"],
+            size,
             ts(ctx.now),
+            ts(ctx.now),
+            ts(ctx.now + timedelta(days=retention)) if retention else None,
         ),
     )
-    schedule(
-        ctx.conn,
-        ctx.now,
-        timedelta(seconds=ctx.sandbox.config.durations.checkpoint),
-        "cbr.checkpoint_done",
-        checkpoint_id=cid,
-        failed=failed,
+    for d in disks:
+        _copy_disk(ctx, checkpoint, parent, d, vault, retention)
+    outcome.done.append(
+        {"id": rid, "name": server["name"], "type": SERVER_TYPE, "resource_size": size}
     )
-    return 200, {"checkpoint": _checkpoint_json(ctx, cid)}
+    # A fault on the server or on any of its disks fails the server's backup.
+    faults = ctx.sandbox.config.faults
+    if any(x in faults.snapshot_error for x in (rid, *(d["id"] for d in disks))):
+        outcome.failed.append(parent)
+
+
+def _back_up_volume(
+    ctx: Ctx,
+    checkpoint: str,
+    vault: str,
+    vol: sqlite3.Row,
+    retention: int | None,
+    outcome: _Outcome,
+) -> None:
+    """A disk backup of one disk, on its own."""
+    rid = vol["id"]
+    bid = _copy_disk(ctx, checkpoint, None, vol, vault, retention)
+    outcome.done.append(
+        {"id": rid, "name": vol["name"], "type": VOLUME_TYPE, "resource_size": vol["size"]}
+    )
+    faults = ctx.sandbox.config.faults
+    if rid in faults.snapshot_error or vol["server_id"] in faults.snapshot_error:
+        outcome.failed.append(bid)
 
 
 @timer("cbr.checkpoint_done")

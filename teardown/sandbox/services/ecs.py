@@ -1,8 +1,8 @@
 """ECS: ListServersDetails, ShowServer, DeleteServers, BatchStopServers, ShowJob.
 
-Assumption (not in the published docs we have, huawei.md section 1): DeleteServers on a prepaid
-server is refused with HTTP 400 ``Ecs.0219``; the real service documents only that such servers
-"cannot be deleted with this API".
+Assumption: DeleteServers on a prepaid server is refused with HTTP 400 ``Ecs.0219``. The API
+reference ("Deleting ECSs", https://support.huaweicloud.com/intl/en-us/api-ecs/ecs_02_0103.html)
+says only that "only ECSs billed in the pay-per-use mode can be deleted" and names no error code.
 """
 
 from __future__ import annotations

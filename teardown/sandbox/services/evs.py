@@ -1,7 +1,7 @@
 """EVS: ListVolumes, ShowVolume, CreateSnapshot, ShowSnapshot, ListSnapshots, DeleteSnapshot,
 and ShowJob (on its own listener: the path collides with ECS's).
 
-Assumptions (codes not captured in huawei.md): a missing volume or snapshot is HTTP 404
+Assumptions (codes docs/huawei-api.md does not list): a missing volume or snapshot is HTTP 404
 ``EVS.5404``; snapshotting an in-use disk without ``force`` is HTTP 400 ``EVS.2067``.
 """
 

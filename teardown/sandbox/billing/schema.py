@@ -1,0 +1,102 @@
+"""The BSS tables, the codes stored in them, and the small helpers every ledger module shares.
+
+Amounts are stored as decimal strings, times as ``YYYY-MM-DDTHH:MM:SSZ``. The status, type and
+error codes are BSS's own (docs/huawei-api.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from teardown.adapters.huawei.rules import BillingRules
+
+ECS_SERVICE = "hws.service.type.ec2"
+EVS_SERVICE = "hws.service.type.ebs"
+VM_TYPE = "hws.resource.type.vm"
+VOLUME_TYPE = "hws.resource.type.volume"
+
+# Order status (ListCustomerOrders ``status``).
+PROCESSING, CANCELLED, COMPLETED, PENDING_PAYMENT = 3, 4, 5, 6
+# Order type.
+NEW, RENEW, UNSUBSCRIBE = 1, 2, 4
+# Subscription status (ListPayPerUseCustomerResources ``status``).
+IN_USE, CLOSED, FROZEN, EXPIRED = 2, 3, 4, 5
+
+NOT_FOUND_CODE = "CBC.99003012"
+GONE_CODE = "CBC.30000067"
+
+RULES = BillingRules()
+"""The rules the sandbox applies (the documented defaults; the sandbox config has no override)."""
+
+BSS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, service_type_code TEXT NOT NULL,
+    order_type INTEGER NOT NULL,             -- 1 new, 2 renew, 4 unsubscribe
+    status INTEGER NOT NULL,                 -- 3 processing, 4 cancelled, 5 completed, 6 pending
+    amount_after_discount TEXT NOT NULL DEFAULT '0',  -- cash paid; refund on unsubscribe orders
+    official_amount TEXT NOT NULL DEFAULT '0',
+    coupon TEXT NOT NULL DEFAULT '0',        -- 代金券 (cash coupon)
+    flexi_coupon TEXT NOT NULL DEFAULT '0',  -- 现金券
+    stored_card TEXT NOT NULL DEFAULT '0',
+    discount_coupon TEXT NOT NULL DEFAULT '0',  -- 折扣券
+    commission TEXT NOT NULL DEFAULT '0',    -- handling fee (unsubscribe orders)
+    consumed TEXT NOT NULL DEFAULT '0',      -- consumed amount (unsubscribe orders)
+    currency TEXT NOT NULL DEFAULT 'CNY', measure_id INTEGER NOT NULL DEFAULT 1,
+    create_time TEXT NOT NULL, payment_time TEXT, pending_payment_end_time TEXT,
+    base_order_id TEXT,
+    resource_ids TEXT NOT NULL DEFAULT '[]');
+CREATE TABLE IF NOT EXISTS order_lines (
+    id TEXT PRIMARY KEY, order_id TEXT NOT NULL, resource_id TEXT,
+    service_type_code TEXT NOT NULL, product_id TEXT, product_spec_desc TEXT,
+    period_type INTEGER NOT NULL,            -- 2 month, 3 year
+    period_num INTEGER,                      -- null on unsubscribe orders
+    effective_time TEXT, expire_time TEXT, subscription_num INTEGER NOT NULL DEFAULT 1,
+    amount_after_discount TEXT NOT NULL DEFAULT '0', official_amount TEXT NOT NULL DEFAULT '0',
+    coupon TEXT NOT NULL DEFAULT '0', flexi_coupon TEXT NOT NULL DEFAULT '0',
+    stored_card TEXT NOT NULL DEFAULT '0', discount_coupon TEXT NOT NULL DEFAULT '0',
+    commission TEXT NOT NULL DEFAULT '0', consumed TEXT NOT NULL DEFAULT '0');
+CREATE TABLE IF NOT EXISTS subscriptions (
+    resource_id TEXT PRIMARY KEY, resource_name TEXT NOT NULL,
+    service_type_code TEXT NOT NULL, resource_type_code TEXT NOT NULL,
+    resource_spec_code TEXT, is_main INTEGER NOT NULL, parent_resource_id TEXT,
+    status INTEGER NOT NULL,                 -- stored: 2 in use or 3 closed (see current_status)
+    provisioned_at TEXT NOT NULL, effective_time TEXT NOT NULL, expire_time TEXT NOT NULL,
+    auto_renew INTEGER NOT NULL DEFAULT 0, expire_policy INTEGER NOT NULL DEFAULT 0,
+    auto_renew_times INTEGER, renew_period_type TEXT,
+    period TEXT NOT NULL, periods INTEGER NOT NULL,
+    order_id TEXT NOT NULL,                  -- the purchase order
+    promotional INTEGER NOT NULL DEFAULT 0,  -- bought in a promotion without the 5-day rule
+    blockers TEXT NOT NULL DEFAULT '[]',     -- keys of BLOCKER_CODES
+    update_time TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS payments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, order_id TEXT NOT NULL,
+    kind TEXT NOT NULL,                      -- 'purchase' | 'renewal'
+    cash TEXT NOT NULL, flexi_coupon TEXT NOT NULL, stored_card TEXT NOT NULL,
+    cash_coupon TEXT NOT NULL, discount_coupon TEXT NOT NULL,
+    effective TEXT NOT NULL, expires TEXT NOT NULL, term_months INTEGER NOT NULL,
+    refund_order_id TEXT);                   -- set once unsubscribed
+CREATE TABLE IF NOT EXISTS refund_lines (
+    id TEXT PRIMARY KEY, order_id TEXT NOT NULL, resource_id TEXT NOT NULL,
+    amount TEXT NOT NULL,                    -- negative: returned; positive: consumed or fee
+    base_order_id TEXT NOT NULL, kind TEXT NOT NULL,
+    service_type_code TEXT NOT NULL, resource_type_code TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS five_day_refunds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, used_at TEXT NOT NULL,
+    resource_id TEXT, order_id TEXT);        -- resource_id NULL: seeded by the scenario
+CREATE TABLE IF NOT EXISTS releases (
+    resource_id TEXT NOT NULL, kind TEXT NOT NULL,  -- 'server' | 'volume'
+    order_id TEXT NOT NULL, due_at TEXT NOT NULL, released_at TEXT,
+    PRIMARY KEY (resource_id, order_id));
+"""
+"""The BSS tables (passed to :class:`teardown.sandbox.store.Store` with the compute schema)."""
+
+
+def D(value: object) -> Decimal:
+    """A stored decimal string as a Decimal."""
+    return Decimal(str(value))
+
+
+def new_order_id() -> str:
+    """An order id in Huawei's style (``CS`` + 14 upper-case characters)."""
+    return "CS" + uuid.uuid4().hex[:14].upper()
