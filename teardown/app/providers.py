@@ -14,13 +14,13 @@ Example::
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
 from teardown.adapters.huawei.provider import PROVIDER as HUAWEI
 from teardown.core.errors import ConfigError
 from teardown.ports.provider import PROVIDER_API, Account, Provider
+from teardown.support.toml_file import read_toml
 
 GENERIC_CREDENTIALS = (
     "AWS_ACCESS_KEY_ID",
@@ -78,15 +78,7 @@ def credential_env() -> tuple[str, ...]:
 def _cloud_table(path: Path) -> str:
     """The provider a profile file is for: the one registered name among its tables."""
     source = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(source, "no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(source, f"cannot read: {type(e).__name__}") from None
-    except tomllib.TOMLDecodeError as e:
-        # The decoder's message names a line and column, never the value.
-        raise ConfigError(source, f"not valid TOML: {e}") from None
+    data = read_toml(path)
     found = [n for n in names() if n in data]
     if len(found) == 1:
         return found[0]

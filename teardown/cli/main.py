@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -66,6 +67,8 @@ def cli() -> None:
     """
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 state_option = click.option(
     "--state",
     "state_path",
@@ -101,6 +104,26 @@ include_foreign_option = click.option(
     help="Take resources tagged for another scope (teardown:scope, or a selector's key with "
     "another value) with a warning instead of blocking the plan.",
 )
+
+
+def target_options(command: F) -> F:
+    """The options that name a scope and how to treat it, shared by `plan` and `run`."""
+    for option in reversed(
+        (
+            state_option,
+            stack_option,
+            cwd_option,
+            profile_option,
+            server_option,
+            tag_option,
+            config_option,
+            json_option,
+            destroy_with_option,
+            include_foreign_option,
+        )
+    ):
+        command = option(command)
+    return command
 
 
 resume_unfinished_option = click.option(
@@ -190,16 +213,7 @@ def _print_plan(
 
 
 @cli.command()
-@state_option
-@stack_option
-@cwd_option
-@profile_option
-@server_option
-@tag_option
-@config_option
-@json_option
-@destroy_with_option
-@include_foreign_option
+@target_options
 @click.option(
     "--out",
     "out_path",
@@ -373,20 +387,11 @@ def _already_applied(config: Config, the_plan: Plan) -> str | None:
 
 
 @cli.command()
-@state_option
-@stack_option
-@cwd_option
-@profile_option
-@server_option
-@tag_option
-@config_option
-@json_option
+@target_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (pipelines).")
 @click.option("--dry-run", is_flag=True, help="Plan and stop (same as `teardown plan`).")
 @quiet_option
 @events_option
-@destroy_with_option
-@include_foreign_option
 @resume_unfinished_option
 @errors_to_exit_codes
 def run(

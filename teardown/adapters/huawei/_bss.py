@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from huaweicloudsdkbss.v2 import (
@@ -17,9 +16,8 @@ from huaweicloudsdkbss.v2 import (
 )
 
 from teardown.adapters.huawei.clients import Clients
-from teardown.adapters.huawei.errors import call
+from teardown.adapters.huawei.errors import ApiCaller, call
 from teardown.core.errors import PermanentError
-from teardown.support.retry import RetryPolicy
 
 UNSUBSCRIBE_RELEASE = 1
 """Unsubscribe the resource and its renewals: it is released."""
@@ -63,22 +61,8 @@ DISCOUNT_COUPON_TYPES = frozenset({"300", "discount_coupon"})
 ``discount_coupon``."""
 
 
-class BssReader:
+class BssReader(ApiCaller):
     """Paged BSS queries through :func:`call` (retried: they only read)."""
-
-    def __init__(
-        self,
-        clients: Clients,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        self.clients = clients
-        self.sleep = sleep
-        self.retry = retry
-
-    def _read(self, operation: str, fn: Callable[[], Any]) -> Any:
-        return call(operation, fn, idempotent=True, retry=self.retry, sleep=self.sleep)
 
     def _orders_page(self, req: Any) -> Any:
         return self._read(

@@ -11,11 +11,9 @@ limits (36 and 43 characters).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
 
 from huaweicloudsdkecs.v2 import (
     BatchCreateServerTagsRequest,
@@ -35,11 +33,9 @@ from huaweicloudsdkevs.v2 import (
     Tag,
 )
 
-from teardown.adapters.huawei.clients import Clients
-from teardown.adapters.huawei.errors import NotFound, call
+from teardown.adapters.huawei.errors import ApiCaller, NotFound
 from teardown.core.model import Kind, Resource
 from teardown.ports import Claim
-from teardown.support.retry import RetryPolicy
 
 RUN_KEY = "teardown:run"
 BEAT_KEY = "teardown:beat"
@@ -64,7 +60,7 @@ def parse_claim(tags: dict[str, str]) -> Claim | None:
     return Claim(run_id=run_id, host=host, beat=at)
 
 
-class HuaweiClaims:
+class HuaweiClaims(ApiCaller):
     """Implements the Claims port with ECS server tags and EVS disk tags.
 
     Example::
@@ -72,20 +68,6 @@ class HuaweiClaims:
         claims = HuaweiClaims(clients)
         claims.claim([web], "20261129T220000Z-a1b2c3", "runner-7", now)
     """
-
-    def __init__(
-        self,
-        clients: Clients,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        self.clients = clients
-        self._sleep = sleep
-        self._retry = retry
-
-    def _call(self, operation: str, fn: Callable[[], Any], *, idempotent: bool = True) -> Any:
-        return call(operation, fn, idempotent=idempotent, retry=self._retry, sleep=self._sleep)
 
     @staticmethod
     def _taggable(r: Resource) -> bool:

@@ -21,7 +21,7 @@ from huaweicloudsdkevs.v2 import ShowVolumeRequest
 
 from teardown.adapters.huawei._bss import UNSUBSCRIBE_RELEASE, BssReader, unsubscribe
 from teardown.adapters.huawei.clients import Clients
-from teardown.adapters.huawei.errors import NotFound, call
+from teardown.adapters.huawei.errors import ApiCaller, NotFound, call
 from teardown.core.errors import PermanentError
 from teardown.core.model import BillingMode, DestroyAction, Kind, Resource
 from teardown.ports import DestroyResult, Presence
@@ -39,7 +39,7 @@ def _missing(e: NotFound) -> bool:
     return not (e.code or "").startswith("APIGW")
 
 
-class HuaweiDestroyer:
+class HuaweiDestroyer(ApiCaller):
     """Implements the Destroyer port.
 
     Example::
@@ -58,16 +58,11 @@ class HuaweiDestroyer:
         clock: Callable[[], float] = time.monotonic,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self.clients = clients
-        self._sleep = sleep
+        super().__init__(clients, sleep=sleep, retry=retry)
         self._interval = poll_interval
         self._timeout = timeout
         self._clock = clock
-        self._retry = retry
         self._bss = BssReader(clients, sleep=sleep, retry=retry)
-
-    def _read(self, operation: str, fn: Callable[[], Any]) -> Any:
-        return call(operation, fn, idempotent=True, retry=self._retry, sleep=self._sleep)
 
     def _poll(self, what: str, probe: Callable[[], Any | None]) -> Any:
         return poll(

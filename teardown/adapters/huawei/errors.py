@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import requests
 import urllib3
@@ -34,6 +34,9 @@ from huaweicloudsdkcore.exceptions.exceptions import (
 
 from teardown.core.errors import AdapterError, PermanentError, TransientError
 from teardown.support.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from teardown.adapters.huawei.clients import Clients
 
 T = TypeVar("T")
 
@@ -149,4 +152,27 @@ def call(
     return policy.retrying(sleep=sleep)(once)
 
 
-__all__ = ["DEFAULT_READ_RETRY", "HINTS", "NotFound", "call", "translate"]
+class ApiCaller:
+    """Base of every adapter class: the SDK clients, and :func:`call` bound to one retry policy
+    and one sleep (injected by tests so that no test waits)."""
+
+    def __init__(
+        self,
+        clients: Clients,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.clients = clients
+        self._sleep = sleep
+        self._retry = retry
+
+    def _call(self, operation: str, fn: Callable[[], T], *, idempotent: bool = True) -> T:
+        """``fn`` through :func:`call`; reads are retried, anything else is tried once."""
+        return call(operation, fn, idempotent=idempotent, retry=self._retry, sleep=self._sleep)
+
+    def _read(self, operation: str, fn: Callable[[], T]) -> T:
+        return self._call(operation, fn, idempotent=True)
+
+
+__all__ = ["DEFAULT_READ_RETRY", "HINTS", "ApiCaller", "NotFound", "call", "translate"]

@@ -22,7 +22,7 @@ from teardown.adapters.huawei._bss import BssReader, discount_coupons
 from teardown.adapters.huawei._parse import money, parse_time
 from teardown.adapters.huawei.catalog import SERVER_TYPE, VOLUME_TYPE
 from teardown.adapters.huawei.clients import Clients
-from teardown.adapters.huawei.errors import call
+from teardown.adapters.huawei.errors import ApiCaller
 from teardown.adapters.huawei.rules import AUTO_RENEW_POLICY
 from teardown.core.billing import Payment, PeriodType, term_months
 from teardown.core.model import Address, Billing, BillingMode, Disk, Kind, Resource
@@ -57,7 +57,7 @@ class _Sub:
     children: tuple[str, ...]
 
 
-class HuaweiInventory:
+class HuaweiInventory(ApiCaller):
     """Implements the Inventory port for servers chosen by id or by tags.
 
     Example::
@@ -73,13 +73,8 @@ class HuaweiInventory:
         sleep: Callable[[float], None] = time.sleep,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self.clients = clients
-        self._sleep = sleep
-        self._retry = retry
+        super().__init__(clients, sleep=sleep, retry=retry)
         self._bss = BssReader(clients, sleep=sleep, retry=retry)
-
-    def _read(self, operation: str, fn: Callable[[], Any]) -> Any:
-        return call(operation, fn, idempotent=True, retry=self._retry, sleep=self._sleep)
 
     # -- servers and disks ---------------------------------------------------------------
 

@@ -30,13 +30,13 @@ The secret key never appears in a repr or an error message.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from teardown.core.errors import ConfigError
+from teardown.support.toml_file import read_toml
 
 SERVICES = ("ecs", "evs", "cbr", "bss")
 """The services the adapter calls, and the keys of ``[huawei.endpoints]``."""
@@ -119,15 +119,7 @@ def load_profile(path: Path) -> HuaweiProfile:
         profile.endpoint("ecs")   # 'http://127.0.0.1:41234'
     """
     source = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(source, "no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(source, f"cannot read: {type(e).__name__}") from None
-    except tomllib.TOMLDecodeError as e:
-        # The decoder's message names a line and column, never the value.
-        raise ConfigError(source, f"not valid TOML: {e}") from None
+    data = read_toml(path)
     if "huawei" not in data:
         raise ConfigError(source, "huawei: missing (the [huawei] table)")
     hw = _table(source, data, "huawei", "huawei")

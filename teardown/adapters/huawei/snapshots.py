@@ -29,7 +29,7 @@ from huaweicloudsdkevs.v2 import (
 )
 
 from teardown.adapters.huawei.clients import Clients
-from teardown.adapters.huawei.errors import NotFound, call
+from teardown.adapters.huawei.errors import ApiCaller, NotFound, call
 from teardown.adapters.huawei.profile import account_id
 from teardown.core.errors import PermanentError
 from teardown.core.model import Artifact, Kind, Origin, Resource, SnapshotKind
@@ -47,7 +47,7 @@ def _description(resource: Resource) -> str:
     return f"teardown backup of {resource.name}"[:255]
 
 
-class CbrSnapshotter:
+class CbrSnapshotter(ApiCaller):
     """Implements the Snapshotter port with CBR (servers and disks) and EVS snapshots (disks).
 
     Example::
@@ -67,16 +67,11 @@ class CbrSnapshotter:
         clock: Callable[[], float] = time.monotonic,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self.clients = clients
+        super().__init__(clients, sleep=sleep, retry=retry)
         self.vault_id = vault_id
-        self._sleep = sleep
         self._interval = poll_interval
         self._timeout = timeout
         self._clock = clock
-        self._retry = retry
-
-    def _read(self, operation: str, fn: Callable[[], Any]) -> Any:
-        return call(operation, fn, idempotent=True, retry=self._retry, sleep=self._sleep)
 
     @staticmethod
     def _cloud_id(resource: Resource) -> str:
