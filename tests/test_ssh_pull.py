@@ -341,6 +341,20 @@ def test_sftp_can_be_chosen_in_config(host: Host, tmp_path: Path) -> None:
     assert manifest is not None and manifest["verified_with"] == "sftp-reread"
 
 
+def test_tar_pull_verified_by_an_sftp_reread_verifies(host: Host, tmp_path: Path) -> None:
+    """`verify_with = "sftp"` with the default tar method: the host hashes nothing, so every file
+    is read a second time over SFTP and compared (it used to compare against nothing)."""
+    data = make_tree(tmp_path / "src")
+    pd = LocalStore(tmp_path / "store").pull_dir("k1")
+    req = PullRequest("w", (str(data),), excludes=("*.log",), verify_with="sftp")
+    report = do_pull(host.target, pd, req)
+    assert report.verified, report.detail
+    manifest = pd.manifest()
+    assert manifest is not None and manifest["verified_with"] == "sftp-reread"
+    got = {f["path"]: f["sha256"] for f in manifest["files"]}
+    assert got == files_under(data)
+
+
 def test_jump_host_reaches_a_server_behind_it(sshd: SshdInfo, tmp_path: Path) -> None:
     data = make_tree(tmp_path / "src")
     fleet, behind = sandbox_host(tmp_path / "h", data)

@@ -216,7 +216,10 @@ def _transfer(
         listing = [e for e in entries if e.kind != "f"] + to_send
         sink = SegmentSink(pd, {e.path: e for e in listing}, progress, requested_roots(req))
         receive(transport, sftp, sink, listing, method, to_hash, req.command_timeout)
-        if sftp is not None:
-            pd.add_hostsums(guarded("sftp re-read", lambda: sftp_hashes(sftp, to_hash)), via)
+        if method == "sftp":  # nothing hashed on the host: read every file a second time
+            with _sftp_session(transport, sftp is None) as opened:
+                reader = sftp if sftp is not None else opened
+                sums = guarded("sftp re-read", lambda: sftp_hashes(reader, to_hash))
+            pd.add_hostsums(sums, via)
         got = Received(files, entries, refused + sink.refused, sink.followed, sink.sent_bytes, via)
         return check_pull(pd, req, got, started=started, host_label=host_label, user=user)
