@@ -47,6 +47,7 @@ from teardown.ports import (
     Presence,
     ProgressCallback,
     RefundRecord,
+    VaultInfo,
 )
 
 State = dict[str, Any]
@@ -163,7 +164,9 @@ class FakeSnapshotter:
     def __init__(self, cloud: FakeCloud) -> None:
         self.cloud = cloud
 
-    def create(self, resource: Resource, kind: SnapshotKind, key: str) -> str:
+    def create(
+        self, resource: Resource, kind: SnapshotKind, key: str, *, retention_days: int = 0
+    ) -> str:
         with self.cloud._state() as st:
             self.cloud._switch(st, "snapshot.create")
             sid = f"snap-{len(st['snapshots']) + 1}"
@@ -173,9 +176,16 @@ class FakeSnapshotter:
                 "key": key,
                 "status": "creating",
                 "survives": SURVIVES_DESTROY[kind],
+                "retention_days": retention_days,
             }
             self.cloud._effect(st, {"op": "snapshot.create", "urn": resource.urn, "key": key})
         return sid
+
+    def vaults(self) -> list[VaultInfo]:
+        """One vault of 10 GB holding every surviving snapshot, 1 GB each."""
+        snaps = self.cloud.read()["snapshots"].values()
+        used = sum(1.0 for s in snaps if s.get("survives") and s.get("status") != "deleted")
+        return [VaultInfo(id="vault-fake", name="fake-vault", used_gb=used, capacity_gb=10)]
 
     def find(self, resource: Resource, kind: SnapshotKind, key: str) -> str | None:
         st = self.cloud.read()
@@ -203,6 +213,9 @@ class FakeSnapshotter:
                 survives_destroy=bool(s["survives"]),
                 detail="available" if ok else f"snapshot status {s['status']}",
                 origin=Origin(account=owner.get("account", ""), resource_id=resource_id),
+                covers=()
+                if s["urn"] in st["switches"].get("uncovered", [])
+                else tuple(d.id for d in resource.disks if not d.system),
             )
 
     def check(self, resource: Resource, artifact: Artifact) -> str | None:
@@ -366,7 +379,7 @@ class FakeBilling:
             self.cloud._switch(st, "unsubscribe_renewals")
             res = st["resources"][resource.urn]
             if not res.get("renewals_pending"):
-                raise PermanentError("no renewal period to unsubscribe", code="CBC.99003128")
+                return ()  # nothing will renew: success (CBC.99003128 in Huawei's terms)
             res["renewals_pending"] = False
             self.cloud._effect(
                 st,
@@ -390,6 +403,16 @@ class FakeBilling:
 
     def auto_renew(self, resource: Resource) -> bool:
         return bool(self.cloud.read()["resources"][resource.urn].get("auto_renew"))
+
+    def keep_from_pay_per_use(self, resource: Resource, key: str) -> None:
+        with self.cloud._state() as st:
+            self.cloud._switch(st, "keep_from_pay_per_use")
+            st["resources"][resource.urn]["expire_policy"] = 0
+            self.cloud._effect(st, {"op": "keep_from_pay_per_use", "urn": resource.urn, "key": key})
+
+    def expire_policy(self, resource: Resource) -> int | None:
+        res = self.cloud.read()["resources"].get(resource.urn)
+        return None if res is None else res.get("expire_policy")
 
     def refund(self, resource: Resource, order_ids: tuple[str, ...] = ()) -> RefundRecord:
         with self.cloud._state() as st:

@@ -35,7 +35,7 @@ from teardown.core.model import (
 )
 from teardown.core.reminders import Reminder
 from teardown.core.resource_plan import Estimator
-from teardown.ports import Claim, PendingOrder, Presence
+from teardown.ports import BillItem, Claim, PendingOrder, Presence
 from teardown.ports.provider import PROVIDER_API, Catalog, Sleep, SshDefaults
 from tests.fake_cloud import FakeBilling, FakeCloud, FakeDestroyer, FakeSnapshotter
 
@@ -97,6 +97,9 @@ class FakeInventory:
         return out
 
     def pending_orders(self) -> list[PendingOrder]:
+        return []
+
+    def bills(self) -> list[BillItem]:
         return []
 
 
@@ -167,7 +170,7 @@ class FakeAccount:
 
 
 def fake_estimate(
-    resource: Resource, action: DestroyAction, now: datetime, quota_used: int
+    resource: Resource, action: DestroyAction, now: datetime, quota_used: int | None
 ) -> tuple[Estimate | None, tuple[str, str] | None]:
     """The fake cloud's refund rule: a flat fee of 1.50, the rest of 10.00 comes back."""
     zero = Decimal(0)

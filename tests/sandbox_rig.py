@@ -110,3 +110,18 @@ def _seed_billing(conn: object, scenario: Scenario, ids: dict[str, str], clock: 
 
     assert isinstance(conn, sqlite3.Connection)
     seed_billing(conn, scenario, ids, clock.now())
+
+
+DEMO_SCENARIO = Path(__file__).parent.parent / "teardown" / "sandbox" / "scenarios" / "demo.toml"
+
+
+def demo_unlocked(directory: Path) -> str:
+    """The demo scenario with legacy-1's lock already lifted by support: a run of it completes
+    (exit 0). For tests about something else than the lock; the lock itself is tested on the
+    demo as it is."""
+    text = DEMO_SCENARIO.read_text()
+    locked = "locked = true"
+    assert text.count(locked) == 1, "the demo scenario's lock moved: update demo_unlocked"
+    path = directory / "demo-unlocked.toml"
+    path.write_text(text.replace(locked, "locked = false"))
+    return str(path)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from teardown.sandbox.runtime import Sandbox
+from tests.sandbox_rig import demo_unlocked
 from tests.test_crash_matrix import prepare
 from tests.test_faults_extra import tmpfs
 
@@ -41,7 +42,7 @@ def reports(root: Path) -> list[Path]:
 
 def test_an_events_file_on_a_full_disk_does_not_stop_the_run(tmp_path: Path) -> None:
     sb, cfg = prepare(tmp_path)
-    with Sandbox(sb, scenario="demo") as sandbox:
+    with Sandbox(sb, scenario=demo_unlocked(tmp_path)) as sandbox:
         done = subprocess.run(
             [*run_args(sb, cfg), "--quiet", "--events", "/dev/full"],
             capture_output=True, text=True, timeout=120,
@@ -55,7 +56,7 @@ def test_an_events_file_on_a_full_disk_does_not_stop_the_run(tmp_path: Path) -> 
 
 def test_a_reader_that_closes_the_pipe_does_not_change_the_exit_code(tmp_path: Path) -> None:
     sb, cfg = prepare(tmp_path)
-    with Sandbox(sb, scenario="demo") as sandbox:
+    with Sandbox(sb, scenario=demo_unlocked(tmp_path)) as sandbox:
         proc = subprocess.Popen(
             [*run_args(sb, cfg), "--quiet"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -75,7 +76,7 @@ def test_a_reader_that_closes_the_pipe_does_not_change_the_exit_code(tmp_path: P
 def test_a_report_that_cannot_be_written_is_a_warning_not_a_failure(tmp_path: Path) -> None:
     sb, cfg = prepare(tmp_path)
     (tmp_path / "runs").write_text("a file where the reports' directory would go")
-    with Sandbox(sb, scenario="demo") as sandbox:
+    with Sandbox(sb, scenario=demo_unlocked(tmp_path)) as sandbox:
         done = subprocess.run(
             [*run_args(sb, cfg), "--quiet", "--json"], capture_output=True, text=True, timeout=120
         )
@@ -93,7 +94,7 @@ def test_a_journal_that_cannot_be_written_stops_the_run_with_the_resume_command(
     sb, cfg = prepare(tmp_path)
     with tmpfs(tmp_path / "small", "160k") as small:
         cfg.write_text(cfg.read_text().replace(str(tmp_path / "journal.db"), str(small / "j.db")))
-        with Sandbox(sb, scenario="demo"):
+        with Sandbox(sb, scenario=demo_unlocked(tmp_path)):
             done = subprocess.run(
                 [*run_args(sb, cfg), "--quiet"], capture_output=True, text=True, timeout=120
             )

@@ -12,8 +12,10 @@ from click.testing import CliRunner
 from teardown.cli.main import cli
 from teardown.sandbox.runtime import Sandbox
 from teardown.sandbox.scenario import DiskSpec, add_volume
+from tests.sandbox_rig import demo_unlocked
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_SERVERS = {"web-1", "db-1", "cache-1", "promo-1", "legacy-1"}
 
 
 @pytest.fixture
@@ -25,7 +27,7 @@ def sb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
     )
     config = (ROOT / "examples" / "sandbox-demo.toml").read_text()
     (tmp_path / "teardown.toml").write_text(config)
-    with Sandbox(tmp_path / "sb", scenario="demo") as sandbox:
+    with Sandbox(tmp_path / "sb", scenario=demo_unlocked(tmp_path)) as sandbox:
         yield sandbox
 
 
@@ -59,7 +61,7 @@ def test_apply_refuses_when_a_disk_was_added_since_the_plan(sb: Sandbox, tmp_pat
     code, _, err = invoke("apply", str(plan_file), "--profile", str(sb.layout.profile), "--yes")
     assert code == 3
     assert "changed since the plan" in err and "web-1: disks was" in err
-    assert server_names(sb) == {"web-1", "db-1", "cache-1"}  # nothing destroyed
+    assert server_names(sb) == DEMO_SERVERS  # nothing destroyed
 
 
 def test_apply_runs_the_reviewed_plan_once(sb: Sandbox, tmp_path: Path) -> None:
@@ -81,7 +83,7 @@ def test_a_changed_plan_file_is_refused(sb: Sandbox, tmp_path: Path) -> None:
     plan_file.write_text(json.dumps(body))
     code, _, err = invoke("apply", str(plan_file), "--yes")
     assert code == 2 and "digest mismatch" in err
-    assert server_names(sb) == {"web-1", "db-1", "cache-1"}
+    assert server_names(sb) == DEMO_SERVERS
 
 
 def test_not_a_plan_file_is_refused_naming_it(tmp_path: Path) -> None:
@@ -109,4 +111,4 @@ def test_a_forged_plan_file_with_a_valid_digest_is_refused(sb: Sandbox, tmp_path
     assert code == 3
     assert "not the plan the live inventory and its settings give" in err
     assert "web-1: backups" in err and "web-1: loss_accepted was True, now False" in err
-    assert server_names(sb) == {"web-1", "db-1", "cache-1"}  # nothing destroyed
+    assert server_names(sb) == DEMO_SERVERS  # nothing destroyed

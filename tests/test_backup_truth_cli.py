@@ -27,6 +27,7 @@ from teardown.engine.codec import plan_from_json
 from teardown.engine.journal import Journal
 from teardown.sandbox.runtime import Sandbox
 from teardown.support.clock import SystemClock
+from tests.sandbox_rig import demo_unlocked
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "teardown" / "sandbox" / "scenarios" / "demo.toml"
@@ -124,7 +125,8 @@ def test_two_sandboxes_of_one_scenario_sharing_a_journal_never_share_a_backup(
     tmp_path: Path,
 ) -> None:
     cfg = config_file(tmp_path)
-    with sandbox(tmp_path / "one") as one, sandbox(tmp_path / "two") as two:
+    scenario = demo_unlocked(tmp_path)  # legacy-1's lock lifted: both runs complete (exit 0)
+    with sandbox(tmp_path / "one", scenario) as one, sandbox(tmp_path / "two", scenario) as two:
         first = run(one, cfg)
         assert first["exit_code"] == 0
         site = disk_with(two, "web-1", "srv/www")
@@ -244,8 +246,14 @@ def test_backups_deleted_between_runs_are_made_again_not_reused(tmp_path: Path) 
 # -- plan = run ----------------------------------------------------------------------------
 
 
+SHOWN_ONLY = ("reusable_backups", "backup_storage")
+"""What ``plan`` shows beside the plan, read when it is shown (earlier runs' backups; the vaults'
+storage): not part of the plan a run records."""
+
+
 def comparable(view: dict[str, Any]) -> dict[str, Any]:
-    view = {k: v for k, v in view.items() if k != "reusable_backups"}
+    view = {k: v for k, v in view.items() if k not in SHOWN_ONLY}
+    view["totals"] = None  # the sums of the estimates below
     for r in view["resources"]:
         r["billing"]["estimate"] = None  # moves with the clock; informs, does not decide
     return view
@@ -298,9 +306,13 @@ def test_plan_json_is_the_plan_the_run_records(
         common = ["--profile", str(sb.layout.profile), "--config", str(cfg)]
         code, out, err = invoke("plan", *resolve(plan_args), *common, "--json")
         assert code == 0, err
-        planned = comparable(json.loads(out))
+        shown = json.loads(out)
+        planned = comparable(shown)
         report = run(sb, cfg, *resolve(run_args))
-    assert planned == recorded_view(tmp_path, report["run_id"]), source
+    recorded = recorded_view(tmp_path, report["run_id"])
+    assert planned == recorded, source
+    assert set(shown) - set(recorded) <= set(SHOWN_ONLY)  # nothing else is left out
+    assert "backup_storage" in shown and "totals" in shown, source
     assert planned["resources"]
 
 

@@ -408,18 +408,19 @@ def test_unknown_blocker_is_rejected() -> None:
 # R25-R28: auto-renew and expiry
 
 
+CN = timezone(timedelta(hours=8))  # the Chinese site's clock (R25)
+
+
 @pytest.mark.parametrize(
     ("expires", "days", "charge"),
     [
-        (datetime(2025, 3, 20, 12, tzinfo=UTC), 7, datetime(2025, 3, 13, 3, tzinfo=UTC)),
-        (datetime(2025, 3, 1, 0, tzinfo=UTC), 7, datetime(2025, 2, 22, 3, tzinfo=UTC)),
-        (datetime(2025, 3, 20, 12, tzinfo=UTC), 2, datetime(2025, 3, 18, 3, tzinfo=UTC)),
-        # the expiry date is taken in UTC: 2025-03-20 01:00+08:00 is 03-19 17:00 UTC
-        (
-            datetime(2025, 3, 20, 1, tzinfo=timezone(timedelta(hours=8))),
-            7,
-            datetime(2025, 3, 12, 3, tzinfo=UTC),
-        ),
+        (datetime(2025, 3, 20, 12, tzinfo=UTC), 7, datetime(2025, 3, 13, 3, tzinfo=CN)),
+        (datetime(2025, 3, 1, 0, tzinfo=UTC), 7, datetime(2025, 2, 22, 3, tzinfo=CN)),
+        (datetime(2025, 3, 20, 12, tzinfo=UTC), 2, datetime(2025, 3, 18, 3, tzinfo=CN)),
+        # the expiry date is the site's local date: 03-19 17:00 UTC is 03-20 01:00 in UTC+8
+        (datetime(2025, 3, 19, 17, tzinfo=UTC), 7, datetime(2025, 3, 13, 3, tzinfo=CN)),
+        # 03:00 in UTC+8 is 19:00 UTC the day before
+        (datetime(2025, 3, 20, 12, tzinfo=UTC), 7, datetime(2025, 3, 12, 19, tzinfo=UTC)),
     ],
 )
 def test_auto_renew_charges_seven_days_before_expiry_at_three(

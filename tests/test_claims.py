@@ -36,6 +36,7 @@ from teardown.engine.runner import Ports, Runner
 from teardown.ports import Claim
 from teardown.sandbox.runtime import Sandbox
 from tests.helpers import FakeClock, make_rig, server
+from tests.sandbox_rig import demo_unlocked
 from tests.test_crash_matrix import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +169,7 @@ def test_two_runs_from_two_directories_exactly_one_acts(tmp_path: Path) -> None:
             cwd=cfg.parent,
         )  # fmt: skip
 
-    with Sandbox(sb, scenario="demo") as sandbox:
+    with Sandbox(sb, scenario=demo_unlocked(tmp_path)) as sandbox:
         clients = Clients(load_profile(sandbox.layout.profile))
         web_id = next(r.cloud_id for r in HuaweiInventory(clients).resources() if r.name == "web-1")
         first = run(cfg_a)
@@ -190,7 +191,8 @@ def test_two_runs_from_two_directories_exactly_one_acts(tmp_path: Path) -> None:
     assert second.returncode == 3, err_b
     assert f"claimed by run {claimant}" in err_b
     assert counts["ecs.DeleteServers"] == 1
-    assert counts["bss.CancelResourcesSubscription"] == 3  # db-1, db-data, cache-1: once each
+    # db-1, db-data, cache-1, promo-1, legacy-1: once each
+    assert counts["bss.CancelResourcesSubscription"] == 5
     journal = Journal.open(tmp_path / "b" / "journal.db", FakeClock(), create=True)
     assert journal.runs() == []  # the refused run recorded nothing
     journal.close()

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.sandbox_rig import demo_unlocked
+
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_SERVERS = {"web-1", "db-1", "cache-1", "promo-1", "legacy-1"}
 TEARDOWN = [sys.executable, "-m", "teardown.cli.main"]
 
 
@@ -28,7 +31,10 @@ def sandbox(tmp_path: Path) -> Iterator[Path]:
     (sb / "sandbox.toml").write_text(
         "[durations]\ndelete_server = 0.1\nsnapshot = 0.1\ncheckpoint = 0.1\nrelease = 0.1\n"
     )
-    up = teardown("sandbox", "up", "--dir", str(sb), "--scenario", "demo", "--detach", cwd=tmp_path)
+    scenario = demo_unlocked(tmp_path)
+    up = teardown(
+        "sandbox", "up", "--dir", str(sb), "--scenario", scenario, "--detach", cwd=tmp_path
+    )
     assert up.returncode == 0, up.stderr
     try:
         yield sb
@@ -61,14 +67,17 @@ def test_run_without_yes_in_a_pipeline_plans_and_stops(sandbox: Path) -> None:
     status = json.loads(
         teardown("sandbox", "status", "--dir", str(sandbox), "--json", cwd=sandbox.parent).stdout
     )
-    assert {s["name"] for s in status["servers"]} == {"web-1", "db-1", "cache-1"}
+    assert {s["name"] for s in status["servers"]} == DEMO_SERVERS
 
 
 def test_run_yes_does_the_job_and_writes_the_report(sandbox: Path) -> None:
     proc = teardown("run", *args(sandbox), "--yes", "--json", cwd=sandbox.parent)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["phase"] == "completed" and report["still_billing"] == []
+    assert report["phase"] == "completed"
+    left = report["still_billing"]  # only the vaults, which bill while they exist
+    assert all(e["kind"] == "vault" and e["charging"] == "storage" for e in left), left
+    assert {e["resource_id"] for e in left} == {"vault-sandbox", "vault-sandbox-disk"}
     runs = list((sandbox.parent / ".teardown" / "demo" / "runs").iterdir())
     assert [p.name for p in sorted(runs[0].iterdir())] == [
         "report.html",
@@ -115,7 +124,8 @@ def test_stack_destroyed_through_the_cloud_then_reconcile_commands(sandbox: Path
     status = json.loads(
         teardown("sandbox", "status", "--dir", str(sandbox), "--json", cwd=sandbox.parent).stdout
     )
-    assert status["servers"] == []
+    # the stack's servers are gone; the two the stack does not hold are not its to destroy
+    assert {s["name"] for s in status["servers"]} == {"promo-1", "legacy-1"}
 
 
 def test_state_with_destroy_with_pulumi_is_a_usage_error(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 the sandbox (official SDK over HTTP, real SSH servers, real journal), SIGKILLed right after its
 k-th journal commit for k spread over a whole run, then resumed. After each: the run completes,
 nothing is destroyed before its verified backups (journal), no delete, unsubscribe or cancel is
-made twice (the sandbox's own call log), and the ledger shows nothing left billing.
+made twice (the sandbox's own call log), and the ledger shows nothing left billing but the
+backup vaults. The scenario is the demo with legacy-1's lock lifted, so that a run completes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from teardown.engine.journal import Journal
 from teardown.sandbox.billing import still_billing
 from teardown.sandbox.runtime import Sandbox
 from teardown.support.clock import SystemClock
+from tests.sandbox_rig import demo_unlocked
 
 ROOT = Path(__file__).resolve().parent.parent
 TEARDOWN = [sys.executable, "-m", "teardown.cli.main"]
@@ -29,9 +31,13 @@ POINTS = int(os.environ.get("TEARDOWN_CRASH_POINTS", "24"))
 """Kill points spread over a whole run: 24 in the suite, more with ``scripts/test --all``."""
 EXPECTED_SUCCESSES = {
     "ecs.DeleteServers": 1,  # web-1
-    "bss.CancelResourcesSubscription": 3,  # db-1, db-data, cache-1
+    "bss.CancelResourcesSubscription": 5,  # db-1, db-data, cache-1, promo-1, legacy-1
     "bss.CancelCustomerOrder": 1,  # the unpaid order
+    "eip.DeletePublicip": 1,  # web-1's public IP
+    "evs.DeleteVolume": 1,  # db-logs
 }
+VAULTS = {"vault-sandbox", "vault-sandbox-disk"}
+"""What bills after a completed run: the CBR vaults (by capacity, for as long as they exist)."""
 
 
 def prepare(root: Path) -> tuple[Path, Path]:
@@ -118,7 +124,9 @@ def check(root: Path, sandbox: Sandbox) -> None:
     for operation, n in EXPECTED_SUCCESSES.items():
         assert counts.get(operation, 0) == n, f"{operation} succeeded {counts.get(operation)} times"
     assert conn.execute("SELECT COUNT(*) FROM servers WHERE deleted=0").fetchone()[0] == 0
-    assert still_billing(conn, SystemClock().now()) == []
+    left = still_billing(conn, SystemClock().now())
+    assert all(e["kind"] == "vault" and e["charging"] == "storage" for e in left), left
+    assert {e["resource_id"] for e in left} == VAULTS
 
 
 @pytest.mark.slow
@@ -126,7 +134,7 @@ def check(root: Path, sandbox: Sandbox) -> None:
 def test_run_killed_at_every_stage_always_finishes_safely(tmp_path: Path) -> None:
     ref = tmp_path / "reference"
     sb_dir, cfg = prepare(ref)
-    with Sandbox(sb_dir, scenario="demo") as sandbox:
+    with Sandbox(sb_dir, scenario=demo_unlocked(ref)) as sandbox:
         clean = teardown_run(sb_dir, cfg, "run", "--tag", "app=shop", "--yes")
         assert clean.returncode == 0, clean.stderr
         check(ref, sandbox)
@@ -137,7 +145,7 @@ def test_run_killed_at_every_stage_always_finishes_safely(tmp_path: Path) -> Non
     for k in points:
         root = tmp_path / f"k{k:03d}"
         sb_dir, cfg = prepare(root)
-        with Sandbox(sb_dir, scenario="demo") as sandbox:
+        with Sandbox(sb_dir, scenario=demo_unlocked(root)) as sandbox:
             first = teardown_run(sb_dir, cfg, "run", "--tag", "app=shop", "--yes", crash_after=k)
             assert first.returncode in (-9, 0), f"k={k}: {first.stderr[-800:]}"
             killed += first.returncode == -9

@@ -14,7 +14,8 @@ from teardown.engine.codec import plan_from_json
 from teardown.engine.journal import Journal
 from teardown.sandbox.runtime import Sandbox
 from teardown.support.clock import SystemClock
-from tests.test_main_job import FAST, ROOT, SHOP, demo_config
+from tests.sandbox_rig import demo_unlocked
+from tests.test_main_job import FAST, SHOP, demo_config
 
 FAULTS = {
     "throttling burst": ('[faults]\nseed = 3\nthrottle = { "*" = 0.3 }\n', "", {0}),
@@ -46,7 +47,8 @@ def test_run_under_fault_keeps_backups_first_and_reports_what_bills(
         "[durations]\ndelete_server = 0.05\nsnapshot = 0.05\ncheckpoint = 0.05\nrelease = 0.05\n"
         + sandbox_faults
     )
-    scenario = (ROOT / "teardown/sandbox/scenarios/demo.toml").read_text()
+    # legacy-1's lock lifted: the faults here, not the lock, decide how the run ends
+    scenario = Path(demo_unlocked(tmp_path)).read_text()
     if db_blocker:
         scenario = scenario.replace(
             'discount_coupon = "480.00"', f'discount_coupon = "480.00"\n{db_blocker}'
@@ -89,7 +91,7 @@ def test_run_under_fault_keeps_backups_first_and_reports_what_bills(
                 assert made is not None and gone is not None and made <= gone
         elif rp.resource.billing.mode.value in ("postPaid", "prePaid", "spot"):
             assert name in billing_lines, f"{fault}: {name} still bills but the report is silent"
-    for name in live & {"web-1", "db-1", "cache-1"}:
+    for name in live & {"web-1", "db-1", "cache-1", "promo-1", "legacy-1"}:
         assert name in billing_lines, f"{fault}: {name} still exists but the report is silent"
     if db_blocker:
         db = next(r for r in outcome.report["resources"] if r["name"] == "db-1")

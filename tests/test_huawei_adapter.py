@@ -192,8 +192,14 @@ def test_demo_inventory_reads_servers_disks_and_billing(demo: Cloud) -> None:
     ids = demo.rig.ids
     now = demo.rig.clock.now()
 
-    assert set(names) == {"web-1", "db-1", "db-data", "cache-1"}
-    assert names.index("db-data") == names.index("db-1") + 1  # listed right after its server
+    assert set(names) == {
+        "web-1", "121.36.87.11", "db-1", "db-data", "db-logs", "cache-1", "promo-1", "legacy-1",
+    }  # fmt: skip
+    assert len(names) == len(set(names))  # nothing listed twice
+    # Each separately bought disk and the EIP are listed right after their server.
+    assert names.index("db-data") == names.index("db-1") + 1
+    assert names.index("db-logs") == names.index("db-data") + 1
+    assert names.index("121.36.87.11") == names.index("web-1") + 1
 
     web = r["web-1"]
     assert web.urn == f"cloud:huawei:ecs:{ids['web-1']}"
@@ -222,6 +228,8 @@ def test_demo_inventory_reads_servers_disks_and_billing(demo: Cloud) -> None:
     disks = {d.id: d for d in db.disks}
     assert disks[ids["db-1-sys"]].system and disks[ids["db-1-sys"]].bound
     assert disks[ids["db-data"]].bound is False and disks[ids["db-data"]].size_gb == 200
+    assert disks[ids["db-logs"]].bound is False and disks[ids["db-logs"]].size_gb == 100
+    assert set(disks) == {ids["db-1-sys"], ids["db-data"], ids["db-logs"]}
 
     data = r["db-data"]
     assert data.urn == f"cloud:huawei:evs:{ids['db-data']}"
@@ -231,11 +239,36 @@ def test_demo_inventory_reads_servers_disks_and_billing(demo: Cloud) -> None:
     assert data.billing.order_id != b.order_id
     assert data.billing.payments[0].cash == Decimal("1260.00")
 
+    logs = r["db-logs"]  # bought separately, pay-per-use: bills by the hour until deleted
+    assert logs.urn == f"cloud:huawei:evs:{ids['db-logs']}"
+    assert logs.kind is Kind.VOLUME and logs.parent == db.urn
+    assert logs.billing.mode is BillingMode.POST_PAID and not logs.billing.payments
+
+    eip = r["121.36.87.11"]  # web-1's public IP: an EIP that bills on its own until released
+    assert eip.urn == f"cloud:huawei:eip:{ids['web-1-eip']}" and eip.cloud_id == ids["web-1-eip"]
+    assert eip.kind is Kind.ADDRESS and eip.type == "huaweicloud:Vpc/eip:Eip"
+    assert eip.parent == web.urn
+    assert eip.billing.mode is BillingMode.POST_PAID
+
     cache = r["cache-1"].billing
     assert cache.provisioned_at == now - timedelta(days=2)
     assert not cache.auto_renew
     assert cache.payments[0].cash_coupon == Decimal("20.00")
     assert cache.payments[0].term_months == 1
+
+    promo = r["promo-1"].billing  # bought at a promotional discount (discount type 200)
+    assert promo.mode is BillingMode.PRE_PAID and not promo.auto_renew
+    assert promo.provisioned_at == now - timedelta(days=10)
+    assert [p.promotion for p in promo.payments] == [True]
+    assert promo.payments[0].cash == Decimal("59.00") and promo.payments[0].term_months == 1
+    assert not r["db-1"].billing.payments[0].promotion
+
+    legacy = r["legacy-1"].billing  # held by an order in progress: unsubscribe is refused
+    assert legacy.mode is BillingMode.PRE_PAID and legacy.locked
+    assert legacy.lock_order_id == legacy.order_id
+    assert legacy.auto_renew and legacy.expire_policy == 3
+    assert legacy.payments[0].cash == Decimal("2400.00") and legacy.payments[0].term_months == 12
+    assert not b.locked and not cache.locked
 
 
 def test_inventory_by_server_id_and_by_tag(demo: Cloud) -> None:
@@ -246,9 +279,11 @@ def test_inventory_by_server_id_and_by_tag(demo: Cloud) -> None:
     by_tag = inv.resources(tags=[("role", "cache")])
     both = inv.resources(server_ids=[ids["web-1"], ids["cache-1"]], tags=[("role", "web")])
 
-    assert [r.name for r in by_id] == ["web-1"]
+    # web-1's EIP comes with its server (it is released after the server is deleted).
+    assert [r.name for r in by_id] == ["web-1", "121.36.87.11"]
     assert [r.name for r in by_tag] == ["cache-1"]
-    assert [r.name for r in both] == ["web-1"]
+    assert [r.name for r in both] == ["web-1", "121.36.87.11"]
+    assert by_id[1].parent == by_id[0].urn
 
 
 def test_pending_orders_lists_the_unpaid_order(demo: Cloud) -> None:
@@ -501,9 +536,15 @@ def test_unsubscribing_renewals_keeps_the_server_to_expiry(tmp_path: Path) -> No
             Decimal(0),
             Decimal(0),
         )
-        with pytest.raises(PermanentError) as info:
-            billing.unsubscribe_renewals(db, "k")
-        assert info.value.code == "CBC.99003128"
+        # Nothing left to unsubscribe: Huawei's CBC.99003128 is success, and no order.
+        cancels = cloud.rig.calls("bss.CancelResourcesSubscription")
+        assert billing.unsubscribe_renewals(db, "k") == ()
+        assert cloud.rig.calls("bss.CancelResourcesSubscription") == [
+            *cancels,
+            ("bss.CancelResourcesSubscription", 400),  # CBC.99003128, taken as done
+        ]
+        assert not billing.renewals_pending(db)
+        assert cloud.destroyer().presence(db) is Presence.EXISTS  # still kept to its expiry
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -525,7 +566,7 @@ def test_throttling_and_server_errors_are_retried_and_a_400_is_not(demo: Cloud) 
     demo.faults(Faults(seed=seed, throttle={"ecs.ListServersDetails": 0.5}))
     slept: list[float] = []
     inv = HuaweiInventory(demo.clients, sleep=slept.append)
-    assert [r.name for r in inv.resources(server_ids=[ids["web-1"]])] == ["web-1"]
+    assert [r.name for r in inv.resources(server_ids=[ids["web-1"]])] == ["web-1", "121.36.87.11"]
     assert demo.rig.calls("ecs.ListServersDetails") == [
         ("ecs.ListServersDetails", 429),
         ("ecs.ListServersDetails", 429),

@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,6 +29,8 @@ from teardown.sandbox.runtime import Sandbox
 from teardown.sandbox.store import parse_ts
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+CN = timezone(timedelta(hours=8))
+"""The Chinese site's clock: auto-renew charges at 03:00 of it (R25)."""
 DAY = timedelta(days=1)
 WINDOW = timedelta(days=14)
 
@@ -80,22 +82,22 @@ def one(r: Resource, *, quota_used: int = 0, window: timedelta = WINDOW) -> Remi
 # -- the pure rules ------------------------------------------------------------------------------
 
 
-def test_auto_renew_charges_seven_days_before_expiry_at_three_utc() -> None:
-    expires = datetime(2026, 12, 6, 14, 30, tzinfo=UTC)
+def test_auto_renew_charges_seven_days_before_expiry_at_three_site_time() -> None:
+    expires = datetime(2026, 12, 6, 14, 30, tzinfo=UTC)  # 22:30 on 12-06 in UTC+8
     x = one(prepaid("db-1", provisioned_days_ago=355, expires_at=expires))
     assert x.expires_at == expires
-    assert x.next_charge == datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+    assert x.next_charge == datetime(2026, 11, 29, 3, 0, tzinfo=CN)  # 11-28 19:00 UTC
     assert x.days_left == 10
     assert x.auto_renew and x.charge_in_window
-    assert "2026-11-29 03:00 UTC" in x.explanation and "cancel auto-renew" in x.explanation
+    assert "2026-11-29 03:00 UTC+08:00" in x.explanation and "cancel auto-renew" in x.explanation
 
 
 def test_the_renew_day_setting_moves_the_charge() -> None:
     r = prepaid("db-1", provisioned_days_ago=355)
-    rules = BillingRules(renew_days_before_expiry=2, renew_hour_utc=5)
+    rules = BillingRules(renew_days_before_expiry=2, renew_hour_local=5)
     [x] = reminders([r], now=NOW, window=WINDOW, quota_used=0, rules=rules)
     assert x.next_charge is not None and x.expires_at is not None
-    assert x.next_charge.date() == (x.expires_at - 2 * DAY).date()
+    assert x.next_charge.date() == (x.expires_at - 2 * DAY).astimezone(CN).date()
     assert x.next_charge.hour == 5
 
 
@@ -103,16 +105,16 @@ def test_charge_inside_and_outside_the_window() -> None:
     soon = one(prepaid("soon", provisioned_days_ago=355))  # expires in 10 days, charges in 3
     later = one(prepaid("later", provisioned_days_ago=305))  # expires in 60 days, charges in 53
     assert soon.charge_in_window and not later.charge_in_window
-    assert later.next_charge == datetime(2027, 1, 18, 3, 0, tzinfo=UTC)
+    assert later.next_charge == datetime(2027, 1, 18, 3, 0, tzinfo=CN)
     assert one(
         prepaid("later", provisioned_days_ago=305), window=timedelta(weeks=8)
     ).charge_in_window
     # A window ending just before the deduction hour does not include it.
     assert not one(
-        prepaid("soon", provisioned_days_ago=355), window=timedelta(hours=62)
-    ).charge_in_window
+        prepaid("soon", provisioned_days_ago=355), window=timedelta(hours=54)
+    ).charge_in_window  # it charges at 03:00 UTC+8, 55 hours after NOW
     assert one(
-        prepaid("soon", provisioned_days_ago=355), window=timedelta(hours=63)
+        prepaid("soon", provisioned_days_ago=355), window=timedelta(hours=55)
     ).charge_in_window
 
 
@@ -317,9 +319,15 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
         yield Rig(sb, root / "profile.toml", load_profile(root / "profile.toml"))
 
 
+def _charge_at(expires: datetime) -> datetime:
+    """When auto-renew charges for a subscription expiring at ``expires``: 03:00 UTC+8, seven
+    days before (R25)."""
+    day = expires.astimezone(CN).date() - timedelta(days=7)
+    return datetime(day.year, day.month, day.day, 3, 0, tzinfo=CN)
+
+
 def _charge_text(expires: datetime) -> str:
-    day = expires.astimezone(UTC).date() - timedelta(days=7)
-    return f"{day:%Y-%m-%d} 03:00"
+    return f"{_charge_at(expires):%Y-%m-%d %H:%M} UTC+08:00"
 
 
 def test_fail_if_renewing_exits_5_naming_the_server_and_the_charge_date(rig: Rig) -> None:
@@ -333,11 +341,11 @@ def test_fail_if_renewing_exits_5_naming_the_server_and_the_charge_date(rig: Rig
     start = next(i for i, line in enumerate(lines) if line.startswith("NAME"))
     header, row = (re.split(r"\s{2,}", line.strip()) for line in lines[start : start + 2])
     assert header == [
-        "NAME", "EXPIRES (UTC)", "DAYS LEFT", "AUTO-RENEW", "NEXT CHARGE (UTC)",
+        "NAME", "EXPIRES", "DAYS LEFT", "AUTO-RENEW", "NEXT CHARGE",
         "EST. REFUND TODAY", "5-DAY?",
     ]  # fmt: skip
     expires = rig.expires("renew-1")
-    assert row[:2] == ["renew-1", f"{expires:%Y-%m-%d %H:%M}"] and row[2] in ("9", "10", "11")
+    assert row[:2] == ["renew-1", f"{expires:%Y-%m-%d %H:%M} UTC"] and row[2] in ("9", "10", "11")
     assert row[3:] == ["on", _charge_text(expires) + " !", "0.00 CNY", "no"]
     assert lines[start + 2].startswith("! auto-renew charges within 14 days")  # no other row
     assert "later-1" not in result.stdout and "web-1" not in result.stdout
@@ -375,9 +383,9 @@ def test_json_has_every_field(rig: Rig) -> None:
     assert datetime.fromisoformat(x["expires_at"]) == expires
     assert x["days_left"] in (9, 10, 11)
     assert x["auto_renew"] is True and x["charge_in_window"] is True
-    assert datetime.fromisoformat(x["next_charge"]).strftime("%Y-%m-%d %H:%M") == _charge_text(
-        expires
-    )
+    # An ISO instant in the site's clock (the text shows it as "... 03:00 UTC+08:00").
+    assert datetime.fromisoformat(x["next_charge"]) == _charge_at(expires)
+    assert x["next_charge"] == _charge_at(expires).isoformat()  # e.g. 2026-12-03T03:00:00+08:00
     assert Decimal(x["estimated_refund"]) == Decimal("0.00")  # 355 of 365 days used, plus fee
     assert x["five_day"] is False
     assert "auto-renew charges on" in x["explanation"]

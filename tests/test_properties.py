@@ -79,6 +79,10 @@ def switches(draw: st.DrawFn, urns: list[str]) -> dict[str, Any]:
     }
 
 
+def _failed_destroys(calls: list[dict[str, Any]]) -> int:
+    return sum(1 for c in calls if c["op"] == "destroy" and "failed" in c)
+
+
 def check(plan: Plan, calls: list[dict[str, Any]], snapshots: dict[str, Any]) -> None:
     done = [c for c in calls if "failed" not in c]
     if plan.blocked:
@@ -105,6 +109,13 @@ def check(plan: Plan, calls: list[dict[str, Any]], snapshots: dict[str, Any]) ->
                     assert ids & set(c["backups"]), f"{urn} {c['op']} before its snapshot"
             if rp.resource.kind.value in ("server", "volume") and not rp.loss_accepted:
                 assert rp.backups, f"{urn} destroyed with no backup planned"
+        before_destroy = urn not in destroyed_at or destroyed_at[urn] > i
+        if c["op"] == "cancel_auto_renew" and rp.destroy and before_destroy:
+            # The one exception: a destroy failed (a refused unsubscribe), so the plan's
+            # fallback turns auto-renew off on the resource that stays, after its backups.
+            assert [s.kind for s in rp.fallback] == [StepKind.CANCEL_AUTO_RENEW], urn
+            assert _failed_destroys(calls), f"{urn} auto-renew off without a failed destroy"
+            continue
         if c["op"] in ("refund", "cancel_auto_renew", "unsubscribe_renewals") and rp.destroy:
             # I4: billing close only after the resource's destroy.
             assert urn in destroyed_at and destroyed_at[urn] < i, f"{urn} billed before destroy"

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.sandbox_rig import demo_unlocked
+
 ROOT = Path(__file__).resolve().parent.parent
 TEARDOWN = [sys.executable, "-m", "teardown.cli.main"]
 
@@ -37,8 +39,9 @@ def test_killed_run_shows_its_state_resumes_and_refuses_a_second_resume(tmp_path
         .replace(".teardown/demo/backups", str(tmp_path / "backups"))
     )
     common = ["--profile", str(sb / "profile.toml"), "--config", str(cfg)]
+    scenario = demo_unlocked(tmp_path)
     up = subprocess.run(
-        [*TEARDOWN, "sandbox", "up", "--dir", str(sb), "--scenario", "demo", "--detach"],
+        [*TEARDOWN, "sandbox", "up", "--dir", str(sb), "--scenario", scenario, "--detach"],
         capture_output=True,
         text=True,
         cwd=tmp_path,

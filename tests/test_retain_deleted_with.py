@@ -48,8 +48,8 @@ def test_a_deleted_with_child_is_destroyed_once_by_its_parent() -> None:
     assert data.action is DestroyAction.WITH_PARENT
     assert db.carries == (data.resource.urn,)
     assert db.destroy is not None and data.destroy is not None
-    # the parent waits for the child's backups; the child's "destroy" is the parent's
-    assert {s.id for s in data.backups} <= set(db.destroy.after)
+    # the child is held by the parent's backup; the child's "destroy" is the parent's
+    assert data.covered_by == db.resource.urn and data.backups == ()
     assert db.destroy.id in data.destroy.after
     assert data.destroy.id not in db.destroy.after
     assert not [s for s in data.billing if s.kind is StepKind.RECORD_REFUND]
@@ -72,14 +72,37 @@ def test_run_destroys_the_parent_once_and_records_the_child_gone_with_it(tmp_pat
 def test_the_parent_is_not_destroyed_while_the_childs_backup_is_not_verified(
     tmp_path: Path,
 ) -> None:
-    resources = data_resources()
+    # db-data is not among db-1's disks here, so it has a backup of its own, which fails
+    resources = [
+        replace(r, disks=tuple(d for d in r.disks if d.system)) if r.urn == DB else r
+        for r in data_resources()
+    ]
     child = next(r for r in resources if r.name == "db-data")
     rig = make_rig(tmp_path, resources, switches={"snapshot_error": [child.urn]})
-    result = rig.runner.start(make_plan(resources, Config(), "dev"))
+    plan = make_plan(resources, Config(), "dev")
+    assert next(rp for rp in plan.resources if rp.resource is child).backups
+    result = rig.runner.start(plan)
 
     destroyed = [c["urn"].rsplit("::", 1)[1] for c in rig.cloud.calls("destroy")]
     assert "db-1" not in destroyed  # cache-1 may go; db-1 would take db-data with it
     assert result.phases[DB] is Phase.FAILED
+
+
+def test_the_parent_is_not_destroyed_while_its_backup_does_not_hold_the_child(
+    tmp_path: Path,
+) -> None:
+    # db-data is attached to db-1: db-1's whole-server backup must hold it (no second backup)
+    resources = data_resources()
+    plan = make_plan(resources, Config(), "dev")
+    child = next(rp for rp in plan.resources if rp.resource.name == "db-data")
+    assert child.backups == () and child.covered_by == DB
+    rig = make_rig(tmp_path, resources, switches={"uncovered": [DB]})
+    result = rig.runner.start(plan)
+
+    destroyed = [c["urn"].rsplit("::", 1)[1] for c in rig.cloud.calls("destroy")]
+    assert "db-1" not in destroyed
+    assert result.phases[DB] is Phase.FAILED
+    assert "holds disk" in result.errors[DB]
 
 
 def test_a_child_whose_parent_is_not_in_scope_is_destroyed_on_its_own() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,12 @@ from huaweicloudsdkbss.v2 import (
     CancelResourcesSubscriptionRequest,
     ListCustomerOrdersRequest,
     ListPayPerUseCustomerResourcesRequest,
+    PeriodToOnDemandReq,
     QueryResourcesReq,
     ShowCustomerOrderDetailsRequest,
     ShowRefundOrderDetailsRequest,
     UnsubscribeResourcesReq,
+    UpdatePeriodToOnDemandRequest,
 )
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 from huaweicloudsdkecs.v2 import ShowServerRequest
@@ -36,7 +38,7 @@ from werkzeug.serving import BaseWSGIServer
 
 from teardown.core.billing import add_months
 from teardown.core.errors import ConfigError
-from teardown.sandbox.billing import quota_used, still_billing
+from teardown.sandbox.billing import RULES, quota_used, still_billing
 from teardown.sandbox.scenario import DiskSpec, Scenario, ServerSpec
 from teardown.sandbox.store import advance, parse_ts, ts
 from tests.sandbox_rig import SandboxRig, bss, ecs, evs, running_sandbox
@@ -554,9 +556,10 @@ def test_auto_renew_is_reflected_in_expire_policy(tmp_path: Path) -> None:
         assert policies() == {a: 3, sys_a: 3, extra: 3}  # R28: 3 is auto-renew
         (entry,) = [b for b in billing(rig) if b.get("resource_id") == a]
         expires = parse_ts(entry["expire_time"])
+        local = expires.astimezone(RULES.site_zone) - timedelta(days=7)
         assert entry["next_renewal_charge"] == ts(
-            (expires - timedelta(days=7)).replace(hour=3, minute=0, second=0)
-        )  # R25
+            local.replace(hour=3, minute=0, second=0).astimezone(UTC)
+        )  # R25: 03:00 of the site's local time, written in UTC
         client.cancel_auto_renewal_resources(CancelAutoRenewalResourcesRequest(resource_id=a))
         assert policies() == {a: 0, sys_a: 0, extra: 0}  # its attached disks too
         refused(
@@ -641,7 +644,8 @@ def test_ledger_answers_what_is_still_billing(tmp_path: Path) -> None:
         assert items[ids["web-sys"]]["billing"] == "postPaid"
         assert items[ids["monthly"]]["auto_renew"] is False
         assert items[ids["monthly"]]["next_renewal_charge"] is None
-        assert items[ids["yearly"]]["expire_policy"] == 3
+        assert items[ids["yearly"]]["expire_policy"] == "auto_renew"
+        assert items[ids["yearly"]]["expire_policy_code"] == 3
         assert items[ids["yearly"]]["next_renewal_charge"] is not None
         assert ids["monthly-sys"] not in items  # billed with its server
         (pending,) = [b for b in items.values() if b["kind"] == "pending_order"]
@@ -734,3 +738,97 @@ def test_scenario_orders_are_validated(tmp_path: Path) -> None:
         running_sandbox(tmp_path, scenario),
     ):
         pass
+
+
+# -- switch to pay-per-use at expiry (UpdatePeriodToOnDemand) ---------------------------------
+
+
+def to_on_demand(client: Any, operation: str, *ids: str) -> list[Any]:
+    body = PeriodToOnDemandReq(operation=operation, resource_ids=list(ids))
+    reply = client.update_period_to_on_demand(UpdatePeriodToOnDemandRequest(body=body))
+    return list(reply.error_details or [])
+
+
+def test_update_period_to_on_demand_sets_and_cancels_expire_policy_1_assumption_cancel_means_0(
+    tmp_path: Path,
+) -> None:
+    scenario = world(
+        prepaid("a", 10),
+        prepaid("b", 10),
+        subs=(
+            {"resource": "a", "paid": "100", "auto_renew": True},
+            {"resource": "b", "paid": "100", "expire_policy": "to_pay_per_use"},
+        ),
+    )
+    with sandbox(tmp_path, scenario) as (rig, client):
+        a, sys_a, b = rig.ids["a"], rig.ids["a-sys"], rig.ids["b"]
+
+        def policies() -> dict[str, int]:
+            return {
+                k: v.expire_policy for k, v in resources(client).items() if k != rig.ids["b-sys"]
+            }
+
+        assert policies() == {a: 3, sys_a: 3, b: 1}  # b seeded as "to_pay_per_use"
+        entry = {x["resource_id"]: x for x in billing(rig)}
+        assert (entry[b]["expire_policy"], entry[b]["expire_policy_code"]) == ("to_pay_per_use", 1)
+        assert to_on_demand(client, "SET_UP", a) == []
+        assert policies() == {a: 1, sys_a: 1, b: 1}  # the bound children follow
+        entry = {x["resource_id"]: x for x in billing(rig)}
+        assert entry[a]["expire_policy"] == "to_pay_per_use" and entry[a]["auto_renew"] is False
+        assert entry[a]["next_renewal_charge"] is None
+        assert to_on_demand(client, "CANCEL", a, b) == []
+        assert policies() == {a: 0, sys_a: 0, b: 0}
+        entry = {x["resource_id"]: x for x in billing(rig)}
+        assert entry[a]["expire_policy"] == "release"
+
+
+def test_assumption_cancel_to_pay_per_use_when_not_set_succeeds_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    scenario = world(prepaid("a", 10), subs=({"resource": "a", "auto_renew": True},))
+    with sandbox(tmp_path, scenario) as (rig, client):
+        before = dump(rig)
+        assert to_on_demand(client, "CANCEL", rig.ids["a"]) == []
+        assert dump(rig) == before
+        assert resources(client)[rig.ids["a"]].expire_policy == 3
+
+
+def test_update_period_to_on_demand_refusals_assumption_a_child_id_is_cbc_0100(
+    tmp_path: Path,
+) -> None:
+    scenario = world(
+        prepaid("a", 10),
+        prepaid("old", 40),
+        subs=({"resource": "a"}, {"resource": "old", "expire_policy": "to_pay_per_use"}),
+    )
+    with sandbox(tmp_path, scenario) as (rig, client):
+        a, old = rig.ids["a"], rig.ids["old"]
+        before = dump(rig)
+        refused(lambda: to_on_demand(client, "SWITCH", a), "CBC.0100")
+        refused(lambda: to_on_demand(client, "SET_UP", a, "nobody"), "CBC.99003012")
+        refused(lambda: to_on_demand(client, "SET_UP", rig.ids["a-sys"]), "CBC.0100")  # a child
+        refused(lambda: to_on_demand(client, "SET_UP", *(f"r{i}" for i in range(101))), "CBC.0100")
+        assert dump(rig) == before  # the whole batch refused, nothing changed
+        # "old" expired 10 days ago (one month bought 40 days ago): in its grace period (R26)
+        (detail,) = to_on_demand(client, "CANCEL", old, a)
+        assert (detail.error_code, detail.id) == ("CBC.99003610", old)  # HTTP 200
+        assert resources(client)[old].expire_policy == 1
+
+
+def test_a_subscription_is_either_auto_renewed_or_given_an_expire_policy(tmp_path: Path) -> None:
+    entry = {"resource": "a", "auto_renew": True, "expire_policy": "to_pay_per_use"}
+    with (
+        pytest.raises(ConfigError, match="auto_renew and expire_policy"),
+        running_sandbox(tmp_path, world(prepaid("a"), subs=(entry,))),
+    ):
+        pass
+
+
+def test_renewal_unsubscribe_with_no_renewal_pending_is_cbc_99003128_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    scenario = world(prepaid("a", 10), subs=({"resource": "a", "paid": "100"},))
+    with sandbox(tmp_path, scenario) as (rig, client):
+        before = dump(rig)
+        refused(lambda: unsubscribe(client, [rig.ids["a"]], kind=2), "CBC.99003128")
+        assert dump(rig) == before

@@ -17,6 +17,7 @@ from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkecs.v2 import EcsClient, ListServersDetailsRequest
 
 TEARDOWN = [sys.executable, "-m", "teardown.cli.main"]
+DEMO_SERVERS = {"web-1", "db-1", "cache-1", "promo-1", "legacy-1"}
 
 
 def teardown(*args: str) -> subprocess.CompletedProcess[str]:
@@ -70,7 +71,7 @@ def test_profile_points_the_official_sdk_at_the_sandbox(demo: Path) -> None:
         .build()
     )
     names = {s.name for s in client.list_servers_details(ListServersDetailsRequest()).servers}
-    assert names == {"web-1", "db-1", "cache-1"}
+    assert names == DEMO_SERVERS
 
 
 def test_openssh_logs_in_to_every_server_with_strict_host_keys_and_lists_its_data(
@@ -117,9 +118,11 @@ def test_status_shows_servers_disks_orders_and_what_still_bills(demo: Path) -> N
     assert proc.returncode == 0, proc.stderr
     view = json.loads(proc.stdout)
     assert view["running"] is True
-    assert {s["name"] for s in view["servers"]} == {"web-1", "db-1", "cache-1"}
+    assert {s["name"] for s in view["servers"]} == DEMO_SERVERS
     assert any(d["name"] == "db-data" for d in view["disks"])
     assert view["orders"] and view["still_billing"]
+    vaults = {e["resource_id"] for e in view["still_billing"] if e["kind"] == "vault"}
+    assert vaults == {"vault-sandbox", "vault-sandbox-disk"}  # they bill by capacity
 
     text = teardown("sandbox", "status", "--dir", str(demo))
     assert text.returncode == 0, text.stderr

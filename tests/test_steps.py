@@ -118,4 +118,5 @@ def test_only_side_effects_are_reconciled_before_a_retry() -> None:
         StepKind.CANCEL_PENDING_ORDER,
         StepKind.UNSUBSCRIBE_RENEWALS,
         StepKind.CANCEL_AUTO_RENEW,
+        StepKind.KEEP_FROM_PAY_PER_USE,
     }

@@ -13,13 +13,14 @@ from teardown.engine.journal import Journal
 from teardown.sandbox.billing import still_billing
 from teardown.sandbox.runtime import Sandbox
 from teardown.support.clock import SystemClock
-from tests.test_crash_matrix import prepare, teardown_run
+from tests.sandbox_rig import demo_unlocked
+from tests.test_crash_matrix import VAULTS, prepare, teardown_run
 
 
 def first_destroy_commit(root: Path) -> int:
     """The journal commit that records the first destroy intent of a whole run."""
     sb, cfg = prepare(root)
-    with Sandbox(sb, scenario="demo"):
+    with Sandbox(sb, scenario=demo_unlocked(root)):
         done = teardown_run(sb, cfg, "run", "--tag", "app=shop", "--yes")
         assert done.returncode == 0, done.stderr
     journal = Journal.open(root / "journal.db", SystemClock(), create=False)
@@ -36,7 +37,7 @@ def first_destroy_commit(root: Path) -> int:
 def test_a_run_killed_during_destroy_is_resumed_not_forgotten(tmp_path: Path) -> None:
     kill_at = first_destroy_commit(tmp_path / "reference")
     sb, cfg = prepare(tmp_path / "real")
-    with Sandbox(sb, scenario="demo") as sandbox:
+    with Sandbox(sb, scenario=demo_unlocked(tmp_path)) as sandbox:
         killed = teardown_run(sb, cfg, "run", "--tag", "app=shop", "--yes", crash_after=kill_at)
         assert killed.returncode == -9
 
@@ -58,7 +59,9 @@ def test_a_run_killed_during_destroy_is_resumed_not_forgotten(tmp_path: Path) ->
         assert sandbox.store is not None
         conn = sqlite3.connect(sandbox.layout.state)
         conn.row_factory = sqlite3.Row
-        assert still_billing(conn, SystemClock().now()) == []
+        left = still_billing(conn, SystemClock().now())  # only the vaults, by capacity
+        assert all(e["kind"] == "vault" and e["charging"] == "storage" for e in left), left
+        assert {e["resource_id"] for e in left} == VAULTS
         conn.close()
     journal = Journal.open(tmp_path / "real" / "journal.db", SystemClock(), create=False)
     phases = {r.id: r.phase for r in journal.runs()}

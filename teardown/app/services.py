@@ -8,6 +8,7 @@ Nothing here parses flags or prints: that is the CLI's job.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,10 +28,11 @@ from teardown.core.model import Kind, Plan, Resource
 from teardown.core.phases import StepStatus
 from teardown.core.planner import make_plan
 from teardown.core.selection import selected
+from teardown.core.views import backup_storage as storage_estimate
 from teardown.engine.codec import plan_from_json
 from teardown.engine.events import Observer
 from teardown.engine.journal import Journal, RunRecord
-from teardown.engine.report import build_report, write_report
+from teardown.engine.report import build_report, vault_month, write_report
 from teardown.engine.report_html import timeline_from_events
 from teardown.engine.runner import Ports, Runner, RunResult
 from teardown.ports import Clock, Destroyer
@@ -74,6 +76,32 @@ def check_runnable(plan: Plan, account: Account) -> None:
     """ConfigError naming the setting when the run of ``plan`` could not start with this
     account: ``plan`` and ``run`` both ask, so a plan that says ready can run."""
     account.check_runnable(plan)
+
+
+def backup_storage(plan: Plan, config: Config, account: Account | None) -> dict[str, Any]:
+    """What the plan's cloud backups will take (estimates), and the vaults they go into as the
+    cloud reports them now (``vaults``: empty offline; ``vault_error`` when they could not be
+    read). A vault bills by its capacity, whatever it holds."""
+    out = storage_estimate(plan, config.billing.prices.backup_gb_month)
+    out["vaults"] = []
+    if account is None or not out["backups"]:
+        return out
+    try:
+        vaults = account.snapshotter(time.sleep, config.run.poll_interval).vaults()
+    except TeardownError as e:
+        out["vault_error"] = str(e)
+        return out
+    price = config.billing.prices.backup_gb_month
+    out["vaults"] = [
+        dataclasses.asdict(v)
+        | {"monthly_cost": vault_month(v.capacity_gb, price), "free_gb": _free(v)}
+        for v in vaults
+    ]
+    return out
+
+
+def _free(v: Any) -> float | None:
+    return None if v.capacity_gb is None else round(v.capacity_gb - v.used_gb, 3)
 
 
 def ssh_settings(config: Config, account: Account) -> SshConfig:
@@ -284,7 +312,12 @@ def _finish(
     warnings: Sequence[str] = (),
 ) -> Outcome:
     arrival = provider_of(account).refund_arrival
-    report = build_report(journal, result.run_id, refund_arrival=arrival)
+    report = build_report(
+        journal,
+        result.run_id,
+        refund_arrival=arrival,
+        backup_gb_month=config.billing.prices.backup_gb_month,
+    )
     directory = Path(config.journal.path).parent / "runs" / result.run_id
     try:
         paths: tuple[Path, Path, Path] | None = write_report(

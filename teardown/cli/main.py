@@ -27,6 +27,7 @@ from teardown.app.planfile import (
 from teardown.app.targets import Planned, TargetSource, plan_targets
 from teardown.cli import execute
 from teardown.cli.backups import restore, verify
+from teardown.cli.bills import bills
 from teardown.cli.common import (
     EXIT_BLOCKED,
     check_servers,
@@ -50,6 +51,7 @@ from teardown.core.phases import RunPhase
 from teardown.core.views import plan_view
 from teardown.engine.codec import plan_digest, plan_to_json
 from teardown.engine.journal import Journal
+from teardown.ports.provider import Account
 from teardown.support.clock import SystemClock
 
 
@@ -187,18 +189,29 @@ OFFLINE = (
 
 
 def _show_plan(
-    the_plan: Plan, as_json: bool, config: Config | None = None, *, offline: bool = False
+    the_plan: Plan,
+    as_json: bool,
+    config: Config | None = None,
+    *,
+    offline: bool = False,
+    account: Account | None = None,
 ) -> None:
     """Print the plan; a reader that went away (``| head``) changes nothing that follows."""
+    storage = app.backup_storage(the_plan, config, account) if config is not None else None
     try:
-        _print_plan(the_plan, as_json, config, offline=offline)
+        _print_plan(the_plan, as_json, config, offline=offline, storage=storage)
         sys.stdout.flush()
     except BrokenPipeError:
         execute.quiet_stdout()
 
 
 def _print_plan(
-    the_plan: Plan, as_json: bool, config: Config | None = None, *, offline: bool = False
+    the_plan: Plan,
+    as_json: bool,
+    config: Config | None = None,
+    *,
+    offline: bool = False,
+    storage: dict[str, Any] | None = None,
 ) -> None:
     reusable = _reusable(the_plan, config) if config is not None else {}
     if as_json:
@@ -207,9 +220,11 @@ def _print_plan(
             view["reusable_backups"] = reusable
         if offline:
             view["offline_preview"] = OFFLINE
+        if storage is not None:
+            view["backup_storage"] = storage
         click.echo(json.dumps(view, indent=2))
     else:
-        render_plan(the_plan, reusable, OFFLINE if offline else "")
+        render_plan(the_plan, reusable, OFFLINE if offline else "", storage)
 
 
 @cli.command()
@@ -264,7 +279,13 @@ def plan(
         destroy_with=destroy_with,
         include_foreign=include_foreign,
     )
-    _show_plan(planned.plan, as_json, config, offline=planned.profile is None)
+    _show_plan(
+        planned.plan,
+        as_json,
+        config,
+        offline=planned.profile is None,
+        account=planned.profile,
+    )
     if planned.plan.blocked:
         for b in planned.plan.blockers:
             echo(f"teardown: blocked: {b.message}", err=True)
@@ -459,7 +480,7 @@ def run(
     if as_json and not dry_run:
         pass  # stdout carries the report's JSON only; the plan is in the report and the journal
     else:
-        _show_plan(the_plan, as_json, config)
+        _show_plan(the_plan, as_json, config, account=profile)
     if the_plan.blocked:
         for b in the_plan.blockers:
             echo(f"teardown: blocked: {b.message}", err=True)
@@ -481,6 +502,7 @@ def run(
 
 cli.add_command(sandbox)
 cli.add_command(orders)
+cli.add_command(bills)
 cli.add_command(resume)
 cli.add_command(status)
 cli.add_command(runs)

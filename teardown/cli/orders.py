@@ -54,7 +54,7 @@ def _span(window: timedelta) -> str:
 
 
 def _when(t: datetime | None) -> str:
-    return f"{t:%Y-%m-%d %H:%M}" if t is not None else "-"
+    return f"{t:%Y-%m-%d %H:%M %Z}" if t is not None else "-"
 
 
 def listed(items: list[Reminder], now: datetime, window: timedelta) -> list[Reminder]:
@@ -82,10 +82,10 @@ def reminder_view(r: Reminder) -> dict[str, Any]:
 
 HEADERS = (
     "NAME",
-    "EXPIRES (UTC)",
+    "EXPIRES",
     "DAYS LEFT",
     "AUTO-RENEW",
-    "NEXT CHARGE (UTC)",
+    "NEXT CHARGE",
     "EST. REFUND TODAY",
     "5-DAY?",
 )
@@ -149,8 +149,9 @@ def orders(
     """Renewal reminders for prepaid (yearly/monthly) servers and disks. Reads only.
 
     Lists the prepaid resources that expire, or whose auto-renew charges, within the window:
-    expiry, days left, auto-renew and its next charge (03:00 UTC, 7 days before expiry), the
-    estimated refund if unsubscribed today and whether the 5-day full refund still applies
+    expiry, days left, auto-renew and its next charge (03:00 of the site's local time, UTC+8 on
+    the Chinese site, 7 days before expiry; shown with its zone), the estimated refund if
+    unsubscribed today and whether the 5-day full refund still applies
     (using billing.five_day_quota_used from the config). Without --server or --tag, every server
     of the account (and its separately bought disks) is looked at.
 
@@ -176,7 +177,7 @@ def orders(
             err=True,
         )
     every = provider_of(profile).reminders(
-        resources, now=now, window=window, quota_used=config.billing.five_day_quota_used
+        resources, now=now, window=window, quota_used=config.billing.five_day_quota_used or 0
     )
     shown = listed(every, now, window)
     if as_json:
@@ -194,7 +195,7 @@ def orders(
         for r in renewing:
             echo(
                 f"teardown: {r.name} ({r.cloud_id or r.urn}) auto-renews: charge on "
-                f"{_when(r.next_charge)} UTC, within {_span(window)} (cancel auto-renew before "
+                f"{_when(r.next_charge)}, within {_span(window)} (cancel auto-renew before "
                 "then to avoid it)",
                 err=True,
             )

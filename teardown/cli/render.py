@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from teardown.core.model import Kind, Plan, Step, StepKind
 from teardown.core.text import printable
+from teardown.core.views import plan_totals
 
 
 class QuietConsole(Console):
@@ -44,7 +45,10 @@ def _console() -> _SafeConsole:
 def _describe(step: Step) -> str:
     match step.kind:
         case StepKind.SNAPSHOT:
-            return f"{step.snapshot} backup" if step.snapshot else "snapshot"
+            if step.snapshot is None:
+                return "snapshot"
+            kept = f"kept {step.retention_days} days" if step.retention_days else "kept forever"
+            return f"{step.snapshot} backup ({kept})"
         case StepKind.PULL:
             assert step.pull is not None
             ex = f", excluding {', '.join(step.pull.excludes)}" if step.pull.excludes else ""
@@ -69,6 +73,8 @@ def _describe(step: Step) -> str:
             return "unsubscribe renewals not yet in effect"
         case StepKind.CANCEL_AUTO_RENEW:
             return "cancel auto-renew"
+        case StepKind.KEEP_FROM_PAY_PER_USE:
+            return "cancel the switch to pay-per-use at expiry (it then ends at expiry)"
         case StepKind.RECORD_REFUND:
             return "record refund from the unsubscribe orders"
         case StepKind.DESTROY:
@@ -76,7 +82,12 @@ def _describe(step: Step) -> str:
     return step.kind.value  # pragma: no cover
 
 
-def render_plan(plan: Plan, reusable: dict[str, str] | None = None, note: str = "") -> None:
+def render_plan(
+    plan: Plan,
+    reusable: dict[str, str] | None = None,
+    note: str = "",
+    storage: dict[str, Any] | None = None,
+) -> None:
     """Per resource: kind, billing mode, backups, destroy action, billing actions, blockers.
     ``reusable``: step id -> ``reused from run X (made at T)`` for backups a run would reuse;
     ``note``: a line under the header (an offline preview says so)."""
@@ -98,6 +109,8 @@ def render_plan(plan: Plan, reusable: dict[str, str] | None = None, note: str = 
         out.print(f"  urn       {escape(r.urn)}")
         if rp.loss_accepted:
             backups = "none (loss accepted in config)"
+        elif rp.covered_by is not None:
+            backups = f"held by the whole-server backup of {_name_of(plan, rp.covered_by)}"
         elif r.kind is Kind.UNKNOWN:
             backups = "cannot tell what to back up (unknown type)"
         else:
@@ -120,17 +133,77 @@ def render_plan(plan: Plan, reusable: dict[str, str] | None = None, note: str = 
                 f"  money     estimated refund {e.refund} CNY{five}, consumed {e.consumed}, "
                 f"fee {e.fee}; {escape(e.explanation)}"
             )
+            if e.may_be_refused:
+                out.print(f"  [yellow]MAY BE REFUSED[/] {escape(e.may_be_refused)}")
+            for a in e.assumptions:
+                out.print(f"  assumes   {escape(a)}")
             if e.next_charge is not None:
+                amount = f" ({e.next_charge_amount} CNY)" if e.next_charge_amount else ""
                 out.print(
-                    f"  renews    auto-renew would charge on {e.next_charge:%Y-%m-%d %H:%M} UTC"
+                    f"  renews    auto-renew would charge on {e.next_charge:%Y-%m-%d %H:%M %Z}"
+                    f"{amount}"
                 )
         for b in rp.blockers:
             out.print(f"  [red]BLOCKER[/]   {escape(b.message)}")
         for w in rp.warnings:
             out.print(f"  [yellow]WARNING[/]   {escape(w.message)}")
+        for n in rp.notes:
+            out.print(f"  note      {escape(n)}")
     out.print()
+    if storage and storage["backups"]:
+        _render_storage(out, storage)
+    t = plan_totals(plan)
+    out.print(
+        f"Totals (estimates, CNY): refund {t['estimated_refund']}, handling fees "
+        f"{t['estimated_fee']} (worst case {t['worst_case_fee']}), consumed {t['consumed']}, "
+        f"coupons lost {t['coupons_lost']}"
+        + (
+            f"; {t['may_be_refused']} unsubscribe(s) may be refused"
+            if t["may_be_refused"] != "0"
+            else ""
+        )
+    )
     if plan.blocked:
         out.print(f"[red]{len(plan.blockers)} blocker(s): nothing will be changed.[/]")
+
+
+def _render_storage(out: _SafeConsole, storage: dict[str, Any]) -> None:
+    """The backups' storage: the vaults they go into and what those cost (estimates)."""
+    days = sorted({b["retention_days"] for b in storage["backups"]})
+    kept = ", ".join(f"{d} days" if d else "until deleted" for d in days)
+    out.print(
+        f"Backups: {len(storage['backups'])} cloud backup(s) of at most {storage['at_most_gb']} "
+        f"GB, kept {kept}"
+    )
+    for v in storage.get("vaults", []):
+        cap = v.get("capacity_gb")
+        room = f"{v['used_gb']:g} of {cap:g} GB used" if cap else f"{v['used_gb']:g} GB used"
+        cost = (
+            f"about {v['monthly_cost']} CNY a month (estimate at {storage['price_per_gb_month']} "
+            "CNY per GB-month)"
+            if v.get("monthly_cost")
+            else "cost unknown"
+        )
+        out.print(
+            f"  vault     {escape(str(v['name']))} ({escape(str(v['id']))}, {v['object_type']}): "
+            f"{room}; bills by its capacity while it exists: {cost}"
+        )
+        free = v.get("free_gb")
+        if free is not None and v["object_type"] == "server" and storage["at_most_gb"] > free:
+            out.print(
+                f"  [yellow]WARNING[/]   the backups may need up to {storage['at_most_gb']} GB "
+                f"and the vault has {free:g} GB free: a backup that does not fit fails "
+                "(nothing is destroyed then)"
+            )
+    if storage.get("vault_error"):
+        out.print(f"  vault     [yellow]could not be read[/]: {escape(storage['vault_error'])}")
+
+
+def _name_of(plan: Plan, urn: str) -> str:
+    for rp in plan.resources:
+        if rp.resource.urn == urn:
+            return rp.resource.name
+    return urn
 
 
 def render_status(view: dict[str, Any]) -> None:

@@ -63,6 +63,9 @@ class Payment:
     """代金券: not paid; returned only by a 5-day refund (R7) or a no-fee case (R13)."""
     discount_coupon: Decimal = Decimal(0)
     """折扣券: never returned (R7, R11)."""
+    promotion: bool | None = False
+    """Bought at a promotional discount (the cloud may refuse its unsubscribe, R16); None when
+    the order's discounts are not known, so a promotion cannot be ruled out."""
 
     def __post_init__(self) -> None:
         aware("effective", self.effective)

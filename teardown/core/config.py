@@ -162,12 +162,18 @@ class BackupConfig:
     __pydantic_config__ = _STRICT
     snapshot: SnapshotKind = SnapshotKind.CBR
     pull: tuple[PullRule, ...] = ()
+    retention_days: int = 30
+    """Days the cloud keeps each cloud backup (sent with it; the vault bills per GB-month while
+    it is kept). ``0`` keeps backups until someone deletes them: the plan warns, since they then
+    bill forever."""
     reuse_within: str = "1h"
     """A backup of the same machine with the same settings, verified by another run (or a
     Pulumi hook) this recently, is reused instead of made again: ``30m``, ``1h``, ``2d``, or
     ``0`` to always back up anew. A reused backup is still re-checked before the destroy."""
 
     def __post_init__(self) -> None:
+        if not 0 <= self.retention_days <= 36_500:  # CBR's own bound
+            raise ValueError("retention_days must be 0 (keep until deleted) to 36500")
         try:
             seconds = parse_duration(self.reuse_within)
         except ValueError as e:
@@ -196,6 +202,32 @@ class DestroyConfig:
 
 
 @dataclass(frozen=True)
+class PricesConfig:
+    """``[billing.prices]``: list prices the cloud's APIs do not return, used only for estimates
+    of what keeps billing (labelled as estimates everywhere). Check your region's price page.
+
+    Example::
+
+        [billing.prices]
+        backup_gb_month = 0.12
+        public_ip_hour = 0.30
+    """
+
+    __pydantic_config__ = _STRICT
+    backup_gb_month: Decimal = Decimal("0.10")
+    """Backup vault storage per GB and month (the default is a round example figure, not a
+    quote: set your region's price)."""
+    public_ip_hour: Decimal | None = None
+    """A pay-per-use public IP and its bandwidth per hour (None: unknown, reported so)."""
+
+    def __post_init__(self) -> None:
+        for name in ("backup_gb_month", "public_ip_hour"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 10**6:
+                raise ValueError(f"{name} must be 0 to 1000000")
+
+
+@dataclass(frozen=True)
 class BillingConfig:
     """``[billing]``: the billing close policy.
 
@@ -218,9 +250,18 @@ class BillingConfig:
     pending_orders: str = "targets"
     """Which orders pending payment to cancel: those touching the ``targets``, or every one of
     the ``account`` (a test account torn down as a whole)."""
-    five_day_quota_used: int = 0
+    five_day_quota_used: int | None = None
     """Five-day full refunds already used this calendar year (10 a year, R6); the cloud has
-    no API for it, so estimates rely on this."""
+    no API for it. Unset: unknown, and estimates say they assume none used."""
+    public_ips: str = "release"
+    """Public IPs bound to servers in scope: ``release`` them after their server is gone
+    (pay-per-use: deleted; prepaid: unsubscribed), or ``keep`` them (reported as still
+    billing)."""
+    switch_to_pay_per_use: str = "cancel"
+    """A prepaid resource kept to expiry that is set to switch to pay-per-use at expiry:
+    ``cancel`` that switch (it then ends at expiry), or ``keep`` it (reported: it will bill by
+    the hour after expiry)."""
+    prices: PricesConfig = field(default_factory=PricesConfig)
 
     def __post_init__(self) -> None:
         if self.max_fee is not None and not 0 <= self.max_fee <= 10**9:
@@ -229,8 +270,12 @@ class BillingConfig:
             raise ValueError("attached_disks must be unsubscribe or keep")
         if self.pending_orders not in ("targets", "account"):
             raise ValueError("pending_orders must be targets or account")
-        if not 0 <= self.five_day_quota_used <= 1000:
+        if self.five_day_quota_used is not None and not 0 <= self.five_day_quota_used <= 1000:
             raise ValueError("five_day_quota_used must be 0 or more")
+        if self.public_ips not in ("release", "keep"):
+            raise ValueError("public_ips must be release or keep")
+        if self.switch_to_pay_per_use not in ("cancel", "keep"):
+            raise ValueError("switch_to_pay_per_use must be cancel or keep")
 
 
 @dataclass(frozen=True)

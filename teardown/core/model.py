@@ -117,7 +117,9 @@ class StepKind(StrEnum):
     UNSUBSCRIBE_RENEWALS = "unsubscribe_renewals"
     """Unsubscribe renewal periods not yet in effect (BSS type 2)."""
     CANCEL_AUTO_RENEW = "cancel_auto_renew"
-    """Turn auto-renew off on a resource that is kept."""
+    """Turn auto-renew off on a resource that is kept (or whose unsubscribe was refused)."""
+    KEEP_FROM_PAY_PER_USE = "keep_from_pay_per_use"
+    """Cancel "switch to pay-per-use at expiry" on a resource kept to expiry."""
     RECORD_REFUND = "record_refund"
     """Read the unsubscribe orders of a released resource and record refund and fees."""
 
@@ -128,6 +130,7 @@ BILLING_STEPS = frozenset(
         StepKind.CANCEL_PENDING_ORDER,
         StepKind.UNSUBSCRIBE_RENEWALS,
         StepKind.CANCEL_AUTO_RENEW,
+        StepKind.KEEP_FROM_PAY_PER_USE,
         StepKind.RECORD_REFUND,
     }
 )
@@ -182,6 +185,8 @@ class Billing:
     """Cloud ids of bound children released together with it."""
     expire_policy: int | None = None
     """BSS ``expire_policy`` (3 = auto-renew)."""
+    to_pay_per_use_at_expiry: bool = False
+    """Set to switch to pay-per-use when it expires (it would then bill by the hour)."""
     refusals: tuple[str, ...] = ()
     """Reasons BSS would refuse an unsubscribe (keys of ``core.billing.BLOCKER_CODES``)."""
 
@@ -292,6 +297,8 @@ class Step:
     order_id: str | None = None
     expect: Origin | None = None
     """Backup steps: what the backup must be a copy of."""
+    retention_days: int = 0
+    """Cloud backups: days the cloud keeps the backup (0: until someone deletes it)."""
     delete_volumes: bool = False
     """Destroy of a server: delete its data disks with it (only when every attached disk is
     known, bound to the server, and backed up in a way that survives, or its loss accepted)."""
@@ -347,6 +354,16 @@ class Estimate:
     explanation: str
     next_charge: datetime | None = None
     """When auto-renew would next charge (for resources that are kept)."""
+    next_charge_amount: Decimal | None = None
+    """What that renewal would charge (the last period's price), when known."""
+    assumptions: tuple[str, ...] = ()
+    """What the estimate assumes that the cloud cannot tell (e.g. the 5-day quota used)."""
+    may_be_refused: str = ""
+    """Why the cloud may refuse the unsubscribe although no known rule refuses it (e.g. the
+    purchase may have been a promotion); empty when nothing suggests it."""
+    worst_fee: Decimal | None = None
+    """The worst case counted against ``billing.max_fee``: when the refund may not come, what
+    would be lost (paid, not consumed); None when it is the estimated fee."""
 
 
 @dataclass(frozen=True)
@@ -369,12 +386,21 @@ class ResourcePlan:
     carries: tuple[str, ...] = ()
     """URNs destroyed together with this one (Pulumi ``deletedWith``): their backups must be
     verified before this destroy too."""
+    covered_by: str | None = None
+    """A separately bought disk: the URN of the server whose whole-server cloud backup holds
+    it (it gets no backup of its own; I1 checks that backup holds this disk and survives)."""
+    notes: tuple[str, ...] = ()
+    """What a reader of the plan should know that is neither a blocker nor a warning (e.g.
+    cancelling a server's auto-renew also cancels it for its disks)."""
+    fallback: tuple[Step, ...] = ()
+    """Run when the destroy fails (e.g. an unsubscribe the cloud refused): turning auto-renew
+    off, so that the refusal does not turn into a renewal charge."""
 
     @property
     def steps(self) -> tuple[Step, ...]:
-        """Backups, destroy, billing, in order."""
+        """Backups, destroy, billing, in order, then the fallback."""
         d = (self.destroy,) if self.destroy is not None else ()
-        return self.backups + d + self.billing
+        return self.backups + d + self.billing + self.fallback
 
 
 @dataclass(frozen=True)

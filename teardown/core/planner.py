@@ -16,6 +16,7 @@ from teardown.core.config import Config
 from teardown.core.errors import BlastRadiusExceeded, ResourceRefused, ScopeRefused
 from teardown.core.model import (
     DATA_KINDS,
+    SURVIVES_DESTROY,
     Blocker,
     DestroyAction,
     Kind,
@@ -26,8 +27,10 @@ from teardown.core.model import (
     StepKind,
 )
 from teardown.core.resource_plan import (
+    Cover,
     Estimator,
     backup_step,
+    choose_action,
     expected_origin,
     plan_resource,
     pull_spec_digest,
@@ -122,16 +125,25 @@ def make_plan(
         if r.deleted_with in destroyed and r.deleted_with != r.urn and r.urn in destroyed
     }
     plans: list[ResourcePlan] = []
-    for r in resources:
+    planned: dict[str, ResourcePlan] = {}
+    for r in _parents_first(resources):
+        parent = planned.get(r.parent or "")
+        kept_with = parent is not None and parent.destroy is None and r.urn not in carried
         rp = plan_resource(
             r,
             config,
             scope,
             now,
-            keep=r.kind in keep_kinds,
+            keep=r.kind in keep_kinds or (kept_with and _goes_on_its_own(r, config)),
             with_parent=r.urn in carried,
             estimator=estimator,
+            covered_by=_cover(r, parent),
         )
+        if kept_with and parent is not None and rp.action is DestroyAction.KEEP:
+            rp = replace(rp, notes=(*rp.notes, f"kept with {parent.resource.name}, which stays"))
+        planned[r.urn] = rp
+    for r in resources:
+        rp = planned[r.urn]
         why = foreign(r, scope, selectors, fold)
         if why is not None:
             note = Blocker("foreign", f"{why}: it belongs to another scope", r.urn)
@@ -147,6 +159,40 @@ def make_plan(
     return Plan(
         scope=scope, resources=tuple(_block_cycles(ordered)), pre=tuple(pre), skipped=tuple(skipped)
     )
+
+
+def _parents_first(resources: Sequence[Resource]) -> list[Resource]:
+    """The resources with every parent (a disk's or a public IP's server) before its
+    children, otherwise in the order they came."""
+    urns = {r.urn for r in resources}
+    first = [r for r in resources if r.parent not in urns]
+    return first + [r for r in resources if r.parent in urns]
+
+
+def _goes_on_its_own(r: Resource, config: Config) -> bool:
+    """A child of a server that stays would be deleted on its own (a pay-per-use disk or public
+    IP): keep it with its server instead (deleting an attached disk or the address of a
+    running server is not what keeping the server means)."""
+    return r.kind in (Kind.VOLUME, Kind.ADDRESS) and _kind_action(r, config) is DestroyAction.DELETE
+
+
+def _kind_action(r: Resource, config: Config) -> DestroyAction:
+    return choose_action(r, config, keep=False, with_parent=False)
+
+
+def _cover(r: Resource, parent: ResourcePlan | None) -> Cover | None:
+    """A separately bought disk attached to a server whose whole-server cloud backup holds its
+    disks: that backup covers it (no second backup of the same disk)."""
+    if r.kind is not Kind.VOLUME or parent is None or parent.resource.kind is not Kind.SERVER:
+        return None
+    if not any(d.id == r.cloud_id and not d.system for d in parent.resource.disks):
+        return None
+    steps = tuple(
+        s.id
+        for s in parent.backups
+        if s.kind is StepKind.SNAPSHOT and s.snapshot is not None and SURVIVES_DESTROY[s.snapshot]
+    )
+    return Cover(urn=parent.resource.urn, steps=steps) if steps else None
 
 
 def _order_cancellations(

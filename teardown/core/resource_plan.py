@@ -38,11 +38,11 @@ class Estimator(Protocol):
     """A cloud's refund rules, as the planner asks them (the provider supplies one)."""
 
     def __call__(
-        self, resource: Resource, action: DestroyAction, now: datetime, quota_used: int
+        self, resource: Resource, action: DestroyAction, now: datetime, quota_used: int | None
     ) -> tuple[Estimate | None, tuple[str, str] | None]:
         """The refund estimate for ``resource`` under ``action`` at ``now`` (``quota_used``:
-        the account's 5-day refunds used this year), or the rule that refuses the unsubscribe
-        as (reason, message)."""
+        the account's 5-day refunds used this year, None when unknown: the estimate then says
+        what it assumed), or the rule that refuses the unsubscribe as (reason, message)."""
         ...
 
 
@@ -98,6 +98,8 @@ def _destroy_action(r: Resource, config: Config) -> DestroyAction:
     prepaid = r.billing.mode is BillingMode.PRE_PAID
     if r.kind is Kind.VOLUME and r.parent and config.billing.attached_disks == "keep":
         return DestroyAction.KEEP
+    if r.kind is Kind.ADDRESS and r.parent and config.billing.public_ips == "keep":
+        return DestroyAction.KEEP
     if prepaid and config.billing.prepaid is PrepaidPolicy.KEEP_TO_EXPIRY:
         return DestroyAction.KEEP_TO_EXPIRY
     if config.destroy.method is DestroyMethod.PULUMI and r.urn.startswith("urn:pulumi:"):
@@ -121,6 +123,7 @@ class _Part:
     blockers: list[Blocker] = field(default_factory=list)
     warnings: list[Blocker] = field(default_factory=list)
     backups: list[Step] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def block(self, code: str, message: str) -> None:
         self.blockers.append(Blocker(code=code, message=message, urn=self.r.urn))
@@ -138,13 +141,18 @@ def plan_resource(
     keep: bool = False,
     with_parent: bool = False,
     estimator: Estimator | None = None,
+    covered_by: Cover | None = None,
 ) -> ResourcePlan:
     """Everything the plan does to ``r``: the action, then what stops it, its backups, its
-    destroy and billing steps and (with ``now`` and an ``estimator``) the refund estimate."""
+    destroy and billing steps and (with ``now`` and an ``estimator``) the refund estimate.
+    ``covered_by``: a disk held by its server's whole-server cloud backup gets no backup of its
+    own; its destroy and billing wait for that backup instead."""
     part = _Part(r, choose_action(r, config, keep, with_parent), _loss_accepted(r, config))
     _check_resource(part, config)
-    _plan_backups(part, config, scope)
-    destroy, billing = _destroy_and_billing(part, scope, config)
+    if covered_by is None:
+        _plan_backups(part, config, scope)
+    destroy, billing = _destroy_and_billing(part, scope, config, covered_by, now)
+    fallback = _fallback(part, scope, config, destroy)
     estimate = None
     if now is not None and estimator is not None and r.billing.mode is BillingMode.PRE_PAID:
         estimate = _estimate(part, config, now, estimator)
@@ -158,7 +166,20 @@ def plan_resource(
         loss_accepted=part.accepted,
         estimate=estimate,
         warnings=tuple(part.warnings),
+        covered_by=covered_by.urn if covered_by else None,
+        notes=tuple(part.notes),
+        fallback=fallback,
     )
+
+
+@dataclass(frozen=True)
+class Cover:
+    """A server's whole-server cloud backup that holds one of its separately bought disks."""
+
+    urn: str
+    """The server."""
+    steps: tuple[str, ...]
+    """Its snapshot steps (surviving kinds): the disk waits for them."""
 
 
 def choose_action(r: Resource, config: Config, keep: bool, with_parent: bool) -> DestroyAction:
@@ -224,7 +245,14 @@ def _plan_backups(part: _Part, config: Config, scope: str) -> None:
     snap = config.backup.snapshot
     if SURVIVES_DESTROY[snap]:
         step = backup_step(scope, r, StepKind.SNAPSHOT, snap.value, f"snapshot:{snap.value}")
-        part.backups.append(replace(step, snapshot=snap))
+        days = config.backup.retention_days
+        part.backups.append(replace(step, snapshot=snap, retention_days=days))
+        if days == 0:
+            part.warn(
+                "backup_kept_forever",
+                f"{r.name}: its {snap.value} backup is kept until someone deletes it "
+                "(backup.retention_days = 0) and bills for its storage every month until then",
+            )
     if r.kind is Kind.SERVER:
         for rule in config.backup.pull:
             if _matches(rule, r):
@@ -282,11 +310,17 @@ def _plan_pull(part: _Part, rule: PullRule, scope: str) -> None:
 
 
 def _destroy_and_billing(
-    part: _Part, scope: str, config: Config
+    part: _Part,
+    scope: str,
+    config: Config,
+    covered_by: Cover | None = None,
+    now: datetime | None = None,
 ) -> tuple[Step | None, tuple[Step, ...]]:
     """The destroy step (after the backups) and the billing steps the action calls for."""
     r, action = part.r, part.action
     backup_ids = tuple(s.id for s in part.backups)
+    if covered_by is not None:
+        backup_ids = covered_by.steps
 
     def billing_step(kind: StepKind, after: tuple[str, ...]) -> Step:
         return Step(id=step_id(scope, r.urn, kind), kind=kind, urn=r.urn, after=after)
@@ -297,9 +331,27 @@ def _destroy_and_billing(
     if action is DestroyAction.KEEP:
         return None, ((billing_step(StepKind.CANCEL_AUTO_RENEW, ()),) if cancel_auto_renew else ())
     if action is DestroyAction.KEEP_TO_EXPIRY:
-        steps = [billing_step(StepKind.UNSUBSCRIBE_RENEWALS, backup_ids)]
+        steps = []
+        paid = r.billing.payments
+        if now is not None and paid and not any(p.effective > now for p in paid):
+            part.notes.append(f"{r.name}: no renewal is paid ahead, so none is unsubscribed")
+        else:
+            steps.append(billing_step(StepKind.UNSUBSCRIBE_RENEWALS, backup_ids))
         if cancel_auto_renew:
             steps.append(billing_step(StepKind.CANCEL_AUTO_RENEW, backup_ids))
+            if r.kind is Kind.SERVER and (r.billing.children or _attached(r)):
+                part.notes.append(
+                    f"{r.name}: turning its auto-renew off also turns it off for the disks "
+                    f"renewed with it ({', '.join(r.billing.children or _attached(r))})"
+                )
+        if r.billing.to_pay_per_use_at_expiry:
+            if config.billing.switch_to_pay_per_use == "cancel":
+                steps.append(billing_step(StepKind.KEEP_FROM_PAY_PER_USE, backup_ids))
+            else:
+                part.notes.append(
+                    f"{r.name} switches to pay-per-use at expiry and keeps billing by the hour "
+                    'after it (billing.switch_to_pay_per_use = "keep")'
+                )
         return None, tuple(steps)
     destroy = Step(
         id=step_id(scope, r.urn, StepKind.DESTROY, action.value),
@@ -315,6 +367,31 @@ def _destroy_and_billing(
     return destroy, ()
 
 
+def _attached(r: Resource) -> tuple[str, ...]:
+    """The ids of a server's non-system disks."""
+    return tuple(d.id for d in r.disks if not d.system)
+
+
+def _fallback(part: _Part, scope: str, config: Config, destroy: Step | None) -> tuple[Step, ...]:
+    """What to do when the cloud refuses an unsubscribe (a lock, a promotion, a transaction in
+    progress): turn auto-renew off anyway, so that the refusal does not become a year's
+    charge. After the backups, like the destroy itself."""
+    r = part.r
+    if destroy is None or destroy.action is not DestroyAction.UNSUBSCRIBE:
+        return ()
+    if not (r.billing.auto_renew and config.billing.cancel_auto_renew):
+        return ()
+    part.notes.append(f"{r.name}: if the unsubscribe is refused, its auto-renew is turned off")
+    return (
+        Step(
+            id=step_id(scope, r.urn, StepKind.CANCEL_AUTO_RENEW, "fallback"),
+            kind=StepKind.CANCEL_AUTO_RENEW,
+            urn=r.urn,
+            after=destroy.after,
+        ),
+    )
+
+
 def _estimate(part: _Part, config: Config, now: datetime, estimator: Estimator) -> Estimate | None:
     """The refund estimate; blockers when the rules refuse the unsubscribe or the estimated
     handling fee is above ``billing.max_fee``."""
@@ -323,11 +400,20 @@ def _estimate(part: _Part, config: Config, now: datetime, estimator: Estimator) 
     if refusal is not None:
         part.block(*refusal)
     fee_cap = config.billing.max_fee
-    if estimate is not None and fee_cap is not None and estimate.fee > fee_cap:
+    if estimate is None or fee_cap is None:
+        return estimate
+    if estimate.fee > fee_cap:
         part.block(
             "max_fee",
             f"{r.name}: estimated handling fee {estimate.fee} CNY is above billing.max_fee = "
             f"{fee_cap} CNY (estimated refund {estimate.refund} CNY); "
+            'raise max_fee, or keep it to expiry (billing.prepaid = "keep_to_expiry")',
+        )
+    elif estimate.worst_fee is not None and estimate.worst_fee > fee_cap:
+        part.block(
+            "max_fee",
+            f"{r.name}: in the worst case ({estimate.may_be_refused}) no refund comes and "
+            f"{estimate.worst_fee} CNY is lost, above billing.max_fee = {fee_cap} CNY; "
             'raise max_fee, or keep it to expiry (billing.prepaid = "keep_to_expiry")',
         )
     return estimate

@@ -42,6 +42,9 @@ from teardown.engine.journal_records import (
 )
 from teardown.ports import Clock, RefundRecord
 
+VAULT_FACT = "vault"
+"""The run fact holding the backup vault as the cloud reported it after the backups."""
+
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -485,6 +488,21 @@ class Journal:
             for r in rows
         ]
 
+    def record_fact(self, run_id: str, type_: str, data: dict[str, Any]) -> None:
+        """Record something the cloud said about the run as a whole (e.g. the backup vault's
+        size after the backups), for the report."""
+        with self._tx(f"fact {type_}") as conn:
+            self._event(conn, run_id, type_, **data)
+
+    def fact(self, run_id: str, type_: str) -> dict[str, Any] | None:
+        """The latest fact of ``type_`` recorded for the run, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT data FROM events WHERE run_id=? AND type=? ORDER BY id DESC LIMIT 1",
+                (run_id, type_),
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
     def events(self, run_id: str) -> list[EventRecord]:
         with self._lock:
             rows = self._conn.execute(
@@ -553,6 +571,7 @@ class Journal:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "VAULT_FACT",
     "BillingRecord",
     "EarlierArtifact",
     "EventRecord",

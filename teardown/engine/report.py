@@ -12,32 +12,161 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from teardown.core.model import Artifact, BillingMode, DestroyAction, ResourcePlan, Step
+from teardown.core.model import Artifact, BillingMode, DestroyAction, Kind, ResourcePlan, Step
 from teardown.core.phases import Phase
 from teardown.core.text import printable
 from teardown.core.views import resource_view
 from teardown.engine.codec import plan_from_json
-from teardown.engine.journal import Journal
+from teardown.engine.journal import VAULT_FACT, Journal
 from teardown.engine.report_html import pull_notes, render_html
 from teardown.engine.status import run_status
 
 REPORT_SCHEMA_VERSION = 1
 
 
+_CHARGING = {
+    BillingMode.POST_PAID: "hourly",
+    BillingMode.SPOT: "hourly",
+    BillingMode.PRE_PAID: "prepaid",
+}
+"""How a billing mode charges, in the words of ``still_billing`` entries."""
+
+
 def _still_billing(rp: ResourcePlan, phase: str) -> str | None:
+    """Why ``rp`` still bills after the run in ``phase`` (None: it does not)."""
     mode = rp.resource.billing.mode
     if mode in (BillingMode.FREE, BillingMode.UNKNOWN):
         return None
     if rp.action is DestroyAction.RETAIN:
         return "keeps billing (retainOnDelete: never destroyed by teardown or Pulumi)"
     if rp.action is DestroyAction.KEEP:
-        return 'kept by policy (billing.attached_disks = "keep")'
+        why = "; ".join(rp.notes) or "kept by policy"
+        return f"kept ({why})"
     if rp.action is DestroyAction.KEEP_TO_EXPIRY:
         until = rp.resource.billing.expires_at
         return f"kept until it expires{f' on {until:%Y-%m-%d}' if until else ''}"
     if phase not in (Phase.DONE.value, Phase.DESTROYED.value, Phase.CLOSING.value):
         return "not destroyed in this run"
     return None
+
+
+def _kind_word(rp: ResourcePlan) -> str:
+    r = rp.resource
+    if r.kind is Kind.ADDRESS and r.type.lower().endswith("eip:eip"):
+        return "eip"
+    return r.kind.value
+
+
+def _billing_entry(rp: ResourcePlan, res: dict[str, Any], why: str) -> dict[str, Any]:
+    """One "still billing" entry: what it is, how it charges, and when it next charges."""
+    r, b = rp.resource, rp.resource.billing
+    steps = [*res["billing"], *res.get("fallback", ())]
+    auto_renew_off = any(
+        s["kind"] == "cancel_auto_renew" and s["status"] == "succeeded" for s in steps
+    )
+    auto_renew = b.auto_renew and not auto_renew_off
+    entry: dict[str, Any] = {
+        "name": r.name,
+        "urn": r.urn,
+        "resource_id": r.cloud_id or r.urn,
+        "kind": _kind_word(rp),
+        "billing": b.mode.value,
+        "charging": _CHARGING.get(b.mode, b.mode.value),
+        "why": why,
+    }
+    if b.mode is BillingMode.PRE_PAID:
+        entry["expires_at"] = b.expires_at.isoformat() if b.expires_at else None
+        entry["auto_renew"] = auto_renew
+        if auto_renew_off and b.auto_renew:
+            entry["why"] += "; auto-renew turned off in this run"
+        est = rp.estimate
+        if auto_renew and est is not None and est.next_charge is not None:
+            entry["next_charge"] = est.next_charge.isoformat()
+            if est.next_charge_amount is not None:
+                entry["next_charge_amount"] = str(est.next_charge_amount)
+        if b.to_pay_per_use_at_expiry and not any(
+            s["kind"] == "keep_from_pay_per_use" and s["status"] == "succeeded" for s in steps
+        ):
+            entry["why"] += "; switches to pay-per-use at expiry (then bills by the hour)"
+    return entry
+
+
+def vault_month(capacity_gb: float | None, gb_month: Decimal | None) -> str | None:
+    """What a vault of ``capacity_gb`` costs a month at ``gb_month`` (None: unknown)."""
+    if capacity_gb is None or gb_month is None:
+        return None
+    return str((Decimal(str(capacity_gb)) * gb_month).quantize(Decimal("0.01")))
+
+
+def _disks_billing_with(rp: ResourcePlan) -> list[dict[str, Any]]:
+    """A pay-per-use server that stays keeps its own disks (system disk, bound data disks),
+    which the cloud bills on their own by the hour (a separately bought disk is a resource of
+    the plan itself and has its own entry)."""
+    r = rp.resource
+    if r.kind is not Kind.SERVER or r.billing.mode not in (BillingMode.POST_PAID, BillingMode.SPOT):
+        return []
+    return [
+        {
+            "name": f"{r.name} {'system' if d.system else 'data'} disk",
+            "urn": r.urn,
+            "resource_id": d.id,
+            "kind": "volume",
+            "billing": r.billing.mode.value,
+            "charging": "hourly",
+            "why": f"a disk of {r.name}, which stays",
+        }
+        for d in r.disks
+        if d.system or d.bound
+    ]
+
+
+def _vault_entries(fact: dict[str, Any] | None, gb_month: Decimal | None) -> list[dict[str, Any]]:
+    """The backup vaults: each bills by its capacity while it exists, whatever it holds."""
+    if not fact:
+        return []
+    base = {"urn": "", "kind": "vault", "billing": "storage", "charging": "storage"}
+    if "error" in fact:
+        why = f"holds this run's cloud backups; the vaults could not be read: {fact['error']}"
+        return [base | {"name": "backup vault", "resource_id": "", "why": why}]
+    days = int(fact.get("retention_days") or 0)
+    kept = f"backups kept {days} days" if days else "backups kept until deleted"
+    out = []
+    for v in fact.get("vaults", []):
+        used = v.get("used_gb") or 0
+        capacity = v.get("capacity_gb")
+        size = f"{used:g} of {capacity:g} GB used" if capacity else f"{used:g} GB used"
+        entry = base | {
+            "name": v.get("name") or v["id"],
+            "resource_id": v["id"],
+            "size_gb": used,
+            "capacity_gb": capacity,
+            "retention_days": days,
+            "why": f"the {v.get('object_type', 'server')} backup vault ({size}; {kept}); "
+            "it bills by its capacity until it is deleted",
+        }
+        cost = vault_month(capacity, gb_month)
+        if cost is not None:
+            entry["monthly_cost"] = cost
+            entry["monthly_cost_note"] = f"estimate: {capacity:g} GB x {gb_month} per GB-month"
+        out.append(entry)
+    return out
+
+
+def _order_entries(pre: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Orders pending payment that this run did not cancel: they bill once paid."""
+    return [
+        {
+            "name": f"order {p.get('order_id')}",
+            "urn": "",
+            "resource_id": p.get("order_id") or "",
+            "kind": "order",
+            "billing": "order",
+            "charging": "order",
+            "why": f"pending payment, not cancelled ({p['status']})",
+        }
+        for p in pre
+        if p.get("status") != "succeeded" and p.get("order_id")
+    ]
 
 
 def _next_step(res: dict[str, Any], rp: ResourcePlan) -> str | None:
@@ -66,15 +195,8 @@ def _left_by_unfinished(journal: Journal, scope: str, run_id: str) -> list[dict[
             phase = phases.get(rp.resource.urn, Phase.PLANNED).value
             why = _still_billing(rp, phase)
             if why:
-                out.append(
-                    {
-                        "name": rp.resource.name,
-                        "urn": rp.resource.urn,
-                        "billing": rp.resource.billing.mode.value,
-                        "why": f"left by unfinished run {rec.id}: {why} "
-                        f"(`teardown resume {rec.id}` finishes it)",
-                    }
-                )
+                why = f"left by unfinished run {rec.id}: {why} (`teardown resume {rec.id}`)"
+                out.append(_billing_entry(rp, {"billing": [], "fallback": []}, why))
     return out
 
 
@@ -107,9 +229,17 @@ def _backup_entry(b: dict[str, Any], step: Step, art: Artifact | None) -> dict[s
     return entry
 
 
-def build_report(journal: Journal, run_id: str, *, refund_arrival: str = "") -> dict[str, Any]:
+def build_report(
+    journal: Journal,
+    run_id: str,
+    *,
+    refund_arrival: str = "",
+    backup_gb_month: Decimal | None = None,
+) -> dict[str, Any]:
     """Everything a person needs after a run, as one JSON-ready document. ``refund_arrival``
-    is the cloud's word on where refunds go and when (its provider's ``refund_arrival``)."""
+    is the cloud's word on where refunds go and when (its provider's ``refund_arrival``);
+    ``backup_gb_month`` the price of backup storage (``billing.prices``), for the estimate of
+    what the vault costs a month."""
     status = run_status(journal, run_id)
     plan = plan_from_json(journal.run(run_id).plan_json, f"journal run {run_id}")
     by_urn = {rp.resource.urn: rp for rp in plan.resources}
@@ -117,9 +247,12 @@ def build_report(journal: Journal, run_id: str, *, refund_arrival: str = "") -> 
     resources = []
     totals = {
         "estimated_refund": Decimal(0),
+        "estimated_fee": Decimal(0),
+        "coupons_lost": Decimal(0),
         "recorded_refund": Decimal(0),
         "recorded_fee": Decimal(0),
         "recorded_consumed": Decimal(0),
+        "backups_monthly": Decimal(0),
     }
     still = []
     for res in status["resources"]:
@@ -136,16 +269,12 @@ def build_report(journal: Journal, run_id: str, *, refund_arrival: str = "") -> 
             totals["recorded_consumed"] += Decimal(r["consumed"])
         if rp.estimate is not None and rp.action is not DestroyAction.KEEP:
             totals["estimated_refund"] += rp.estimate.refund
+            totals["estimated_fee"] += rp.estimate.fee
+            totals["coupons_lost"] += rp.estimate.coupons_lost
         billing_reason = _still_billing(rp, res["phase"])
         if billing_reason:
-            still.append(
-                {
-                    "name": rp.resource.name,
-                    "urn": rp.resource.urn,
-                    "billing": rp.resource.billing.mode.value,
-                    "why": billing_reason,
-                }
-            )
+            still.append(_billing_entry(rp, res, billing_reason))
+            still += _disks_billing_with(rp)
         next_step = _next_step(res, rp)
         resources.append(
             {
@@ -163,6 +292,10 @@ def build_report(journal: Journal, run_id: str, *, refund_arrival: str = "") -> 
                 "next_step": next_step.replace("{run}", run_id) if next_step else None,
             }
         )
+    still += _order_entries(status["pre"])
+    for vault in _vault_entries(journal.fact(run_id, VAULT_FACT), backup_gb_month):
+        still.append(vault)
+        totals["backups_monthly"] += Decimal(vault.get("monthly_cost", "0"))
     still += _left_by_unfinished(journal, status["scope"], run_id)
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
@@ -224,8 +357,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Money",
         "",
-        f"- Estimated refunds: {_money(m['estimated_refund'])} CNY (computed from the published "
-        "rules before acting).",
+        f"- Estimated refunds: {_money(m['estimated_refund'])} CNY, handling fees "
+        f"{_money(m['estimated_fee'])} CNY, coupons lost {_money(m['coupons_lost'])} CNY "
+        "(computed from the published rules before acting).",
         f"- Recorded refunds: {_money(m['recorded_refund'])} CNY, after handling fees of "
         f"{_money(m['recorded_fee'])} CNY and consumption of {_money(m['recorded_consumed'])} CNY "
         "(read from the refund orders).",
@@ -251,15 +385,30 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Pulls: refused entries and empty rules", ""]
         lines += [f"- {n}" for n in notes]
     lines += ["", "## Still billing", ""]
-    lines += [f"- {s['name']} ({s['billing']}): {s['why']}" for s in report["still_billing"]] or [
-        "- nothing in scope"
-    ]
+    lines += [_still_line(s) for s in report["still_billing"]] or ["- nothing in scope"]
+    if Decimal(m.get("backups_monthly", "0")):
+        lines.append(
+            f"- Backup storage: about {_money(m['backups_monthly'])} CNY a month (estimate)."
+        )
     todo = [r for r in report["resources"] if r["next_step"]]
     if todo:
         lines += ["", "## What a person must do", ""]
         lines += [f"- **{r['name']}**: {r['next_step']}" for r in todo]
     # Names and messages come from a cloud or a host: each line shows them, never obeys them.
     return "\n".join(printable(line) for line in lines) + "\n"
+
+
+def _still_line(s: dict[str, Any]) -> str:
+    """One "still billing" line: what, how it charges, why, and what it costs next."""
+    line = f"- {s['name']} ({s['kind']}, {s['charging']}): {s['why']}"
+    if s.get("next_charge"):
+        amount = f" ({_money(s['next_charge_amount'])} CNY)" if s.get("next_charge_amount") else ""
+        line += f"; auto-renew charges on {s['next_charge']}{amount}"
+    elif s.get("expires_at") and s.get("auto_renew") is False:
+        line += f"; no renewal: it ends when it expires on {s['expires_at'][:10]}"
+    if s.get("monthly_cost"):
+        line += f"; about {_money(s['monthly_cost'])} CNY a month ({s['monthly_cost_note']})"
+    return line
 
 
 def write_report(

@@ -488,13 +488,23 @@ def page_view(report: dict[str, Any], timeline: list[dict[str, Any]]) -> Page:
             if r["next_step"]
         ),
         still_billing=tuple(
-            (str(s["name"]), str(s["billing"]), str(s["why"])) for s in report["still_billing"]
+            (str(s["name"]), f"{s['kind']}, {s['charging']}", _still_why(s))
+            for s in report["still_billing"]
         ),
         resources=tuple(_resource_rows(report)),
         backups=tuple(_backup_rows(report)),
         pull_notes=tuple(pull_notes(report)),
         schema_version=str(report["schema_version"]),
     )
+
+
+def _still_why(s: dict[str, Any]) -> str:
+    why = str(s["why"])
+    if s.get("next_charge"):
+        why += f"; auto-renew charges on {s['next_charge']}"
+    if s.get("monthly_cost"):
+        why += f"; about {s['monthly_cost']} CNY a month ({s['monthly_cost_note']})"
+    return why
 
 
 def render_html(report: dict[str, Any], timeline: list[dict[str, Any]]) -> str:

@@ -15,6 +15,7 @@ claims and heartbeats are ``engine.claims``.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import socket
 import threading
@@ -28,7 +29,15 @@ from typing import TypeVar
 
 from teardown.core.errors import JournalError, TeardownError, UnfinishedRun
 from teardown.core.invariants import may_close_billing, may_destroy
-from teardown.core.model import DestroyAction, Kind, Plan, Resource, ResourcePlan, Step
+from teardown.core.model import (
+    DestroyAction,
+    Kind,
+    Plan,
+    Resource,
+    ResourcePlan,
+    Step,
+    StepKind,
+)
 from teardown.core.phases import Phase, RunPhase, StepStatus
 from teardown.engine.claims import CLAIM_SETTLE, CLAIM_STALE, HEARTBEAT_EVERY, RunClaims
 from teardown.engine.codec import plan_digest, plan_from_json, plan_to_json
@@ -41,7 +50,7 @@ from teardown.engine.events import (
     StepFailed,
 )
 from teardown.engine.execution import Ports, StepExecutor
-from teardown.engine.journal import Journal
+from teardown.engine.journal import VAULT_FACT, Journal
 from teardown.ports import Clock
 from teardown.support.retry import RetryPolicy
 
@@ -313,6 +322,7 @@ class Runner:
             pending = [rp for rp in pending if rp not in ready and rp not in stuck]
 
         self._parallel(lambda rp: self._close(run_id, rp, plan), live)
+        self._record_vault(run_id, plan)
 
         final = self.journal.resource_phases(run_id)
         succeeded = self._succeeded(run_id)
@@ -358,8 +368,13 @@ class Runner:
         self._move(run_id, urn, Phase.DESTROYING)
         if self._run_step(run_id, rp.destroy, rp):
             self._move(run_id, urn, Phase.DESTROYED)
-        else:
-            self._move(run_id, urn, Phase.FAILED, "destroy failed")
+            return
+        self._move(run_id, urn, Phase.FAILED, "destroy failed")
+        # A refused unsubscribe must not turn into a renewal: auto-renew off (after the same
+        # verified backups; the resource stays, so nothing is lost).
+        for step in rp.fallback:
+            if may_close_billing(step, frozenset(self._succeeded(run_id))).ok:
+                self._run_step(run_id, step, rp)
 
     def _may_go(
         self, run_id: str, rp: ResourcePlan, plan: Plan, what: str, *, own_claim: bool = True
@@ -376,13 +391,14 @@ class Runner:
         if taken is not None:
             self._fail_resource(run_id, rp, f"refused to {what}: {rp.resource.name} is {taken}")
             return False
-        verdict = may_destroy(rp, self.journal.artifacts(run_id), carried)
+        cover = plan.resource_plan(rp.covered_by) if rp.covered_by in _urns(plan) else None
+        verdict = may_destroy(rp, self.journal.artifacts(run_id), carried, cover)
         if not verdict.ok:
             self._fail_resource(run_id, rp, f"refused to {what}: " + "; ".join(verdict.reasons))
             return False
         artifacts = self.journal.artifacts(run_id)
         problems: list[str] = []
-        for owner in (rp, *carried):
+        for owner in (rp, *carried, *((cover,) if cover is not None else ())):
             for step in owner.backups:
                 try:
                     problem = self._retrying(
@@ -459,6 +475,20 @@ class Runner:
             return
         self.journal.set_phase(run_id, urn, phase, detail)
         self._emit(PhaseChanged(run_id, urn, phase, detail))
+
+    def _record_vault(self, run_id: str, plan: Plan) -> None:
+        """The backup vaults as the cloud reports them after this run's backups: they bill
+        while they exist, so the report lists them (recorded in the journal)."""
+        days = {s.retention_days for s in plan.steps if s.kind is StepKind.SNAPSHOT}
+        if not days:
+            return
+        try:
+            vaults = self._retrying(self.ports.snapshotter.vaults)
+        except TeardownError as e:
+            self.journal.record_fact(run_id, VAULT_FACT, {"error": str(e)})
+            return
+        fact = {"vaults": [dataclasses.asdict(v) for v in vaults], "retention_days": max(days)}
+        self.journal.record_fact(run_id, VAULT_FACT, fact)
 
     def _fail_resource(self, run_id: str, rp: ResourcePlan, why: str) -> None:
         self._move(run_id, rp.resource.urn, Phase.FAILED, why)

@@ -93,6 +93,7 @@ def run_status(journal: Journal, run_id: str) -> dict[str, Any]:
                     **(_step_status(rp.destroy, records) if rp.destroy else {}),
                 },
                 "billing": billing,
+                "fallback": [_step_status(s, records) for s in rp.fallback],
             }
         )
     return {

@@ -213,7 +213,9 @@ class Snapshot(StepHandler):
     def do(self, ctx: StepContext, step: Step, rp: ResourcePlan, key: str) -> Outcome:
         r = rp.resource
         kind = step.snapshot or SnapshotKind.CBR
-        ref = ctx.snapshotter.find(r, kind, key) or ctx.snapshotter.create(r, kind, key)
+        ref = ctx.snapshotter.find(r, kind, key) or ctx.snapshotter.create(
+            r, kind, key, retention_days=step.retention_days
+        )
         return checked(step, ctx.snapshotter.wait(r, ref))
 
     def reconcile(self, ctx: StepContext, step: Step, rp: ResourcePlan, key: str) -> Outcome | None:
@@ -303,6 +305,25 @@ class CancelAutoRenew(StepHandler):
 
     def reconcile(self, ctx: StepContext, step: Step, rp: ResourcePlan, key: str) -> Outcome | None:
         return None if ctx.billing.auto_renew(rp.resource) else Outcome({"auto_renew": False})
+
+
+@HANDLERS.register(StepKind.KEEP_FROM_PAY_PER_USE)
+class KeepFromPayPerUse(StepHandler):
+    """Cancel "switch to pay-per-use at expiry": the resource then ends at expiry."""
+
+    mutating = True
+
+    def do(self, ctx: StepContext, step: Step, rp: ResourcePlan, key: str) -> Outcome:
+        ctx.billing.keep_from_pay_per_use(rp.resource, key)
+        return Outcome({"to_pay_per_use_at_expiry": False})
+
+    def reconcile(self, ctx: StepContext, step: Step, rp: ResourcePlan, key: str) -> Outcome | None:
+        switching = ctx.billing.expire_policy(rp.resource) == _TO_PAY_PER_USE
+        return None if switching else Outcome({"to_pay_per_use_at_expiry": False})
+
+
+_TO_PAY_PER_USE = 1
+"""``Billing.expire_policy`` value "switch to pay-per-use at expiry" (see the port)."""
 
 
 @HANDLERS.register(StepKind.RECORD_REFUND)

@@ -39,6 +39,54 @@ class PendingOrder:
     """When the cloud cancels it automatically unless it is paid."""
 
 
+@dataclass(frozen=True)
+class BillItem:
+    """One thing that costs money in the account, as the cloud reports it (``teardown bills``
+    and the report's "still billing"): a prepaid subscription, a pay-per-use resource, backup
+    storage, or an order pending payment."""
+
+    resource_id: str
+    """The cloud id (an order id for a pending order)."""
+    kind: str
+    """``server``, ``volume``, ``eip``, ``bandwidth``, ``vault`` or ``order``."""
+    name: str
+    charging: str
+    """``hourly`` (pay-per-use), ``prepaid`` (yearly/monthly), ``storage`` (per GB-month) or
+    ``order`` (pending payment)."""
+    hourly_price: Decimal | None = None
+    """Pay-per-use: the price per hour when the cloud or the price table says it."""
+    monthly_price: Decimal | None = None
+    """Prepaid: the price of one month; storage: the estimated cost of one month."""
+    expires_at: datetime | None = None
+    auto_renew: bool = False
+    expire_policy: str | None = None
+    """What happens at expiry: ``release``, ``auto_renew``, ``to_pay_per_use`` (None: unknown)."""
+    next_charge: datetime | None = None
+    """Prepaid with auto-renew: when the renewal would be charged."""
+    size_gb: float | None = None
+    """Storage: GB in use."""
+    capacity_gb: float | None = None
+    """Storage: the capacity (what a Huawei CBR vault bills by)."""
+    parent_id: str | None = None
+    """The server a disk or public IP is attached to."""
+
+
+@dataclass(frozen=True)
+class VaultInfo:
+    """A backup vault teardown writes cloud backups into. Huawei's CBR vault bills by its
+    capacity (per GB and hour), whatever it holds."""
+
+    id: str
+    name: str
+    used_gb: float
+    """Storage in use (what bills)."""
+    capacity_gb: float | None = None
+    """Capacity: what the vault bills by; a backup that does not fit fails (None: unknown)."""
+    object_type: str = "server"
+    """``server`` (whole-server backups) or ``disk`` (disk backups), as the cloud requires."""
+    charging: str = "storage"
+
+
 class Inventory(Protocol):
     """Reads what exists. Never changes anything."""
 
@@ -58,6 +106,11 @@ class Inventory(Protocol):
         """Every order of the account pending payment, with the resource ids its lines name."""
         ...
 
+    def bills(self) -> list[BillItem]:
+        """Everything in the account and region that costs money now: prepaid subscriptions
+        in force, pay-per-use servers, disks and public IPs, backup vaults, pending orders."""
+        ...
+
 
 class Snapshotter(Protocol):
     """Cloud-side backups (CBR server backup, image, EVS snapshot).
@@ -69,8 +122,21 @@ class Snapshotter(Protocol):
         problem = snap.check(server, art)   # just before the destroy: still there?
     """
 
-    def create(self, resource: Resource, kind: SnapshotKind, key: str) -> str:
-        """Start a backup named after ``key``; return its cloud id. Does not wait."""
+    def create(
+        self, resource: Resource, kind: SnapshotKind, key: str, *, retention_days: int = 0
+    ) -> str:
+        """Start a backup named after ``key``; return its cloud id. Does not wait.
+
+        ``retention_days`` is sent to the cloud (the backup is deleted that many days after it
+        was made); 0 keeps it until someone deletes it. The resource is added to the vault
+        first when the cloud requires it. PermanentError when the vault has no room for it.
+        """
+        ...
+
+    def vaults(self) -> list[VaultInfo]:
+        """The vaults backups go into (for servers, for disks), as the cloud reports them now;
+        empty when no vault kind of backup is used by this snapshotter. They bill while they
+        exist, backups or not."""
         ...
 
     def find(self, resource: Resource, kind: SnapshotKind, key: str) -> str | None:
@@ -197,7 +263,8 @@ class Billing(Protocol):
         ...
 
     def unsubscribe_renewals(self, resource: Resource, key: str) -> tuple[str, ...]:
-        """Unsubscribe renewal periods not yet in effect (type 2); return the new order ids."""
+        """Unsubscribe renewal periods not yet in effect (type 2); return the new order ids.
+        No such period (Huawei CBC.99003128) is success with no order: nothing will renew."""
         ...
 
     def renewals_pending(self, resource: Resource) -> bool:
@@ -210,6 +277,17 @@ class Billing(Protocol):
 
     def auto_renew(self, resource: Resource) -> bool:
         """Whether auto-renew is on."""
+        ...
+
+    def keep_from_pay_per_use(self, resource: Resource, key: str) -> None:
+        """Cancel "switch to pay-per-use at expiry" on a prepaid resource, so that it ends at
+        expiry (grace period, then release) instead of billing by the hour. Idempotent."""
+        ...
+
+    def expire_policy(self, resource: Resource) -> int | None:
+        """The resource's current expiry policy as the cloud reports it (Huawei
+        ``expire_policy``: 0 grace period, 1 switch to pay-per-use, 2 delete, 3 auto-renew,
+        4 freeze, 5 delete from retention); None when the cloud does not know the resource."""
         ...
 
     def refund(self, resource: Resource, order_ids: tuple[str, ...]) -> RefundRecord:

@@ -20,19 +20,24 @@ class _QuietHandler(WSGIRequestHandler):
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Base URLs of the four services (``http://127.0.0.1:PORT``)."""
+    """Base URLs of the services (``http://127.0.0.1:PORT``). ``eip`` (the EIP API, served on
+    the VPC endpoint by Huawei) is empty only in values built by hand with the first four."""
 
     ecs: str
     evs: str
     cbr: str
     bss: str
+    eip: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {"ecs": self.ecs, "evs": self.evs, "cbr": self.cbr, "bss": self.bss}
+        urls = {"ecs": self.ecs, "evs": self.evs, "cbr": self.cbr, "bss": self.bss}
+        if self.eip:
+            urls["eip"] = self.eip
+        return urls
 
 
 class ApiServers:
-    """Starts and stops the four listeners. Loopback only; port 0 picks free ports."""
+    """Starts and stops one listener per service. Loopback only; port 0 picks free ports."""
 
     def __init__(self, app: SandboxApp, ports: dict[str, int] | None = None) -> None:
         self.app = app

@@ -37,6 +37,10 @@ class Durations:
     checkpoint: float = 2.0
     release: float = 2.0
     """Unsubscribed prepaid resources are released this long after the order."""
+    delete_volume: float = 1.0
+    """EVS DeleteVolume: the disk shows ``deleting`` and its job ``RUNNING`` this long."""
+    delete_eip: float = 0.5
+    """EIP DeletePublicip: the EIP shows ``PENDING_DELETE`` this long, then is gone."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,10 @@ class Faults:
     """Server ids whose SSH server refuses exec (an SFTP-only account)."""
     clock_skew_seconds: float = 0.0
     """The sandbox's clock runs this far ahead of (or, negative, behind) the machine's."""
+    ignore_filters: tuple[str, ...] = ()
+    """Operations (``service.Operation``, e.g. ``eip.ListPublicips``) that answer as if no
+    filter had been sent (paging still applies): a test-only knob standing for a service that
+    ignores or widens a filter, so tests can show that the adapter re-checks every answer."""
 
 
 def _rate(table: dict[str, float], operation: str) -> float:

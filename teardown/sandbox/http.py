@@ -1,8 +1,8 @@
 """The sandbox's HTTP layer (Werkzeug): routing, SDK-HMAC-SHA256 authentication, Huawei-style
 errors, fault injection, and one SQLite transaction per request.
 
-Each service (ECS, EVS, CBR, BSS) has its own listener, because ECS and EVS share the path of
-``ShowJob``. Handlers register with ``@route(service, method, path)`` and return
+Each service (ECS, EVS, CBR, BSS, EIP) has its own listener, because ECS and EVS share the
+path of ``ShowJob``. Handlers register with ``@route(service, method, path)`` and return
 ``(status, json_body)``; they raise ``ApiError`` for Huawei-style errors, which roll back the
 transaction, so a refused request changes nothing.
 """
@@ -36,7 +36,7 @@ from teardown.sandbox.store import Store, advance, dumps
 Reply = tuple[int, Any]
 Handler = Callable[..., Reply]
 
-SERVICES = ("ecs", "evs", "cbr", "bss")
+SERVICES = ("ecs", "evs", "cbr", "bss", "eip")
 GLOBAL_SERVICES = frozenset({"bss"})
 """Services called with GlobalCredentials (X-Domain-Id); the others are regional (X-Project-Id)."""
 
@@ -45,6 +45,7 @@ _BAD_BODY_CODE = {
     "evs": "EVS.1001",
     "cbr": "BackupService.6001",
     "bss": "CBC.0100",
+    "eip": "VPC.0501",
 }
 
 
@@ -217,6 +218,8 @@ class SandboxApp:
     def _error_body(self, service: str, e: ApiError, request_id: str) -> dict[str, Any]:
         if service == "bss" or e.code.startswith("APIGW"):
             return {"error_code": e.code, "error_msg": e.message, "request_id": request_id}
+        if service == "eip":  # the EIP API's own error body (its error-code page): no wrapper
+            return {"code": e.code, "message": e.message}
         return {"error": {"code": e.code, "message": e.message}, "request_id": request_id}
 
     def _log(self, service: str, operation: str, status: int) -> None:

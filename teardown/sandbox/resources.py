@@ -1,7 +1,9 @@
-"""Servers and disks of the sandbox: their wire shapes, and the effects that destroy data.
+"""Servers, disks and EIPs of the sandbox: their wire shapes, and the effects that destroy data.
 
 Deleting a disk here deletes its files on local disk and all of its EVS snapshots (R22), exactly
 the consequence teardown exists to guard against; CBR backups are separate copies and survive.
+An EIP bound to a server shows in the server's ``addresses`` as a ``floating`` address on the
+port it is bound to, only while it is bound (the ``eips`` table is the one truth for both).
 """
 
 from __future__ import annotations
@@ -45,6 +47,93 @@ def server_volumes(conn: sqlite3.Connection, server_id: str) -> list[sqlite3.Row
     )
 
 
+def server_port(server_id: str) -> str:
+    """The id of a server's (only) port: its fixed address, and any EIP bound to it, are on it."""
+    return "port-" + server_id[:8]
+
+
+def server_eips(conn: sqlite3.Connection, server_id: str) -> list[sqlite3.Row]:
+    """The live EIPs bound to ``server_id``."""
+    return list(
+        conn.execute(
+            "SELECT * FROM eips WHERE server_id=? AND deleted=0 ORDER BY created, id", (server_id,)
+        )
+    )
+
+
+def eip_row(conn: sqlite3.Connection, eip_id: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM eips WHERE id=? AND deleted=0", (eip_id,)).fetchone()
+    if row is None:
+        raise ApiError(404, "VPC.0504", "Floating IP could not be found.")
+    return row  # type: ignore[no-any-return]
+
+
+def eip_json(row: sqlite3.Row, project_id: str, region: str) -> dict[str, Any]:
+    """A ``PublicipShowResp`` as the EIP API (v2) returns it. ``port_id`` and
+    ``private_ip_address`` only while bound; ``profile`` only on a yearly/monthly EIP (the API
+    reference: a non-empty profile means a yearly/monthly one)."""
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "status": row["status"],
+        "type": "5_bgp",
+        "public_ip_address": row["public_ip"],
+        "tenant_id": project_id,
+        "create_time": row["created"].replace("T", " ").rstrip("Z"),
+        "bandwidth_id": row["bandwidth_id"],
+        "bandwidth_name": row["bandwidth_name"],
+        "bandwidth_share_type": "PER",
+        "bandwidth_size": row["bandwidth_size"],
+        "enterprise_project_id": "0",
+        "ip_version": 4,
+    }
+    if row["alias"]:
+        out["alias"] = row["alias"]
+    if row["server_id"]:
+        out["port_id"] = row["port_id"]
+        out["private_ip_address"] = row["private_ip"]
+    if row["order_id"]:
+        out["profile"] = {
+            "order_id": row["order_id"],
+            "product_id": row["product_id"] or "",
+            "region_id": region,
+            "user_id": project_id,
+        }
+    return out
+
+
+def unbind_eip(conn: sqlite3.Connection, eip_id: str, now: datetime) -> None:
+    """The EIP stays, unbound (``DOWN``), and keeps billing."""
+    conn.execute(
+        "UPDATE eips SET server_id=NULL, port_id=NULL, private_ip=NULL, status='DOWN', updated=? "
+        "WHERE id=? AND deleted=0",
+        (ts(now), eip_id),
+    )
+
+
+def release_eip(conn: sqlite3.Connection, eip_id: str, now: datetime) -> None:
+    """The EIP is gone (released, or unsubscribed and released): it no longer bills."""
+    conn.execute(
+        "UPDATE eips SET deleted=1, status='DELETED', server_id=NULL, port_id=NULL, "
+        "private_ip=NULL, updated=? WHERE id=?",
+        (ts(now), eip_id),
+    )
+
+
+def _release_server_eips(
+    conn: sqlite3.Connection, server_id: str, now: datetime, delete_publicip: bool | None
+) -> None:
+    """What deleting a server does to the EIPs bound to it (ECS DeleteServers): ``true``
+    releases a pay-per-use EIP, ``false`` only unbinds it, unset follows the EIP's own
+    ``delete_on_termination``. A yearly/monthly EIP is only unbound (an assumption: the
+    reference says nothing of them here, and DeletePublicip refuses them)."""
+    for eip in server_eips(conn, server_id):
+        release = delete_publicip if delete_publicip is not None else eip["delete_on_termination"]
+        if release and eip["charging_mode"] == "postPaid" and not eip["order_id"]:
+            release_eip(conn, eip["id"], now)
+        else:
+            unbind_eip(conn, eip["id"], now)
+
+
 def _data_dir(data_root: Path, volume_id: str) -> Path:
     return data_root / "disks" / volume_id
 
@@ -67,17 +156,17 @@ def server_json(conn: sqlite3.Connection, row: sqlite3.Row, data_root: Path) -> 
                 "primary": True,
                 "OS-EXT-IPS:type": "fixed",
                 "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01",
-                "OS-EXT-IPS:port_id": "port-" + row["id"][:8],
+                "OS-EXT-IPS:port_id": server_port(row["id"]),
             }
         )
-    if row["public_ip"]:
+    for eip in server_eips(conn, row["id"]):
         addresses.append(
             {
                 "version": "4",
-                "addr": row["public_ip"],
+                "addr": eip["public_ip"],
                 "OS-EXT-IPS:type": "floating",
                 "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01",
-                "OS-EXT-IPS:port_id": "port-" + row["id"][:8],
+                "OS-EXT-IPS:port_id": eip["port_id"],
             }
         )
     metadata: dict[str, str] = {"charging_mode": row["charging_mode"], "os_type": "Linux"}
@@ -187,13 +276,16 @@ def remove_server(
     data_root: Path,
     *,
     delete_data_volumes: bool,
+    delete_publicip: bool | None = False,
 ) -> None:
-    """The server goes; its system disk always, its data disks only when asked (else detached)."""
+    """The server goes; its system disk always, its data disks only when asked (else detached);
+    its EIPs are released or unbound as ``delete_publicip`` says (see ``_release_server_eips``)."""
     for v in server_volumes(conn, server_id):
         if v["bootable"] or delete_data_volumes:
             delete_volume(conn, v["id"], now, data_root)
         else:
             detach_volume(conn, v["id"], now)
+    _release_server_eips(conn, server_id, now, delete_publicip)
     conn.execute(
         "UPDATE servers SET deleted=1, status='DELETED', updated=? WHERE id=?",
         (ts(now), server_id),
@@ -204,12 +296,15 @@ def release_server(
     conn: sqlite3.Connection, server_id: str, now: datetime, data_root: Path
 ) -> None:
     """Release an unsubscribed prepaid server: it and its bound disks go; separately bought
-    attached disks are detached and keep billing (R17)."""
+    attached disks are detached and keep billing (R17), and so are its EIPs: unbound, they keep
+    billing (an assumption: an EIP is a resource of its own, like a separately bought disk)."""
     for v in server_volumes(conn, server_id):
         if v["bootable"] or v["bound"]:
             delete_volume(conn, v["id"], now, data_root)
         else:
             detach_volume(conn, v["id"], now)
+    for eip in server_eips(conn, server_id):
+        unbind_eip(conn, eip["id"], now)
     conn.execute(
         "UPDATE servers SET deleted=1, status='DELETED', updated=? WHERE id=?",
         (ts(now), server_id),

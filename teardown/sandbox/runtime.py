@@ -425,7 +425,7 @@ def stop_detached(root: Path, timeout: float = 10.0) -> bool:
 
 
 def status(root: Path) -> dict[str, Any]:
-    """Servers, disks, orders and what is still billing, read from the state file."""
+    """Servers, disks, EIPs, orders and what is still billing, read from the state file."""
     layout = Layout(root.resolve())
     if not layout.state.exists():
         raise SandboxError(f"{layout.root}: no sandbox here (run `teardown sandbox up` first)")
@@ -454,6 +454,16 @@ def status(root: Path) -> dict[str, Any]:
             }
             for r in conn.execute("SELECT * FROM volumes WHERE deleted=0 ORDER BY name")
         ]
+        eips = [
+            {
+                "id": r["id"],
+                "public_ip": r["public_ip"],
+                "status": r["status"],
+                "server_id": r["server_id"],
+                "charging_mode": r["charging_mode"],
+            }
+            for r in conn.execute("SELECT * FROM eips WHERE deleted=0 ORDER BY public_ip")
+        ]
         orders = [
             {k: r[k] for k in r.keys()}  # noqa: SIM118 (sqlite3.Row)
             for r in conn.execute("SELECT * FROM orders ORDER BY create_time")
@@ -466,6 +476,7 @@ def status(root: Path) -> dict[str, Any]:
             "pid": running_pid(layout),
             "servers": servers,
             "disks": disks,
+            "eips": eips,
             "orders": orders,
             "still_billing": billing,
         }

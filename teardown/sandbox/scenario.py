@@ -9,12 +9,23 @@ Example (abridged)::
     charging = "postPaid"
     hourly_price = "0.62"
     tags = { role = "web" }
+    public_ip = "121.36.87.11"   # an EIP bound to web-1, named "web-1-eip"
+    eip_charging = "postPaid"    # or "prePaid"; eip_hourly_price, eip_bandwidth_size
     [servers.system_disk]
     size = 40
     files = { "srv/www/index.html" = "<h1>shop</h1>" }
 
 The ``[[subscriptions]]`` and ``[[orders]]`` tables are the billing side (see
-:mod:`teardown.sandbox.billing`).
+:mod:`teardown.sandbox.billing`). ``[[vaults]]`` lists the CBR vaults backups go to (default:
+``vault-sandbox`` for server backups and ``vault-sandbox-disk`` for disk backups), each with its
+capacity, ``object_type``, ``auto_bind`` and a storage price that is **sandbox data**
+(``price_per_gb_month``, CNY per GB of capacity, default ``"0.10"``)::
+
+    [[vaults]]
+    id = "vault-sandbox"
+    object_type = "server"
+    capacity_gb = 1000
+    auto_bind = false        # resources must be added (AddVaultResource) before a checkpoint
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import tomllib
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -31,7 +43,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from teardown.core.errors import ConfigError
-from teardown.sandbox.resources import volume_data_dir
+from teardown.sandbox.resources import server_port, volume_data_dir
 from teardown.sandbox.store import new_id, ts
 
 _STRICT = {"extra": "forbid"}
@@ -69,6 +81,16 @@ class ServerSpec:
     hourly_price: Decimal = Decimal(0)
     private_ip: str | None = None
     public_ip: str | None = None
+    """An EIP bound to the server's port, named ``<server name>-eip`` in the scenario (its id is
+    derived from the server's and the address, so the same scenario gives the same id)."""
+    eip_charging: str = "postPaid"
+    """The EIP's own billing: ``postPaid`` (by the hour) or ``prePaid`` (yearly/monthly, on its
+    own order; ``[[subscriptions]] resource = "<server name>-eip"`` says what was paid)."""
+    eip_hourly_price: Decimal = Decimal("0.30")
+    """**Sandbox data**, not Huawei's price: what a pay-per-use EIP and its dedicated bandwidth
+    cost per hour, in CNY (one figure, bound or not)."""
+    eip_bandwidth_size: int = 5
+    """Mbit/s of the EIP's dedicated bandwidth."""
     tags: dict[str, str] = field(default_factory=dict)
     provisioned_days_ago: float = 1.0
     locked: bool = False
@@ -88,6 +110,34 @@ class VolumeSpec:
 
 
 @dataclass(frozen=True)
+class VaultSpec:
+    """A CBR vault (``[[vaults]]``), pay-per-use: it bills by its capacity for every hour it
+    exists. ``price_per_gb_month`` is sandbox data (CNY per GB of capacity per month, default
+    0.10), not Huawei's price: teardown reads no price from the cloud."""
+
+    __pydantic_config__ = _STRICT
+    id: str = "vault-sandbox"
+    """The profile of every sandbox names ``vault-sandbox`` as its ``huawei.vault_id``."""
+    name: str = "sandbox"
+    object_type: str = "server"
+    """``server`` (whole-server backups) or ``disk`` (disk backups), as CBR's ``billing``."""
+    capacity_gb: int = 10240
+    auto_bind: bool = True
+    """A checkpoint binds a resource not yet in the vault itself; false: it must be added first
+    (AddVaultResource), as on a vault without auto-binding."""
+    price_per_gb_month: Decimal = Decimal("0.10")
+    resources: tuple[str, ...] = ()
+    """Names of servers (server vault) or disks (disk vault) bound to it from the start."""
+
+
+DEFAULT_VAULTS = (
+    VaultSpec(),
+    VaultSpec(id="vault-sandbox-disk", name="sandbox-disk", object_type="disk"),
+)
+"""The vaults of a scenario that lists none: one for server backups, one for disk backups."""
+
+
+@dataclass(frozen=True)
 class Scenario:
     __pydantic_config__ = _STRICT
     name: str
@@ -99,11 +149,60 @@ class Scenario:
     orders: tuple[dict[str, Any], ...] = ()
     five_day_refunds_used: int = 0
     """Five-day full refunds already used this calendar year (quota 10)."""
+    vaults: tuple[VaultSpec, ...] = DEFAULT_VAULTS
+    """CBR vaults (validated by :mod:`teardown.sandbox.billing.vaults`)."""
 
 
 _ADAPTER = TypeAdapter(Scenario)
 
 _MODES = {"postPaid": "0", "prePaid": "1", "spot": "2"}
+_EIP_MODES = ("postPaid", "prePaid")
+
+
+def eip_name(server_name: str) -> str:
+    """The scenario name of a server's EIP (a ``[[subscriptions]]`` entry's ``resource``)."""
+    return f"{server_name}-eip"
+
+
+def add_eip(
+    conn: sqlite3.Connection, server_id: str, spec: ServerSpec, created: datetime
+) -> str | None:
+    """Create the EIP of ``spec.public_ip``, bound to the server's port (``ACTIVE``); returns its
+    id, or None when the server has no public IP. Ids are derived from the server id and the
+    address, so the same scenario always gives the same ids."""
+    if not spec.public_ip:
+        return None
+    if spec.eip_charging not in _EIP_MODES:
+        raise ConfigError(spec.name, f"eip_charging must be one of {', '.join(_EIP_MODES)}")
+    if not 1 <= spec.eip_bandwidth_size <= 2000 or spec.eip_hourly_price < 0:
+        raise ConfigError(spec.name, "eip_bandwidth_size must be 1..2000, eip_hourly_price >= 0")
+    seed_text = f"teardown-sandbox:eip:{server_id}:{spec.public_ip}"
+    eid = str(uuid.uuid5(uuid.NAMESPACE_URL, seed_text))
+    prepaid = spec.eip_charging == "prePaid"
+    order_id = "CS" + eid.replace("-", "")[:14].upper() if prepaid else None
+    conn.execute(
+        "INSERT INTO eips(id, public_ip, alias, status, server_id, port_id, private_ip, "
+        "charging_mode, order_id, product_id, bandwidth_id, bandwidth_name, bandwidth_size, "
+        "hourly_price, created, updated) VALUES (?,?,?, 'ACTIVE', ?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            eid,
+            spec.public_ip,
+            eip_name(spec.name),
+            server_id,
+            server_port(server_id),
+            spec.private_ip,
+            spec.eip_charging,
+            order_id,
+            "OFFI" + eid[:8] if prepaid else None,
+            str(uuid.uuid5(uuid.NAMESPACE_URL, seed_text + ":bandwidth")),
+            "bandwidth-" + eip_name(spec.name),
+            spec.eip_bandwidth_size,
+            "0" if prepaid else str(spec.eip_hourly_price),
+            ts(created),
+            ts(created),
+        ),
+    )
+    return eid
 
 
 def load_scenario(name_or_path: str) -> Scenario:
@@ -248,6 +347,7 @@ def add_server(
             device=f"/dev/vd{chr(ord('b') + i)}",
             order_id=order_id if disk.bound and prepaid else None,
         )
+    add_eip(conn, sid, spec, created)
     return sid
 
 
@@ -255,7 +355,8 @@ def seed(
     conn: sqlite3.Connection, data_root: Path, scenario: Scenario, now: datetime
 ) -> dict[str, str]:
     """Create everything the scenario describes; return resource name -> cloud id."""
-    conn.execute("INSERT OR IGNORE INTO vaults(id, name) VALUES ('vault-sandbox', 'sandbox')")
+    for vault in scenario.vaults:
+        conn.execute("INSERT OR IGNORE INTO vaults(id, name) VALUES (?, ?)", (vault.id, vault.name))
     ids: dict[str, str] = {}
     for spec in scenario.servers:
         if spec.name in ids:
@@ -263,6 +364,8 @@ def seed(
         ids[spec.name] = add_server(conn, data_root, now, spec)
         for v in conn.execute("SELECT id, name FROM volumes WHERE server_id=?", (ids[spec.name],)):
             ids.setdefault(v["name"], v["id"])
+        for e in conn.execute("SELECT id, alias FROM eips WHERE server_id=?", (ids[spec.name],)):
+            ids.setdefault(e["alias"], e["id"])
     for vol in scenario.volumes:
         created = now - timedelta(days=vol.provisioned_days_ago)
         ids[vol.name] = add_volume(conn, data_root, created, vol.disk, name=vol.name)

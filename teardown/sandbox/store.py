@@ -46,6 +46,18 @@ CREATE TABLE IF NOT EXISTS volumes (
     tags TEXT NOT NULL DEFAULT '{}',
     hourly_price TEXT NOT NULL DEFAULT '0',
     deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS eips (
+    id TEXT PRIMARY KEY, public_ip TEXT NOT NULL, alias TEXT,
+    status TEXT NOT NULL,                    -- 'ACTIVE' bound, 'DOWN' unbound, 'PENDING_DELETE'
+    server_id TEXT, port_id TEXT, private_ip TEXT,  -- set only while bound
+    charging_mode TEXT NOT NULL,             -- 'postPaid' | 'prePaid'
+    order_id TEXT, product_id TEXT,          -- a yearly/monthly EIP's order
+    bandwidth_id TEXT NOT NULL, bandwidth_name TEXT NOT NULL,
+    bandwidth_size INTEGER NOT NULL,         -- Mbit/s, dedicated (PER)
+    hourly_price TEXT NOT NULL DEFAULT '0',  -- pay-per-use: the EIP and its bandwidth, CNY/hour
+    delete_on_termination INTEGER NOT NULL DEFAULT 0,
+    created TEXT NOT NULL, updated TEXT NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS snapshots (
     id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, name TEXT NOT NULL, description TEXT,
     status TEXT NOT NULL, size INTEGER NOT NULL, metadata TEXT NOT NULL DEFAULT '{}',

@@ -138,6 +138,25 @@ class BssReader(ApiCaller):
                     break
         return out
 
+    def subscriptions(self, status_list: Sequence[int]) -> list[Any]:
+        """Every ``OrderInstanceV2`` of the customer with one of these statuses (2 in use,
+        3 closed, 4 frozen, 5 expired), main resources and their bound children."""
+        out: list[Any] = []
+        offset = 0
+        while True:
+            body = QueryResourcesReq(
+                status_list=list(status_list),
+                only_main_resource=0,
+                offset=offset,
+                limit=RESOURCE_PAGE,
+            )
+            resp = self._resources_page(ListPayPerUseCustomerResourcesRequest(body=body))
+            page = list(resp.data or [])
+            out.extend(page)
+            offset += len(page)
+            if not page or offset >= int(resp.total_count or 0):
+                return out
+
     def refund_lines(self, order_id: str) -> list[Any]:
         """``OrderRefundInfoV2`` lines of an unsubscribe order."""
         req = ShowRefundOrderDetailsRequest(order_id=order_id)

@@ -20,13 +20,19 @@ from huaweicloudsdkbss.v2 import (
     CancelAutoRenewalResourcesRequest,
     CancelCustomerOrderReq,
     CancelCustomerOrderRequest,
+    PeriodToOnDemandReq,
+    UpdatePeriodToOnDemandRequest,
 )
 
 from teardown.adapters.huawei._bss import UNSUBSCRIBE_RENEWALS, BssReader, unsubscribe
 from teardown.adapters.huawei._parse import money, parse_time
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import call
-from teardown.adapters.huawei.rules import AUTO_RENEW_POLICY
+from teardown.adapters.huawei.rules import (
+    AUTO_RENEW_POLICY,
+    NO_FUTURE_RENEWAL_CODE,
+    TO_PAY_PER_USE_POLICY,
+)
 from teardown.core.errors import PermanentError
 from teardown.core.model import Resource
 from teardown.ports import OrderState, RefundRecord
@@ -90,14 +96,22 @@ class HuaweiBilling:
     # -- renewals and auto-renew -----------------------------------------------------------
 
     def unsubscribe_renewals(self, resource: Resource, key: str) -> tuple[str, ...]:
-        """Unsubscribe renewal periods not yet in effect (type 2); ``CBC.99003128`` if none."""
-        return unsubscribe(
-            self.clients,
-            self._id(resource),
-            UNSUBSCRIBE_RENEWALS,
-            f"unsubscribing the renewals of {resource.name}",
-            "teardown: keep to expiry",
-        )
+        """Unsubscribe renewal periods not yet in effect (type 2); return the new order ids.
+
+        ``CBC.99003128`` (no renewal period that has not taken effect) is success with no
+        order: nothing will renew, and :meth:`renewals_pending` says False then too."""
+        try:
+            return unsubscribe(
+                self.clients,
+                self._id(resource),
+                UNSUBSCRIBE_RENEWALS,
+                f"unsubscribing the renewals of {resource.name}",
+                "teardown: keep to expiry",
+            )
+        except PermanentError as e:
+            if e.code == NO_FUTURE_RENEWAL_CODE:
+                return ()
+            raise
 
     def _subscription(self, resource: Resource) -> Any | None:
         rid = self._id(resource)
@@ -141,6 +155,40 @@ class HuaweiBilling:
     def auto_renew(self, resource: Resource) -> bool:
         sub = self._subscription(resource)
         return sub is not None and sub.expire_policy == AUTO_RENEW_POLICY
+
+    # -- what happens at expiry ------------------------------------------------------------
+
+    def expire_policy(self, resource: Resource) -> int | None:
+        """BSS ``expire_policy`` of the resource (R28: 0 grace, 1 to pay-per-use, 2 delete,
+        3 auto-renew, 4 freeze, 5 delete from retention); None when BSS does not know it."""
+        sub = self._subscription(resource)
+        if sub is None or sub.expire_policy is None:
+            return None
+        return int(sub.expire_policy)
+
+    def keep_from_pay_per_use(self, resource: Resource, key: str) -> None:
+        """Cancel "switch to pay-per-use at expiry" (UpdatePeriodToOnDemand, CANCEL) on a main
+        prepaid resource, so that it ends at expiry instead of billing by the hour.
+
+        Idempotent: nothing is sent unless ``expire_policy`` is 1 now (the API reference makes
+        a CANCEL depend on an earlier SET_UP). An entry in the answer's ``error_details`` (for
+        example ``CBC.99003610``, grace or retention period) is a PermanentError."""
+        if self.expire_policy(resource) != TO_PAY_PER_USE_POLICY:
+            return
+        body = PeriodToOnDemandReq(operation="CANCEL", resource_ids=[self._id(resource)])
+        req = UpdatePeriodToOnDemandRequest(body=body)
+        resp = call(
+            "bss.UpdatePeriodToOnDemand",
+            lambda: self.clients.bss.update_period_to_on_demand(req),
+            idempotent=False,
+        )
+        for d in resp.error_details or []:
+            raise PermanentError(
+                f"{resource.name} still switches to pay-per-use at expiry: "
+                f"{d.error_msg or 'refused'}",
+                code=d.error_code,
+                hint="cancel it in the Billing Center (Renewals) or release the resource",
+            )
 
     # -- refunds ---------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """One factory for the official SDK clients, built lazily from a :class:`HuaweiProfile`.
 
-Regional services (ECS, EVS, CBR) use ``BasicCredentials(ak, sk, project_id)``; BSS is global
+Regional services (ECS, EVS, CBR, EIP) use ``BasicCredentials(ak, sk, project_id)``; BSS is global
 and uses ``GlobalCredentials(ak, sk, domain_id)``. Both ids are always passed, so the SDK never
 calls IAM to look them up. The SDK does not retry (``retry_times=0``): retries are
 :func:`teardown.adapters.huawei.errors.call`'s job.
@@ -16,6 +16,7 @@ from huaweicloudsdkcbr.v1 import CbrClient
 from huaweicloudsdkcore.auth.credentials import BasicCredentials, GlobalCredentials
 from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkecs.v2 import EcsClient
+from huaweicloudsdkeip.v2 import EipClient
 from huaweicloudsdkevs.v2 import EvsClient
 
 from teardown.adapters.huawei.profile import HuaweiProfile
@@ -25,7 +26,7 @@ DEFAULT_TIMEOUT = (10.0, 60.0)
 
 
 class Clients:
-    """The SDK clients for one profile: ``.ecs``, ``.evs``, ``.cbr``, ``.bss``.
+    """The SDK clients for one profile: ``.ecs``, ``.evs``, ``.cbr``, ``.bss``, ``.eip``.
 
     Example::
 
@@ -89,6 +90,11 @@ class Clients:
     def bss(self) -> Any:
         """A ``BssClient`` (v2, global)."""
         return self._client("bss", BssClient)
+
+    @property
+    def eip(self) -> Any:
+        """An ``EipClient`` (v2; Huawei serves it on the region's VPC endpoint)."""
+        return self._client("eip", EipClient)
 
 
 __all__ = ["DEFAULT_TIMEOUT", "Clients"]

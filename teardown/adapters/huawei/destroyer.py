@@ -1,5 +1,13 @@
-"""Deleting pay-per-use servers (ECS DeleteServers + ShowJob) and unsubscribing prepaid
-resources (BSS CancelResourcesSubscription type 1, then waiting until ECS/EVS no longer list it).
+"""Deleting pay-per-use servers (ECS DeleteServers + ShowJob), disks (EVS DeleteVolume + ShowJob)
+and EIPs (EIP DeletePublicip), and unsubscribing prepaid resources (BSS
+CancelResourcesSubscription type 1); each time waiting until ECS, EVS or EIP no longer know it.
+
+DeleteServers is always sent with ``delete_publicip = false``, so a server's EIPs are only
+unbound with it (they then keep billing, unbound). An EIP is a resource of its own in the plan
+(an ADDRESS whose parent is the server) and is released by its own step, after its server is
+gone (DeletePublicip refuses a bound EIP, ``VPC.0517``), and only when the plan says so. With
+``true``, DeleteServers would also release an EIP the config keeps (``billing.public_ips =
+"keep"``) or one the inventory never saw, with no step, journal entry or report line of its own.
 
 Called only after the engine has checked I1 (every required backup verified).
 """
@@ -17,11 +25,14 @@ from huaweicloudsdkecs.v2 import (
     ShowJobRequest,
     ShowServerRequest,
 )
-from huaweicloudsdkevs.v2 import ShowVolumeRequest
+from huaweicloudsdkeip.v2 import DeletePublicipRequest, ShowPublicipRequest
+from huaweicloudsdkevs.v2 import DeleteVolumeRequest, ShowVolumeRequest
+from huaweicloudsdkevs.v2 import ShowJobRequest as ShowVolumeJobRequest
 
 from teardown.adapters.huawei._bss import UNSUBSCRIBE_RELEASE, BssReader, unsubscribe
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import ApiCaller, NotFound, call
+from teardown.adapters.huawei.inventory import EIP_TYPE
 from teardown.core.errors import PermanentError
 from teardown.core.model import BillingMode, DestroyAction, Kind, Resource
 from teardown.ports import DestroyResult, Presence
@@ -31,7 +42,32 @@ from teardown.support.retry import RetryPolicy
 """``unsubscribe_type`` 1: the resource and its renewals; the resource is released."""
 BSS_CLOSED = 3
 GONE_STATUSES = frozenset({"DELETED", "deleted"})
-GOING_STATUSES = frozenset({"SOFT_DELETED", "deleting", "error_deleting"})
+GOING_STATUSES = frozenset(
+    {"SOFT_DELETED", "deleting", "error_deleting", "PENDING_DELETE", "NOTIFY_DELETE"}
+)
+"""ECS, EVS and EIP statuses of a resource being deleted (EIP: 释放中, PENDING_DELETE and
+NOTIFY_DELETE, in ``PublicipShowResp.status``)."""
+
+
+def _is_eip(resource: Resource) -> bool:
+    """An EIP itself: of the ADDRESS types (bandwidths, EIP associations...), only this one's
+    cloud id is an EIP id."""
+    return resource.kind is Kind.ADDRESS and resource.type == EIP_TYPE
+
+
+def _ours(resource: Resource) -> bool:
+    """What this destroyer deletes, unsubscribes and asks the cloud about."""
+    return resource.kind in (Kind.SERVER, Kind.VOLUME) or _is_eip(resource)
+
+
+_HINTS = {
+    "VPC.0517": "the EIP is still bound: it is released after its server is gone (or unbound)",
+    "VPC.0525": "a yearly/monthly EIP cannot be deleted: unsubscribe it instead",
+    "EVS.1046": "the disk is attached or busy: it can be deleted once detached (or its server "
+    "deleted)",
+    "EVS.1035": "a yearly/monthly disk cannot be deleted: unsubscribe it instead",
+}
+"""Next steps for the EIP and EVS refusals of a delete (docs/huawei-api.md)."""
 
 
 def _missing(e: NotFound) -> bool:
@@ -79,27 +115,34 @@ class HuaweiDestroyer(ApiCaller):
     def destroy(
         self, resource: Resource, action: DestroyAction, key: str, *, delete_volumes: bool = False
     ) -> DestroyResult:
-        """Delete (pay-per-use server) or unsubscribe (prepaid server or disk); wait until gone.
+        """Delete (pay-per-use server, disk or EIP) or unsubscribe (prepaid server, disk or
+        EIP); wait until gone.
 
         ``delete_volumes`` is sent as DeleteServers' ``delete_volume``: the plan sets it only
         when every attached disk is known, bound and backed up (else data disks are detached).
+        A disk is deleted on its own only once detached, an EIP only once unbound: the plan
+        deletes them after their server.
 
-        Raises PermanentError when the cloud refuses (locked, frozen, prepaid delete, a failed
-        delete job) or the action is not this adapter's (Pulumi, keep); TransientError when the
-        release does not finish within the timeout (the runner then asks :meth:`presence`).
+        Raises PermanentError when the cloud refuses (locked, frozen, prepaid delete, still
+        attached or bound, a failed delete job) or the action is not this adapter's (Pulumi,
+        keep); TransientError when the release does not finish within the timeout (the runner
+        then asks :meth:`presence`).
         """
         if not resource.cloud_id:
             raise PermanentError(f"{resource.name} has no cloud id: cannot destroy it")
         if action is DestroyAction.DELETE:
-            if resource.kind is not Kind.SERVER:
-                raise PermanentError(
-                    f"{resource.name}: deleting a {resource.kind.value} on its own is not "
-                    "supported yet",
-                    hint="delete it with its server, or unsubscribe it if it is prepaid",
-                )
-            return self._delete_server(resource, resource.cloud_id, delete_volumes)
+            if resource.kind is Kind.SERVER:
+                return self._delete_server(resource, resource.cloud_id, delete_volumes)
+            if resource.kind is Kind.VOLUME:
+                return self._delete_volume(resource, resource.cloud_id)
+            if _is_eip(resource):
+                return self._delete_eip(resource, resource.cloud_id)
+            raise PermanentError(
+                f"{resource.name}: deleting a {resource.kind.value} is not done by the Huawei "
+                "destroyer"
+            )
         if action is DestroyAction.UNSUBSCRIBE:
-            if resource.kind not in (Kind.SERVER, Kind.VOLUME):
+            if not _ours(resource):
                 raise PermanentError(f"{resource.name}: cannot unsubscribe a {resource.kind.value}")
             return self._unsubscribe(resource, resource.cloud_id)
         raise PermanentError(
@@ -140,6 +183,51 @@ class HuaweiDestroyer(ApiCaller):
             )
         return DestroyResult(Presence.GONE, job_id=job_id)
 
+    def _refusable(self, operation: str, fn: Callable[[], Any]) -> Any:
+        """A mutating call (never retried here), its refusal given the next step to take."""
+        try:
+            return call(operation, fn, idempotent=False)
+        except PermanentError as e:
+            hint = _HINTS.get(e.code or "")
+            if hint is None or e.hint is not None:
+                raise
+            raise PermanentError(str(e), code=e.code, hint=hint) from None
+
+    def _delete_volume(self, resource: Resource, volume_id: str) -> DestroyResult:
+        """EVS DeleteVolume (a pay-per-use disk, detached), its job, then until EVS says 404."""
+        req = DeleteVolumeRequest(volume_id=volume_id)
+        job_id = str(
+            self._refusable("evs.DeleteVolume", lambda: self.clients.evs.delete_volume(req)).job_id
+        )
+        job_req = ShowVolumeJobRequest(job_id=job_id)
+
+        def probe() -> Any | None:
+            job = self._read("evs.ShowJob", lambda: self.clients.evs.show_job(job_req))
+            return job if job.status in ("SUCCESS", "FAIL") else None
+
+        job = self._poll(f"delete job {job_id} of {resource.name}", probe)
+        if job.status == "FAIL":
+            reason = job.fail_reason or job.error_code or "failed"
+            raise PermanentError(
+                f"deleting {resource.name} failed (job {job_id}): {reason}", code=job.error_code
+            )
+        self._wait_gone(resource, f"deletion of {resource.name} (job {job_id})")
+        return DestroyResult(Presence.GONE, job_id=job_id)
+
+    def _delete_eip(self, resource: Resource, eip_id: str) -> DestroyResult:
+        """EIP DeletePublicip (a pay-per-use EIP, unbound: 204), then until ShowPublicip is
+        404."""
+        req = DeletePublicipRequest(publicip_id=eip_id)
+        self._refusable("eip.DeletePublicip", lambda: self.clients.eip.delete_publicip(req))
+        self._wait_gone(resource, f"release of {resource.name}")
+        return DestroyResult(Presence.GONE)
+
+    def _wait_gone(self, resource: Resource, what: str) -> None:
+        def probe() -> bool | None:
+            return True if self._cloud_presence(resource) is Presence.GONE else None
+
+        self._poll(what, probe)
+
     def _unsubscribe(self, resource: Resource, resource_id: str) -> DestroyResult:
         order_ids = unsubscribe(
             self.clients,
@@ -158,11 +246,17 @@ class HuaweiDestroyer(ApiCaller):
     # -- presence --------------------------------------------------------------------------
 
     def _cloud_presence(self, resource: Resource) -> Presence:
-        """What ECS/EVS say, without asking BSS."""
+        """What ECS, EVS or EIP say, without asking BSS."""
         rid = resource.cloud_id
         assert rid is not None
         try:
-            if resource.kind is Kind.SERVER:
+            if resource.kind is Kind.ADDRESS:
+                e_req = ShowPublicipRequest(publicip_id=rid)
+                eip = self._read(
+                    "eip.ShowPublicip", lambda: self.clients.eip.show_publicip(e_req)
+                ).publicip
+                status, task = str(eip.status or ""), ""
+            elif resource.kind is Kind.SERVER:
                 s_req = ShowServerRequest(server_id=rid)
                 server = self._read(
                     "ecs.ShowServer", lambda: self.clients.ecs.show_server(s_req)
@@ -186,9 +280,9 @@ class HuaweiDestroyer(ApiCaller):
         return Presence.EXISTS
 
     def presence(self, resource: Resource) -> Presence:
-        """GONE when ECS/EVS no longer know it (404) or report it deleted; GOING while it is
-        being deleted, or when a prepaid resource is closed in BSS but not yet released."""
-        if not resource.cloud_id or resource.kind not in (Kind.SERVER, Kind.VOLUME):
+        """GONE when ECS, EVS or EIP no longer know it (404) or report it deleted; GOING while
+        it is being deleted, or when a prepaid resource is closed in BSS but not yet released."""
+        if not resource.cloud_id or not _ours(resource):
             raise PermanentError(f"{resource.name}: cannot ask the cloud about this resource")
         seen = self._cloud_presence(resource)
         if seen is not Presence.EXISTS or resource.billing.mode is not BillingMode.PRE_PAID:

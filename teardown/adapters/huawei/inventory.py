@@ -1,9 +1,16 @@
 """The Huawei inventory: servers (ECS), their disks (EVS), how they bill (BSS), and unpaid orders.
 
 One run reads: ECS ListServersDetails (by id list or by tags, paged); EVS ListVolumes per server;
-BSS ListPayPerUseCustomerResources once per 50 prepaid ids; ShowCustomerOrderDetails of each
-prepaid resource's purchase order; ListCustomerOrders(status=6) and the details of each pending
-order. Nothing is changed.
+EIP ListPublicips per server that has a public (``floating``) address, by the ports of those
+addresses; BSS ListPayPerUseCustomerResources once per 50 prepaid ids; ShowCustomerOrderDetails
+of each prepaid resource's purchase order; ListCustomerOrders(status=6) and the details of each
+pending order. Nothing is changed.
+
+An EIP bound to a server becomes an ADDRESS resource right after the server (and its separately
+bought disks), its ``parent`` the server: it bills on its own, by the hour or on its own
+yearly/monthly order, until it is released. Every EIP the service returns is checked against
+the server itself (bound to one of its ports, with one of its public addresses): a filter the
+service ignored never attaches another server's EIP to this one.
 """
 
 from __future__ import annotations
@@ -16,23 +23,30 @@ from decimal import Decimal
 from typing import Any
 
 from huaweicloudsdkecs.v2 import ListServersDetailsRequest
+from huaweicloudsdkeip.v2 import ListPublicipsRequest
 from huaweicloudsdkevs.v2 import ListVolumesRequest
 
 from teardown.adapters.huawei._bss import BssReader, discount_coupons
 from teardown.adapters.huawei._parse import money, parse_time
+from teardown.adapters.huawei.bills import BillReader
 from teardown.adapters.huawei.catalog import SERVER_TYPE, VOLUME_TYPE
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import ApiCaller
-from teardown.adapters.huawei.rules import AUTO_RENEW_POLICY
+from teardown.adapters.huawei.refunds import PROMOTION_DISCOUNT_TYPES
+from teardown.adapters.huawei.rules import AUTO_RENEW_POLICY, TO_PAY_PER_USE_POLICY
 from teardown.core.billing import Payment, PeriodType, term_months
 from teardown.core.model import Address, Billing, BillingMode, Disk, Kind, Resource
-from teardown.ports import PendingOrder
+from teardown.ports import BillItem, PendingOrder
 from teardown.support.retry import RetryPolicy
 
 SERVER_PAGE = 1000
 IDS_PER_LIST = 100
 """ListServersDetails ``server_id`` takes a comma-separated list; keep it to about 100 ids."""
 PENDING_PAYMENT = 6
+EIP_PAGE = 1000
+"""ListPublicips page size (``limit``; the next page starts after ``marker``, the last id)."""
+EIP_TYPE = "huaweicloud:Vpc/eip:Eip"
+"""The Pulumi type token of an EIP (``catalog.TYPE_KINDS``: an ADDRESS)."""
 
 _MODES = {"0": BillingMode.POST_PAID, "1": BillingMode.PRE_PAID, "2": BillingMode.SPOT}
 _PERIODS = {2: PeriodType.MONTH, 3: PeriodType.YEAR}
@@ -44,6 +58,10 @@ def server_urn(server_id: str) -> str:
 
 def volume_urn(volume_id: str) -> str:
     return f"cloud:huawei:evs:{volume_id}"
+
+
+def eip_urn(eip_id: str) -> str:
+    return f"cloud:huawei:eip:{eip_id}"
 
 
 @dataclass(frozen=True)
@@ -125,6 +143,47 @@ class HuaweiInventory(ApiCaller):
             if any(a.server_id == server_id for a in (v.attachments or []))
         }
 
+    # -- public IPs ----------------------------------------------------------------------
+
+    def _eips_page(self, req: Any) -> Any:
+        return self._read("eip.ListPublicips", lambda: self.clients.eip.list_publicips(req))
+
+    def _list_eips(self, **filters: Any) -> list[Any]:
+        """Every EIP ListPublicips returns for ``filters``, page by page (``marker`` is the last
+        id of the previous page); a page that brings nothing new ends the listing."""
+        out: list[Any] = []
+        seen: set[str] = set()
+        marker: str | None = None
+        while True:
+            req = ListPublicipsRequest(limit=EIP_PAGE, marker=marker, **filters)
+            items = list(self._eips_page(req).publicips or [])
+            fresh = [e for e in items if e.id and e.id not in seen]
+            out.extend(fresh)
+            seen.update(e.id for e in fresh)
+            if len(items) < EIP_PAGE or not fresh:
+                return out
+            marker = items[-1].id
+
+    def _eips(self) -> list[Any]:
+        """Every EIP of the account in this region (the SDK's ``PublicipShowResp``), bound or
+        not: what :meth:`bills` lists as public IPs."""
+        return self._list_eips()
+
+    def _server_eips(self, server: Any) -> list[Any]:
+        """The EIPs bound to ``server``: asked for by the ports of its floating addresses (or
+        by the address, for one without a port), each checked on its own fields."""
+        floating = _floating(server.addresses)
+        if not floating:
+            return []
+        ports = sorted({port for port in floating.values() if port})
+        bare = sorted(ip for ip, port in floating.items() if not port)
+        found: dict[str, Any] = {}
+        if ports:
+            found.update((e.id, e) for e in self._list_eips(port_id=ports))
+        if bare:
+            found.update((e.id, e) for e in self._list_eips(public_ip_address=bare))
+        return [e for e in found.values() if _bound_to(e, floating)]
+
     # -- billing -------------------------------------------------------------------------
 
     def _subscriptions(self, ids: Sequence[str]) -> dict[str, _Sub]:
@@ -175,6 +234,7 @@ class HuaweiInventory(ApiCaller):
                                 Decimal(0),
                             )
                         ),
+                        promotion=_promotion(amounts),
                     )
                 )
             except ValueError:
@@ -205,6 +265,12 @@ class HuaweiInventory(ApiCaller):
             )
         return out
 
+    def bills(self) -> list[BillItem]:
+        """Everything that bills in the account and region (:mod:`.bills`), public IPs from
+        :meth:`_eips` included."""
+        reader = BillReader(self.clients, sleep=self._sleep, retry=self._retry)
+        return reader.bills(eips=self._eips)
+
     # -- the whole inventory -------------------------------------------------------------
 
     def resources(
@@ -217,9 +283,11 @@ class HuaweiInventory(ApiCaller):
         """
         servers = self._servers(server_ids, tags)
         volumes = {s.id: self._volumes(s.id) for s in servers}
+        eips = {s.id: self._server_eips(s) for s in servers}
         plans = [_ServerFacts.of(s, volumes[s.id]) for s in servers]
         prepaid = [p.server.id for p in plans if p.mode is BillingMode.PRE_PAID]
         prepaid += [v.id for p in plans for v in p.separate if _order_of(v)]
+        prepaid += [e.id for found in eips.values() for e in found if _eip_order(e)]
         facts = _BillingFacts(self._subscriptions(prepaid), self.pending_orders(), self._payments)
         account = self.clients.profile.account
         out: list[Resource] = []
@@ -228,7 +296,17 @@ class HuaweiInventory(ApiCaller):
             out.append(server)
             for v in p.separate:
                 out.append(_volume_resource(v, server.urn, facts, account))
+            for e in eips[p.server.id]:
+                out.append(_eip_resource(e, server.urn, facts, account))
         return out
+
+
+def _promotion(amounts: Any) -> bool | None:
+    """Whether an order line was bought at a promotional discount (its discount types); None
+    when the order does not say (no amount details), so a promotion cannot be ruled out."""
+    if amounts is None or amounts.discounts is None:
+        return None
+    return any(str(d.discount_type) in PROMOTION_DISCOUNT_TYPES for d in amounts.discounts)
 
 
 @dataclass
@@ -271,6 +349,7 @@ class _BillingFacts:
             is_main=sub.is_main if sub else True,
             children=sub.children if sub else (),
             expire_policy=sub.expire_policy if sub else None,
+            to_pay_per_use_at_expiry=bool(sub and sub.expire_policy == TO_PAY_PER_USE_POLICY),
         )
 
 
@@ -317,6 +396,54 @@ def _volume_resource(v: Any, parent: str, facts: _BillingFacts, account: str) ->
         account=account,
         created_at=parse_time(v.created_at),
     )
+
+
+def _eip_resource(e: Any, parent: str, facts: _BillingFacts, account: str) -> Resource:
+    """An EIP bound to the server ``parent``: yearly/monthly when it has an order (the API: a
+    non-empty ``profile`` means a yearly/monthly EIP), else pay-per-use."""
+    order = _eip_order(e)
+    address = str(e.public_ip_address or e.public_ipv6_address or e.id)
+    return Resource(
+        urn=eip_urn(e.id),
+        type=EIP_TYPE,
+        kind=Kind.ADDRESS,
+        name=address,
+        cloud_id=e.id,
+        addresses=(Address(ip=address, public=True),),
+        billing=facts.billing(
+            e.id, BillingMode.PRE_PAID if order else BillingMode.POST_PAID, order
+        ),
+        parent=parent,
+        account=account,
+        created_at=parse_time(e.create_time),
+    )
+
+
+def _eip_order(eip: Any) -> str | None:
+    """A yearly/monthly EIP's order id (``profile.order_id``)."""
+    value = eip.profile.order_id if eip.profile is not None else None
+    return str(value) if value else None
+
+
+def _floating(raw: dict[str, Any] | None) -> dict[str, str | None]:
+    """A server's public (``floating``) addresses -> the port each is on (None if unsaid)."""
+    out: dict[str, str | None] = {}
+    for entries in (raw or {}).values():
+        for a in entries or []:
+            if a.addr and a.os_ext_ip_stype == "floating":
+                out[str(a.addr)] = str(a.os_ext_ip_sport_id) if a.os_ext_ip_sport_id else None
+    return out
+
+
+def _bound_to(eip: Any, floating: dict[str, str | None]) -> bool:
+    """Whether ``eip`` is bound to the server whose floating addresses are ``floating``: its
+    own address is one of them, and it is bound to the port that address is on (any port at
+    all when ECS did not name one). Unbound (no ``port_id``) means not bound to this server."""
+    ips = [ip for ip in (eip.public_ip_address, eip.public_ipv6_address) if ip in floating]
+    if not ips or not eip.port_id:
+        return False
+    expected = floating[ips[0]]
+    return expected is None or str(eip.port_id) == expected
 
 
 def _order_of(volume: Any) -> str | None:
@@ -409,4 +536,4 @@ def _addresses(raw: dict[str, Any] | None) -> tuple[Address, ...]:
     return tuple(out)
 
 
-__all__ = ["SERVER_TYPE", "VOLUME_TYPE", "HuaweiInventory", "PendingOrder"]
+__all__ = ["EIP_TYPE", "SERVER_TYPE", "VOLUME_TYPE", "HuaweiInventory", "PendingOrder"]

@@ -11,11 +11,12 @@ teardown at the real cloud::
     sk = "..."
     vault_id = "..."          # optional: the CBR vault server backups go to
 
-    [huawei.endpoints]        # optional: all four, or none for the real endpoints of the region
-    ecs = "http://127.0.0.1:8001"
-    evs = "http://127.0.0.1:8002"
+    [huawei.endpoints]        # optional: none for the real endpoints of the region, or
+    ecs = "http://127.0.0.1:8001"   # ecs, evs, cbr and bss, and eip (the EIP API: asked for
+    evs = "http://127.0.0.1:8002"   # only when a server has a public IP)
     cbr = "http://127.0.0.1:8003"
     bss = "http://127.0.0.1:8004"
+    eip = "http://127.0.0.1:8005"
 
     [ssh]                     # optional
     user = "root"
@@ -38,8 +39,14 @@ from typing import Any
 from teardown.core.errors import ConfigError
 from teardown.support.toml_file import read_toml
 
-SERVICES = ("ecs", "evs", "cbr", "bss")
+SERVICES = ("ecs", "evs", "cbr", "bss", "eip")
 """The services the adapter calls, and the keys of ``[huawei.endpoints]``."""
+REQUIRED_ENDPOINTS = ("ecs", "evs", "cbr", "bss")
+"""The endpoints a ``[huawei.endpoints]`` table must give; ``eip`` may be left out (a profile
+written before teardown spoke to the EIP API), and is then asked for only when it is used."""
+REGIONAL_HOSTS = {"eip": "vpc"}
+"""Services whose regional endpoint is another service's host: the EIP API is served on the
+VPC endpoint (the SDK's ``EipRegion``: ``https://vpc.{region}.myhuaweicloud.com``)."""
 
 BSS_ENDPOINT = "https://bss.myhuaweicloud.com"
 """BSS is global: one endpoint for every region (the Chinese site)."""
@@ -58,7 +65,7 @@ class HuaweiProfile:
     """Account, region and endpoints for the official SDK clients.
 
     ``endpoints`` is empty for the real cloud (derived from ``region``, see :meth:`endpoint`) or
-    holds all four services (a sandbox, or a private endpoint).
+    holds ECS, EVS, CBR, BSS and usually EIP (a sandbox, or private endpoints).
     """
 
     region: str
@@ -80,14 +87,25 @@ class HuaweiProfile:
         return account_id(self.region, self.project_id)
 
     def endpoint(self, service: str) -> str:
-        """The base URL of ``service`` (``ecs``, ``evs``, ``cbr`` or ``bss``)."""
+        """The base URL of ``service`` (``ecs``, ``evs``, ``cbr``, ``bss`` or ``eip``).
+
+        Raises :class:`ConfigError` for ``eip`` when the profile names its own endpoints but
+        not this one: the real cloud's would be the wrong place to send a sandbox's (or a
+        private endpoint's) requests.
+        """
         if service not in SERVICES:
             raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
         if service in self.endpoints:
             return self.endpoints[service]
+        if self.endpoints:
+            raise ConfigError(
+                "profile",
+                f"huawei.endpoints.{service}: missing (the profile names its own endpoints; "
+                "a sandbox writes this one when it starts: restart it)",
+            )
         if service == "bss":
             return BSS_ENDPOINT
-        return f"https://{service}.{self.region}.myhuaweicloud.com"
+        return f"https://{REGIONAL_HOSTS.get(service, service)}.{self.region}.myhuaweicloud.com"
 
 
 def _table(source: str, data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
@@ -147,8 +165,11 @@ def load_profile(path: Path) -> HuaweiProfile:
         for service in SERVICES:
             where = f"huawei.endpoints.{service}"
             if service not in raw:
+                if service not in REQUIRED_ENDPOINTS:
+                    continue
                 raise ConfigError(
-                    source, f"{where}: missing (give all four endpoints, or none for the real ones)"
+                    source,
+                    f"{where}: missing (give ecs, evs, cbr and bss, or none for the real ones)",
                 )
             url = _string(source, raw, service, where, required=True)
             assert url is not None
@@ -235,6 +256,7 @@ def profile_from_env(env: Mapping[str, str]) -> HuaweiProfile | None:
 
 __all__ = [
     "BSS_ENDPOINT",
+    "REQUIRED_ENDPOINTS",
     "SANDBOX_VAULT_ID",
     "SERVICES",
     "HuaweiProfile",

@@ -7,6 +7,7 @@ made where the published rules leave something open.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -292,11 +293,15 @@ def subscription(r: Resource, *, lock_and_freeze: bool = False) -> Subscription:
 
 
 def estimate(
-    resource: Resource, action: DestroyAction, now: datetime, quota_used: int
+    resource: Resource, action: DestroyAction, now: datetime, quota_used: int | None
 ) -> tuple[Estimate | None, tuple[str, str] | None]:
     """The planner's refund estimate for ``r`` under ``action``, or the rule that refuses the
     unsubscribe as (reason, message). A lock or a freeze gives neither: the planner has already
-    warned with the next step to take."""
+    warned with the next step to take.
+
+    The estimate says what it assumes: the 5-day quota used when ``quota_used`` is None (no API
+    tells it), and that the unsubscribe may be refused when a purchase may have been a
+    promotion (R16); ``worst_fee`` is then what would be lost without a refund."""
     r = resource
     b = r.billing
     if not b.payments:
@@ -305,14 +310,25 @@ def estimate(
     next_charge = (
         auto_renew_charge_at(b.expires_at, RULES) if b.auto_renew and b.expires_at else None
     )
+    last = max(b.payments, key=lambda p: p.expires)
+    renewal = last.paid + last.cash_coupon + last.discount_coupon if next_charge else None
     try:
         if action in (DestroyAction.UNSUBSCRIBE, DestroyAction.PULUMI):
-            quote = quote_unsubscribe(sub, now, quota_used, RULES)
+            quote = quote_unsubscribe(sub, now, quota_used or 0, RULES)
         elif action is DestroyAction.KEEP_TO_EXPIRY and any(p.effective > now for p in b.payments):
             quote = quote_renewal_unsubscribe(sub, now)
         else:
             zero = Decimal(0)
-            kept = Estimate(zero, zero, zero, False, zero, "kept: nothing is refunded", next_charge)
+            kept = Estimate(
+                zero,
+                zero,
+                zero,
+                False,
+                zero,
+                "kept: nothing is refunded",
+                next_charge,
+                next_charge_amount=renewal,
+            )
             return kept, None
     except RuleRefusal as e:
         if e.reason in ("locked", "frozen"):
@@ -327,6 +343,37 @@ def estimate(
             coupons_lost=quote.coupons_lost,
             explanation=quote.explanation,
             next_charge=next_charge,
+            next_charge_amount=renewal,
+            assumptions=_assumptions(quote.five_day, quota_used),
+            may_be_refused=_may_be_refused(b.payments),
+            worst_fee=(quote.refund + quote.fee) if _may_be_refused(b.payments) else None,
         ),
         None,
     )
+
+
+PROMOTION_DISCOUNT_TYPES = frozenset({"200", "700"})
+"""``discount_type`` values of a promotion in an order's discounts (the SDK's
+``DiscountItemV2``: 200 促销产品折扣 promotional product discount, 700 促销折扣 promotional
+discount)."""
+
+
+def _assumptions(five_day: bool, quota_used: int | None) -> tuple[str, ...]:
+    if five_day and quota_used is None:
+        return (
+            "5-day quota used: unknown, assumed 0 — set billing.five_day_quota_used "
+            "(10 full refunds a year, R6)",
+        )
+    return ()
+
+
+def _may_be_refused(payments: Sequence[Payment]) -> str:
+    """Why the unsubscribe may be refused although no known rule refuses it."""
+    if any(p.promotion for p in payments):
+        return "bought at a promotional discount: Huawei may refuse its unsubscribe (R16)"
+    if any(p.promotion is None for p in payments):
+        return (
+            "the order's discounts are unknown, so a promotion (which Huawei may refuse to "
+            "unsubscribe, R16) cannot be ruled out"
+        )
+    return ""

@@ -35,7 +35,7 @@ from teardown.core.reminders import DAY, Reminder, prepaid
 
 
 def _when(t: datetime) -> str:
-    return f"{t:%Y-%m-%d %H:%M} UTC"
+    return f"{t:%Y-%m-%d %H:%M %Z}"  # with its zone: charges follow the site's clock (R25)
 
 
 def _renewal_text(

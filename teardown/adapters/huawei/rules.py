@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from enum import StrEnum
 
@@ -77,9 +77,10 @@ class BillingRules:
     """R12: handling-fee rows; empty means no fee (framework contract)."""
     renew_days_before_expiry: int = 7
     """R25: auto-renew charges this many days before expiry (the user may set 2..7)."""
-    renew_hour_utc: int = 3
-    """R25: the hour auto-renew charges. The real service uses 03:00 *local* (site) time; the
-    sandbox and these rules use UTC."""
+    renew_hour_local: int = 3
+    """R25: the hour auto-renew charges, in the site's local time."""
+    site_utc_offset_hours: int = 8
+    """R25: the site's local time (the Chinese site, whose BSS teardown uses: UTC+8)."""
     grace_days: int = 15
     """R27: grace period after expiry (international default; Chinese site: by customer level)."""
     retention_days: int = 15
@@ -94,13 +95,20 @@ class BillingRules:
             raise ValueError(
                 f"renew_days_before_expiry must be 2..7 (R25), got {self.renew_days_before_expiry}"
             )
-        if not 0 <= self.renew_hour_utc <= 23:
-            raise ValueError(f"renew_hour_utc must be 0..23, got {self.renew_hour_utc}")
+        if not 0 <= self.renew_hour_local <= 23:
+            raise ValueError(f"renew_hour_local must be 0..23, got {self.renew_hour_local}")
+        if not -12 <= self.site_utc_offset_hours <= 14:
+            raise ValueError("site_utc_offset_hours must be -12..14")
         if self.grace_days < 0 or self.retention_days < 0:
             raise ValueError("grace_days and retention_days must not be negative")
         for r in self.fee_table:
             if r.term_months < 1 or r.used_up_to_months < 1 or not 0 <= r.rate <= 1:
                 raise ValueError(f"invalid fee rule {r}")
+
+    @property
+    def site_zone(self) -> timezone:
+        """The site's local time zone (auto-renew charges by its clock)."""
+        return timezone(timedelta(hours=self.site_utc_offset_hours))
 
 
 @dataclass(frozen=True)
@@ -276,12 +284,14 @@ def five_day_eligible(
 
 
 def auto_renew_charge_at(expires: datetime, rules: BillingRules) -> datetime:
-    """When auto-renew charges (R25): ``renew_hour_utc`` o'clock UTC on the day
-    ``renew_days_before_expiry`` days before the expiry date (in UTC). The real service uses
-    03:00 local time; retries follow daily until the retention period ends."""
+    """When auto-renew charges (R25): ``renew_hour_local`` o'clock of the site's local time
+    (UTC+8 for the Chinese site) on the day ``renew_days_before_expiry`` days before the
+    expiry date (its local date). Returned in the site's zone; retries follow daily until the
+    retention period ends."""
     aware("expires", expires)
-    day = expires.astimezone(UTC).date() - timedelta(days=rules.renew_days_before_expiry)
-    return datetime(day.year, day.month, day.day, rules.renew_hour_utc, tzinfo=UTC)
+    zone = rules.site_zone
+    day = expires.astimezone(zone).date() - timedelta(days=rules.renew_days_before_expiry)
+    return datetime(day.year, day.month, day.day, rules.renew_hour_local, tzinfo=zone)
 
 
 class ExpiryPhase(StrEnum):
@@ -321,6 +331,8 @@ EXPIRE_POLICIES: dict[str, int] = {
 
 AUTO_RENEW_POLICY = 3
 """``expire_policy`` when auto-renew is on: the only value that means auto-renew (R28)."""
+TO_PAY_PER_USE_POLICY = 1
+"""``expire_policy`` 1: switch to pay-per-use at expiry (the SDK's ``OrderInstanceV2``)."""
 
 
 def expire_policy_code(auto_renew: bool, policy_on_expiry: str = "grace") -> int:

@@ -3,6 +3,13 @@
 
 References returned by :meth:`CbrSnapshotter.create` are the checkpoint id for CBR and
 ``evs:<snapshot id>`` for EVS, so :meth:`CbrSnapshotter.wait` knows what to poll.
+
+A CBR backup goes into a vault, which bills by its capacity for as long as it exists
+(docs/huawei-api.md, "CBR"). Before each checkpoint the vault is read (ShowVault): a server needs
+a vault whose ``billing.object_type`` is ``server``, a disk one whose type is ``disk``; a full
+vault is refused before anything is written; a resource not yet bound to the vault is added
+(AddVaultResource), as CBR requires. ``retention_days`` becomes the checkpoint's
+``retention_duration_days``: CBR deletes the backup that many days after it was made.
 """
 
 from __future__ import annotations
@@ -13,10 +20,15 @@ from dataclasses import replace
 from typing import Any
 
 from huaweicloudsdkcbr.v1 import (
+    AddVaultResourceRequest,
     CheckpointParam,
     CreateCheckpointRequest,
     ListBackupsRequest,
+    ListVaultRequest,
+    ResourceCreate,
     ShowCheckpointRequest,
+    ShowVaultRequest,
+    VaultAddResourceReq,
     VaultBackup,
     VaultBackupReq,
 )
@@ -33,6 +45,7 @@ from teardown.adapters.huawei.errors import ApiCaller, NotFound, call
 from teardown.adapters.huawei.profile import account_id
 from teardown.core.errors import PermanentError
 from teardown.core.model import Artifact, Kind, Origin, Resource, SnapshotKind
+from teardown.ports import VaultInfo
 from teardown.support.poll import poll
 from teardown.support.retry import RetryPolicy
 
@@ -41,6 +54,17 @@ EVS_PREFIX = "evs:"
 CHECKPOINT_DONE = frozenset({"available", "error", "deleting", "deleted", "error-deleting"})
 SNAPSHOT_DONE = frozenset({"available", "error", "deleting", "error_deleting"})
 BACKUP_PAGE = 100
+MB_PER_GB = 1024
+"""CBR's ``billing.used`` is in MB, ``billing.size`` (the capacity) in GB."""
+SERVER_TYPE, VOLUME_TYPE = "OS::Nova::Server", "OS::Cinder::Volume"
+VAULT_FULL = "BackupService.6114"
+"""The vault's used capacity has exceeded its total capacity (CBR error codes)."""
+NOT_IN_VAULT = "BackupService.6135"
+ALREADY_IN_THIS_VAULT = frozenset({"BackupService.7116", "BackupService.7006"})
+"""AddVaultResource: the server (7116) or disk (7006) is already in the vault."""
+IN_OTHER_VAULT = "BackupService.6103"
+MAX_RETENTION_DAYS = 36500
+"""``retention_duration_days`` is 1..36500 (the SDK's ``CheckpointParam``)."""
 
 
 def _description(resource: Resource) -> str:
@@ -54,6 +78,10 @@ class CbrSnapshotter(ApiCaller):
 
         snap = CbrSnapshotter(clients, profile.vault_id or "vault-sandbox")
         art = snap.wait(server, snap.create(server, SnapshotKind.CBR, key="run1-snap-web-1"))
+
+    ``vault_id`` is the vault of server backups; disk backups go to ``disk_vault_id``, or when it
+    is not given and ``vault_id`` is a server vault, to the project's one disk vault (refused,
+    naming them, when there is none or more than one).
     """
 
     def __init__(
@@ -61,6 +89,7 @@ class CbrSnapshotter(ApiCaller):
         clients: Clients,
         vault_id: str,
         *,
+        disk_vault_id: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         poll_interval: float = 2.0,
         timeout: float = 3600.0,
@@ -69,6 +98,9 @@ class CbrSnapshotter(ApiCaller):
     ) -> None:
         super().__init__(clients, sleep=sleep, retry=retry)
         self.vault_id = vault_id
+        self.disk_vault_id = disk_vault_id
+        self._vault_ids: dict[str, str] = {}
+        """``object_type`` -> the vault id resolved for it (read once)."""
         self._interval = poll_interval
         self._timeout = timeout
         self._clock = clock
@@ -93,9 +125,21 @@ class CbrSnapshotter(ApiCaller):
 
     # -- create ----------------------------------------------------------------------------
 
-    def create(self, resource: Resource, kind: SnapshotKind, key: str) -> str:
-        """Start a CBR checkpoint (or an EVS snapshot) named ``key``; return its reference."""
+    def create(
+        self, resource: Resource, kind: SnapshotKind, key: str, *, retention_days: int = 0
+    ) -> str:
+        """Start a CBR checkpoint (or an EVS snapshot) named ``key``; return its reference.
+
+        CBR: the vault must be of the resource's type and not full (PermanentError naming the
+        vault, its capacity and use, before any backup); the resource is added to it first when
+        it is not bound yet; ``retention_days`` > 0 is sent as ``retention_duration_days``."""
         self._check_kind(resource, kind)
+        if not 0 <= retention_days <= MAX_RETENTION_DAYS:
+            raise PermanentError(
+                f"retention_days must be 0 (keep until deleted) to {MAX_RETENTION_DAYS}, "
+                f"got {retention_days}",
+                hint="CBR keeps a manual backup 1 to 36500 days (retention_duration_days)",
+            )
         cloud_id = self._cloud_id(resource)
         if kind is SnapshotKind.EVS:
             option = CreateSnapshotOption(
@@ -108,16 +152,136 @@ class CbrSnapshotter(ApiCaller):
                 idempotent=False,
             )
             return EVS_PREFIX + str(resp.snapshot.id)
-        params = CheckpointParam(resources=[cloud_id], name=key, description=_description(resource))
+        vault = self._target_vault(resource)
+        self._refuse_if_full(vault, resource)
+        if cloud_id not in {str(r.id) for r in vault.resources or []}:
+            self._add_to_vault(vault, resource, cloud_id)
+        params = CheckpointParam(
+            resources=[cloud_id],
+            name=key,
+            description=_description(resource),
+            retention_duration_days=retention_days or None,
+        )
         cbr_req = CreateCheckpointRequest(
-            body=VaultBackupReq(checkpoint=VaultBackup(vault_id=self.vault_id, parameters=params))
+            body=VaultBackupReq(checkpoint=VaultBackup(vault_id=str(vault.id), parameters=params))
         )
-        created = call(
-            "cbr.CreateCheckpoint",
-            lambda: self.clients.cbr.create_checkpoint(cbr_req),
-            idempotent=False,
-        )
+        try:
+            created = call(
+                "cbr.CreateCheckpoint",
+                lambda: self.clients.cbr.create_checkpoint(cbr_req),
+                idempotent=False,
+            )
+        except PermanentError as e:
+            if e.code == VAULT_FULL:
+                raise self._full(self._show_vault(str(vault.id)), resource) from e
+            raise
         return str(created.checkpoint.id)
+
+    # -- the vault -------------------------------------------------------------------------
+
+    def vaults(self) -> list[VaultInfo]:
+        """The vault of server backups and the one of disk backups (configured, or the
+        project's single disk vault), as CBR reports them now."""
+        if not self.vault_id and not self.disk_vault_id:
+            return []
+        out: list[VaultInfo] = []
+        if self.vault_id:
+            out.append(_vault_info(self._show_vault(self.vault_id)))
+        if self.disk_vault_id:
+            out.append(_vault_info(self._show_vault(self.disk_vault_id)))
+        elif not any(v.object_type == "disk" for v in out):
+            req = ListVaultRequest(object_type="disk", limit=1000, offset=0)
+            listed = self._read("cbr.ListVault", lambda: self.clients.cbr.list_vault(req)).vaults
+            disks = [v for v in listed or [] if _object_type(v) == "disk"]
+            if len(disks) == 1:  # the one a disk's backup would go to
+                out.append(_vault_info(disks[0]))
+        return out
+
+    def _show_vault(self, vault_id: str) -> Any:
+        req = ShowVaultRequest(vault_id=vault_id)
+        return self._read("cbr.ShowVault", lambda: self.clients.cbr.show_vault(req)).vault
+
+    def _target_vault(self, resource: Resource) -> Any:
+        """The vault ``resource``'s backup goes to, read now; PermanentError when the vault
+        configured is of another type (server backups need a ``server`` vault, disk backups a
+        ``disk`` vault) or no single disk vault can be found."""
+        wanted = _object_type_for(resource)
+        known = self._vault_ids.get(wanted)
+        if known is not None:
+            return self._show_vault(known)
+        if not self.vault_id and not (wanted == "disk" and self.disk_vault_id):
+            raise PermanentError(
+                f"{resource.name}: no CBR vault is configured", hint="set huawei.vault_id"
+            )
+        configured = self.disk_vault_id if wanted == "disk" and self.disk_vault_id else None
+        vault = self._show_vault(configured or self.vault_id)
+        found = _object_type(vault)
+        if found != wanted and wanted == "disk" and configured is None:
+            vault = self._the_disk_vault(resource, vault)
+        elif found != wanted:
+            raise PermanentError(
+                f"{resource.name}: the backup of a {resource.kind.value} needs a {wanted} backup "
+                f"vault, but vault {_vault_name(vault)} backs up {found or 'an unknown type'} "
+                "(billing.object_type)",
+                hint=f"point the profile at a {wanted} backup vault",
+            )
+        self._vault_ids[wanted] = str(vault.id)
+        return vault
+
+    def _the_disk_vault(self, resource: Resource, server_vault: Any) -> Any:
+        req = ListVaultRequest(object_type="disk", limit=1000, offset=0)
+        listed = self._read("cbr.ListVault", lambda: self.clients.cbr.list_vault(req)).vaults
+        disks = [v for v in listed or [] if _object_type(v) == "disk"]
+        if len(disks) == 1:
+            return disks[0]
+        names = ", ".join(_vault_name(v) for v in disks)
+        raise PermanentError(
+            f"{resource.name} is a disk: its CBR backup needs a disk backup vault, but vault "
+            f"{_vault_name(server_vault)} backs up servers and the project has "
+            + (f"{len(disks)} disk vaults ({names})" if disks else "no disk vault"),
+            hint="create one disk backup vault (CBR, object_type disk) or name the one to use",
+        )
+
+    def _refuse_if_full(self, vault: Any, resource: Resource) -> None:
+        info = _vault_info(vault)
+        if info.capacity_gb is not None and info.used_gb >= info.capacity_gb:
+            raise self._full(vault, resource)
+
+    @staticmethod
+    def _full(vault: Any, resource: Resource) -> PermanentError:
+        info = _vault_info(vault)
+        capacity = f"{info.capacity_gb:g} GB" if info.capacity_gb is not None else "unknown"
+        return PermanentError(
+            f"vault {_vault_name(vault)} has no room for the backup of {resource.name}: "
+            f"{info.used_gb:.1f} GB used of {capacity}",
+            code=VAULT_FULL,
+            hint="expand the vault or delete backups it no longer needs, then run again "
+            "(a bigger vault bills more: it bills by its capacity)",
+        )
+
+    def _add_to_vault(self, vault: Any, resource: Resource, cloud_id: str) -> None:
+        rtype = VOLUME_TYPE if resource.kind is Kind.VOLUME else SERVER_TYPE
+        body = VaultAddResourceReq(
+            resources=[ResourceCreate(id=cloud_id, type=rtype, name=resource.name[:255])]
+        )
+        req = AddVaultResourceRequest(vault_id=str(vault.id), body=body)
+        try:
+            call(
+                "cbr.AddVaultResource",
+                lambda: self.clients.cbr.add_vault_resource(req),
+                idempotent=False,
+            )
+        except PermanentError as e:
+            if e.code in ALREADY_IN_THIS_VAULT:
+                return  # added by an earlier attempt whose answer was lost
+            if e.code == IN_OTHER_VAULT:
+                raise PermanentError(
+                    f"{resource.name} is bound to another CBR vault than {_vault_name(vault)}",
+                    code=e.code,
+                    hint="remove it from that vault (its backups there are deleted with it) or "
+                    "point the profile at that vault",
+                ) from e
+            raise
 
     # -- find ------------------------------------------------------------------------------
 
@@ -139,7 +303,10 @@ class CbrSnapshotter(ApiCaller):
                     return EVS_PREFIX + str(s.id)
             return None
         seen: set[str] = set()
-        for b in self._backups(resource_id=cloud_id, vault_id=self.vault_id):
+        vault_id = self._vault_ids.get(_object_type_for(resource))
+        if vault_id is None:
+            vault_id = str(self._target_vault(resource).id)
+        for b in self._backups(resource_id=cloud_id, vault_id=vault_id):
             cid = b.checkpoint_id
             if not cid or cid in seen or b.resource_id != cloud_id:
                 continue
@@ -305,6 +472,37 @@ class CbrSnapshotter(ApiCaller):
                 else f"snapshot {snapshot_id} ended in status {s.status}"
             ),
         )
+
+
+def _object_type_for(resource: Resource) -> str:
+    """The ``object_type`` of the vault a backup of ``resource`` needs."""
+    return "disk" if resource.kind is Kind.VOLUME else "server"
+
+
+def _object_type(vault: Any) -> str | None:
+    billing = vault.billing
+    return str(billing.object_type) if billing is not None and billing.object_type else None
+
+
+def _vault_name(vault: Any) -> str:
+    return f"{vault.name} ({vault.id})" if vault.name and vault.name != vault.id else str(vault.id)
+
+
+def _vault_info(vault: Any) -> VaultInfo:
+    """ShowVault's answer as the port's VaultInfo: ``billing.used`` (MB) in GB, ``billing.size``
+    (GB) as the capacity."""
+    billing = vault.billing
+    used = (billing.used if billing is not None else None) or 0
+    size = billing.size if billing is not None else None
+    prepaid = billing is not None and billing.charging_mode == "pre_paid"
+    return VaultInfo(
+        id=str(vault.id),
+        name=str(vault.name or vault.id),
+        used_gb=round(float(used) / MB_PER_GB, 3),
+        capacity_gb=float(size) if size else None,
+        object_type=_object_type(vault) or "server",
+        charging="prepaid" if prepaid else "storage",
+    )
 
 
 def _disks_held(backups: list[Any]) -> set[str]:

@@ -14,7 +14,8 @@ Modules:
 - :mod:`.seed`: a scenario's subscriptions, orders, payments and quota use;
 - :mod:`.queries`: reading subscriptions, their status, the quota and what is still billing;
 - :mod:`.unsubscribe`: unsubscribing, the refund order, and the queued release;
-- :mod:`.autorenew`: turning auto-renew off and on.
+- :mod:`.autorenew`: turning auto-renew off and on, and "switch to pay-per-use at expiry";
+- :mod:`.vaults`: the billing side of CBR vaults (capacity, use, price) and their bindings.
 
 Choices the published rules leave open, made here:
 
@@ -31,7 +32,7 @@ Choices the published rules leave open, made here:
 Importing the package registers the ledger's timers (order expiry and completion, releases).
 """
 
-from teardown.sandbox.billing.autorenew import set_auto_renew
+from teardown.sandbox.billing.autorenew import set_auto_renew, set_to_pay_per_use
 from teardown.sandbox.billing.queries import (
     billing_subscription,
     children_of,
@@ -52,6 +53,7 @@ from teardown.sandbox.billing.schema import (
     FROZEN,
     GONE_CODE,
     IN_USE,
+    IP_TYPE,
     NEW,
     NOT_FOUND_CODE,
     PENDING_PAYMENT,
@@ -61,6 +63,7 @@ from teardown.sandbox.billing.schema import (
     UNSUBSCRIBE,
     VM_TYPE,
     VOLUME_TYPE,
+    VPC_SERVICE,
     D,
     new_order_id,
 )
@@ -78,6 +81,7 @@ __all__ = [
     "FROZEN",
     "GONE_CODE",
     "IN_USE",
+    "IP_TYPE",
     "NEW",
     "NOT_FOUND_CODE",
     "PENDING_PAYMENT",
@@ -87,6 +91,7 @@ __all__ = [
     "UNSUBSCRIBE",
     "VM_TYPE",
     "VOLUME_TYPE",
+    "VPC_SERVICE",
     "D",
     "billing_subscription",
     "check_unsubscribable",
@@ -97,6 +102,7 @@ __all__ = [
     "quota_used",
     "seed_billing",
     "set_auto_renew",
+    "set_to_pay_per_use",
     "still_billing",
     "subscription_row",
     "unsubscribe",

@@ -5,13 +5,31 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from teardown.core.errors import ConfigError
 from teardown.sandbox.billing.schema import CANCELLED, COMPLETED, PENDING_PAYMENT, PROCESSING
 from teardown.sandbox.scenario import Scenario
 
 _Money = Field(default=Decimal(0), ge=0)
+
+ExpirePolicy = Literal["grace", "to_pay_per_use", "delete", "freeze", "delete_from_retention"]
+POLICY_KEYS: dict[str, str] = {
+    "grace": "grace",
+    "to_pay_per_use": "on_demand",
+    "delete": "delete",
+    "freeze": "freeze",
+    "delete_from_retention": "delete_from_retention",
+}
+"""A subscription's ``expire_policy`` as the key of
+:data:`teardown.adapters.huawei.rules.EXPIRE_POLICIES`."""
 
 
 class RenewalEntry(BaseModel):
@@ -44,11 +62,26 @@ class SubscriptionEntry(BaseModel):
     flexi_coupon: Decimal = _Money
     stored_card: Decimal = _Money
     auto_renew: bool = False
+    expire_policy: ExpirePolicy = "grace"
+    """What happens at expiry when auto-renew is off (BSS ``expire_policy``, R28):
+    ``to_pay_per_use`` makes it bill by the hour after it expires."""
     renewals: list[RenewalEntry] = Field(default_factory=list)
     promotional: bool = False
     """Bought in a promotion that excludes the 5-day full refund (R8)."""
+    promotion_discount: Decimal = _Money
+    """The promotion's price cut: the purchase order lists it as a discount of type 200
+    (促销产品折扣, the SDK's ``DiscountItemV2``), so a reader of the order can tell."""
     blockers: list[str] = Field(default_factory=list)
     """Keys of :data:`teardown.adapters.huawei.rules.BLOCKER_CODES`."""
+
+    @field_validator("expire_policy")
+    @classmethod
+    def _one_expiry(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("auto_renew") and value != "grace":
+            raise ValueError(
+                "auto_renew and expire_policy exclude each other: auto-renew is expire_policy 3"
+            )
+        return value
 
 
 class OrderEntry(BaseModel):

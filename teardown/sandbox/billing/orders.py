@@ -42,18 +42,20 @@ def insert_order(
     commission: Decimal = Decimal(0),
     consumed: Decimal = Decimal(0),
     base_order_id: str | None = None,
+    promotion: Decimal = Decimal(0),
 ) -> None:
-    """One ``orders`` row; ``official`` defaults to everything paid, in cash or otherwise."""
+    """One ``orders`` row; ``official`` defaults to everything paid, in cash or otherwise,
+    plus the promotional discount."""
     if official is None:
-        official = cash + coupon + flexi_coupon + stored_card + discount_coupon
+        official = cash + coupon + flexi_coupon + stored_card + discount_coupon + promotion
     pending_end = ts(created + PENDING_VALIDITY) if status == PENDING_PAYMENT else None
     paid_at = ts(created) if status == COMPLETED else None
     conn.execute(
         "INSERT INTO orders(id, customer_id, service_type_code, order_type, status, "
         "amount_after_discount, official_amount, coupon, flexi_coupon, stored_card, "
         "discount_coupon, commission, consumed, create_time, payment_time, "
-        "pending_payment_end_time, base_order_id, resource_ids) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "pending_payment_end_time, base_order_id, resource_ids, promotion) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             order_id,
             customer_id,
@@ -73,6 +75,7 @@ def insert_order(
             pending_end,
             base_order_id,
             json.dumps(resource_ids),
+            str(promotion),
         ),
     )
 

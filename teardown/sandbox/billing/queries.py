@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from teardown.adapters.huawei.bills import expiry_outcome, next_renewal_charge
 from teardown.adapters.huawei.rules import (
     BillingRules,
     ExpiryPhase,
     Subscription,
-    auto_renew_charge_at,
     expiry_phase,
     quota_used_in_year,
 )
@@ -27,12 +27,14 @@ from teardown.sandbox.billing.schema import (
     EXPIRED,
     FROZEN,
     IN_USE,
+    IP_TYPE,
     PENDING_PAYMENT,
     PROCESSING,
     RULES,
     VM_TYPE,
     D,
 )
+from teardown.sandbox.billing.vaults import all_vaults, backup_count, retention_days, used_gb
 from teardown.sandbox.store import parse_ts, ts
 
 
@@ -141,18 +143,25 @@ def billing_subscription(conn: sqlite3.Connection, row: sqlite3.Row) -> Subscrip
 def still_billing(
     conn: sqlite3.Connection, now: datetime, rules: BillingRules = RULES
 ) -> list[dict[str, Any]]:
-    """Everything that is still costing money at ``now``.
+    """Everything that is still costing money at ``now``, each entry with the cloud id it is
+    known by (``resource_id``; an order's id for an order) and how it bills (``charging``):
 
-    - every live pay-per-use (or spot) server and disk, with its hourly price;
-    - every main prepaid subscription in use or in its grace period, with its expiry, auto-renew
-      state and when auto-renew would next charge (R25);
-    - every order pending payment.
+    - ``hourly``: every live pay-per-use (or spot) server and disk, with its hourly price;
+    - ``prepaid``: every main prepaid subscription in use or in its grace period, with its
+      expiry, what happens then (``expire_policy``: ``release``, ``auto_renew`` or
+      ``to_pay_per_use``; the BSS code in ``expire_policy_code``) and when auto-renew would next
+      charge (R25);
+    - ``storage``: every CBR vault (it bills by its capacity while it exists), with the GB its
+      backups use, its capacity and the sandbox's monthly cost;
+    - ``order``: every order pending payment.
 
     A separately bought disk left behind by an unsubscribed server appears here on its own.
     """
     return [
         *_pay_per_use(conn),
+        *_eips(conn),
         *_prepaid_in_force(conn, now, rules),
+        *_vaults(conn),
         *_pending_orders(conn),
     ]
 
@@ -170,6 +179,7 @@ def _pay_per_use(conn: sqlite3.Connection) -> list[dict[str, Any]]:
                 "resource_id": r["id"],
                 "name": r["name"],
                 "billing": modes[r["charging_mode"]],
+                "charging": "hourly",
                 "hourly_price": D(r["hourly_price"]),
             }
         )
@@ -183,11 +193,37 @@ def _pay_per_use(conn: sqlite3.Connection) -> list[dict[str, Any]]:
                 "resource_id": r["id"],
                 "name": r["name"],
                 "billing": "postPaid",
+                "charging": "hourly",
                 "hourly_price": D(r["hourly_price"]),
                 "server_id": r["server_id"],
             }
         )
     return out
+
+
+_KINDS = {VM_TYPE: "server", IP_TYPE: "eip"}
+"""A subscription's resource type -> the ``kind`` of its entry (anything else is a disk)."""
+
+
+def _eips(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Live pay-per-use EIPs: each bills by the hour, bound or not (its dedicated bandwidth
+    while bound, a reservation fee too once unbound: one sandbox price covers both), until it
+    is released. Yearly/monthly EIPs appear with the prepaid subscriptions."""
+    return [
+        {
+            "kind": "eip",
+            "resource_id": r["id"],
+            "name": r["public_ip"],
+            "billing": "postPaid",
+            "charging": "hourly",
+            "hourly_price": D(r["hourly_price"]),
+            "server_id": r["server_id"],
+        }
+        for r in conn.execute(
+            "SELECT * FROM eips WHERE deleted=0 AND charging_mode='postPaid' "
+            "AND id NOT IN (SELECT resource_id FROM subscriptions) ORDER BY public_ip, id"
+        )
+    ]
 
 
 def _prepaid_in_force(
@@ -200,18 +236,20 @@ def _prepaid_in_force(
         if status not in (IN_USE, EXPIRED):
             continue
         expires = parse_ts(r["expire_time"])
-        charge = _next_charge(expires, now, rules) if r["auto_renew"] else None
+        charge = next_renewal_charge(expires, now, rules) if r["auto_renew"] else None
         out.append(
             {
-                "kind": "server" if r["resource_type_code"] == VM_TYPE else "volume",
+                "kind": _KINDS.get(r["resource_type_code"], "volume"),
                 "resource_id": r["resource_id"],
                 "name": r["resource_name"],
                 "billing": "prePaid",
+                "charging": "prepaid",
                 "status": status,
                 "in_grace": status == EXPIRED,
                 "expire_time": r["expire_time"],
                 "auto_renew": bool(r["auto_renew"]),
-                "expire_policy": r["expire_policy"],
+                "expire_policy": expiry_outcome(r["expire_policy"]),
+                "expire_policy_code": r["expire_policy"],
                 "next_renewal_charge": ts(charge) if charge else None,
                 "order_id": r["order_id"],
                 "children": [c["resource_id"] for c in children_of(conn, r["resource_id"])],
@@ -220,13 +258,28 @@ def _prepaid_in_force(
     return out
 
 
-def _next_charge(expires: datetime, now: datetime, rules: BillingRules) -> datetime:
-    """When auto-renew next charges (R25): the deduction date, or once it has passed without
-    success, the next daily retry at the same hour."""
-    charge = auto_renew_charge_at(expires, rules)
-    if charge < now:
-        charge += timedelta(days=-((charge - now) // timedelta(days=1)))
-    return charge
+def _vaults(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every CBR vault: a pay-per-use vault bills by its capacity for every hour it exists."""
+    out: list[dict[str, Any]] = []
+    for v in all_vaults(conn):
+        out.append(
+            {
+                "kind": "vault",
+                "resource_id": v.id,
+                "name": v.name,
+                "billing": "postPaid",
+                "charging": "storage",
+                "object_type": v.object_type,
+                "capacity_gb": v.size_gb,
+                "size_gb": used_gb(conn, v.id),
+                "backups": backup_count(conn, v.id),
+                "retention_days": retention_days(conn, v.id),
+                "price_per_gb_month": v.price_per_gb_month,
+                "monthly_cost": v.monthly_cost,
+                "hourly_price": v.hourly_cost,
+            }
+        )
+    return out
 
 
 def _pending_orders(conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -234,6 +287,8 @@ def _pending_orders(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [
         {
             "kind": "pending_order",
+            "resource_id": r["id"],
+            "charging": "order",
             "order_id": r["id"],
             "amount": D(r["amount_after_discount"]),
             "pending_payment_end_time": r["pending_payment_end_time"],

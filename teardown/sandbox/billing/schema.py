@@ -15,6 +15,12 @@ ECS_SERVICE = "hws.service.type.ec2"
 EVS_SERVICE = "hws.service.type.ebs"
 VM_TYPE = "hws.resource.type.vm"
 VOLUME_TYPE = "hws.resource.type.volume"
+VPC_SERVICE = "hws.service.type.vpc"
+"""The service an EIP bills under (a code the BSS SDK's docstrings list)."""
+IP_TYPE = "hws.resource.type.ip"
+"""A yearly/monthly EIP's resource type. Assumption: the BSS SDK lists only
+``hws.resource.type.bandwidth`` for the VPC service; ``hws.resource.type.ip`` is the code public
+client code uses for an EIP (docs/huawei-api.md, section EIP)."""
 
 # Order status (ListCustomerOrders ``status``).
 PROCESSING, CANCELLED, COMPLETED, PENDING_PAYMENT = 3, 4, 5, 6
@@ -40,6 +46,7 @@ CREATE TABLE IF NOT EXISTS orders (
     flexi_coupon TEXT NOT NULL DEFAULT '0',  -- 现金券
     stored_card TEXT NOT NULL DEFAULT '0',
     discount_coupon TEXT NOT NULL DEFAULT '0',  -- 折扣券
+    promotion TEXT NOT NULL DEFAULT '0',     -- 促销产品折扣 (discount_type 200)
     commission TEXT NOT NULL DEFAULT '0',    -- handling fee (unsubscribe orders)
     consumed TEXT NOT NULL DEFAULT '0',      -- consumed amount (unsubscribe orders)
     currency TEXT NOT NULL DEFAULT 'CNY', measure_id INTEGER NOT NULL DEFAULT 1,
@@ -85,11 +92,27 @@ CREATE TABLE IF NOT EXISTS five_day_refunds (
     id INTEGER PRIMARY KEY AUTOINCREMENT, used_at TEXT NOT NULL,
     resource_id TEXT, order_id TEXT);        -- resource_id NULL: seeded by the scenario
 CREATE TABLE IF NOT EXISTS releases (
-    resource_id TEXT NOT NULL, kind TEXT NOT NULL,  -- 'server' | 'volume'
+    resource_id TEXT NOT NULL, kind TEXT NOT NULL,  -- 'server' | 'volume' | 'eip'
     order_id TEXT NOT NULL, due_at TEXT NOT NULL, released_at TEXT,
     PRIMARY KEY (resource_id, order_id));
+CREATE TABLE IF NOT EXISTS vault_billing (
+    vault_id TEXT PRIMARY KEY,               -- a row of the compute schema's ``vaults``
+    object_type TEXT NOT NULL DEFAULT 'server',  -- 'server' | 'disk' (CBR billing.object_type)
+    size_gb INTEGER NOT NULL DEFAULT 10240,  -- capacity (billing.size): what a vault bills by
+    charging_mode TEXT NOT NULL DEFAULT 'post_paid',
+    status TEXT NOT NULL DEFAULT 'available',
+    auto_bind INTEGER NOT NULL DEFAULT 1,    -- checkpoints bind unbound resources themselves
+    price_per_gb_month TEXT NOT NULL DEFAULT '0.10',  -- sandbox data, CNY per GB of capacity
+    created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vault_resources (
+    vault_id TEXT NOT NULL, resource_id TEXT NOT NULL,
+    resource_type TEXT NOT NULL,             -- OS::Nova::Server | OS::Cinder::Volume
+    added TEXT NOT NULL, PRIMARY KEY (vault_id, resource_id));
 """
-"""The BSS tables (passed to :class:`teardown.sandbox.store.Store` with the compute schema)."""
+"""The BSS tables (passed to :class:`teardown.sandbox.store.Store` with the compute schema),
+and the billing side of CBR vaults with the resources bound to each (``vault_billing``,
+``vault_resources``: kept here so that every store holding the ledger holds them; a vault with
+no ``vault_billing`` row, from an older state file, has the defaults above)."""
 
 
 def D(value: object) -> Decimal:

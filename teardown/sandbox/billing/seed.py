@@ -12,12 +12,14 @@ import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from teardown.adapters.huawei.rules import BLOCKER_CODES, expire_policy_code
 from teardown.core.billing import PeriodType, add_months, term_months
 from teardown.core.errors import ConfigError
 from teardown.sandbox.billing.entries import (
     ORDER_STATUS,
+    POLICY_KEYS,
     OrderEntry,
     RenewalEntry,
     SubscriptionEntry,
@@ -29,12 +31,15 @@ from teardown.sandbox.billing.schema import (
     ECS_SERVICE,
     EVS_SERVICE,
     IN_USE,
+    IP_TYPE,
     NEW,
     RENEW,
     VM_TYPE,
     VOLUME_TYPE,
+    VPC_SERVICE,
     new_order_id,
 )
+from teardown.sandbox.billing.vaults import seed_vaults
 from teardown.sandbox.scenario import Scenario
 from teardown.sandbox.store import parse_ts, ts
 
@@ -72,9 +77,11 @@ def seed_billing(
     now: datetime,
     customer_id: str = "cust-sandbox-0001",
 ) -> None:
-    """Create the scenario's subscriptions, orders and 5-day quota usage (validated here).
+    """Create the scenario's subscriptions, orders, 5-day quota usage and the billing side of
+    its vaults (validated here).
 
-    Raises :class:`ConfigError` naming ``subscriptions[i].key`` or ``orders[i].key``. A prePaid
+    Raises :class:`ConfigError` naming ``subscriptions[i].key``, ``orders[i].key`` or
+    ``vaults[i].key``. A prePaid
     server or disk without a ``[[subscriptions]]`` entry gets a default one (one month, nothing
     paid) so that BSS knows every prepaid resource.
     """
@@ -94,6 +101,7 @@ def seed_billing(
         _add_order(conn, order, ids, now, customer_id)
     for _ in range(scenario.five_day_refunds_used):
         conn.execute("INSERT INTO five_day_refunds(used_at) VALUES (?)", (now.isoformat(),))
+    seed_vaults(conn, scenario, ids, now)
 
 
 def _add_default_subscriptions(
@@ -109,7 +117,8 @@ def _add_default_subscriptions(
     prepaid = conn.execute(
         "SELECT id FROM servers WHERE charging_mode='1' AND deleted=0 UNION ALL "
         "SELECT id FROM volumes WHERE charging_mode='prePaid' AND deleted=0 "
-        "AND NOT (bound=1 AND server_id IS NOT NULL)"
+        "AND NOT (bound=1 AND server_id IS NOT NULL) UNION ALL "
+        "SELECT id FROM eips WHERE charging_mode='prePaid' AND deleted=0"
     ).fetchall()
     for r in prepaid:
         known = conn.execute("SELECT 1 FROM subscriptions WHERE resource_id=?", (r["id"],))
@@ -185,6 +194,8 @@ def _add_subscription(
     if bought.is_server:
         _mark_server(conn, rid, order_id, set(entry.blockers))
         _subscribe_bound_disks(conn, term, now)
+    elif bought.rtype == IP_TYPE:
+        conn.execute("UPDATE eips SET order_id=? WHERE id=?", (order_id, rid))
     else:
         conn.execute("UPDATE volumes SET order_id=? WHERE id=?", (order_id, rid))
 
@@ -215,7 +226,16 @@ def _checked_resource_id(
 def _bought_resource(
     conn: sqlite3.Connection, scenario: Scenario, where: str, entry: SubscriptionEntry, rid: str
 ) -> _Bought:
-    """The prepaid server or separately bought prepaid disk ``rid``, or a ConfigError."""
+    """The prepaid server, separately bought prepaid disk or prepaid EIP ``rid``, or a
+    ConfigError."""
+    eip = conn.execute("SELECT * FROM eips WHERE id=?", (rid,)).fetchone()
+    if eip is not None:
+        if eip["charging_mode"] != "prePaid":
+            raise ConfigError(
+                scenario.name, f"{where}: EIP {entry.resource!r} is not prePaid (eip_charging)"
+            )
+        spec = f"5_bgp.{eip['bandwidth_size']}M"
+        return _Bought(rid, False, eip["created"], spec, eip["order_id"], VPC_SERVICE, IP_TYPE)
     server = conn.execute("SELECT * FROM servers WHERE id=?", (rid,)).fetchone()
     if server is not None:
         if server["charging_mode"] != "1":
@@ -299,6 +319,7 @@ def _paid_period(
         flexi_coupon=money.flexi_coupon,
         stored_card=money.stored_card,
         discount_coupon=money.discount_coupon,
+        promotion=getattr(money, "promotion_discount", Decimal(0)),
     )
     insert_line(
         conn,
@@ -381,7 +402,7 @@ def _insert_subscription(
             ts(term.provisioned),
             ts(term.expires),
             int(entry.auto_renew),
-            expire_policy_code(entry.auto_renew),
+            expire_policy_code(entry.auto_renew, POLICY_KEYS[entry.expire_policy]),
             entry.period,
             entry.periods,
             term.order_id,

@@ -33,6 +33,7 @@ from teardown.sandbox.billing.schema import (
     CLOSED,
     COMPLETED,
     GONE_CODE,
+    IP_TYPE,
     NOT_FOUND_CODE,
     RULES,
     UNSUBSCRIBE,
@@ -40,7 +41,7 @@ from teardown.sandbox.billing.schema import (
     new_order_id,
 )
 from teardown.sandbox.http import ApiError
-from teardown.sandbox.resources import delete_volume, release_server
+from teardown.sandbox.resources import delete_volume, release_eip, release_server
 from teardown.sandbox.store import parse_ts, schedule, timer, ts
 
 
@@ -50,8 +51,9 @@ def check_unsubscribable(conn: sqlite3.Connection, resource_id: str) -> sqlite3.
     if row is None:
         exists = conn.execute(
             "SELECT deleted FROM servers WHERE id=? "
-            "UNION ALL SELECT deleted FROM volumes WHERE id=?",
-            (resource_id, resource_id),
+            "UNION ALL SELECT deleted FROM volumes WHERE id=? "
+            "UNION ALL SELECT deleted FROM eips WHERE id=?",
+            (resource_id, resource_id, resource_id),
         ).fetchone()
         if exists is not None:
             raise ApiError(
@@ -148,7 +150,7 @@ def _close_and_release(
             "INSERT INTO five_day_refunds(used_at, resource_id, order_id) VALUES (?,?,?)",
             (now.isoformat(), resource_id, order_id),
         )
-    kind = "server" if row["resource_type_code"] == VM_TYPE else "volume"
+    kind = {VM_TYPE: "server", IP_TYPE: "eip"}.get(row["resource_type_code"], "volume")
     conn.execute(
         "INSERT INTO releases(resource_id, kind, order_id, due_at) VALUES (?,?,?,?)",
         (resource_id, kind, order_id, ts(now + release_after)),
@@ -252,6 +254,8 @@ def _release(conn: sqlite3.Connection, p: dict[str, Any], now: datetime) -> None
         live = conn.execute("SELECT 1 FROM servers WHERE id=? AND deleted=0", (rid,)).fetchone()
         if live:
             release_server(conn, rid, now, root)
+    elif p["what"] == "eip":  # released even if still bound: it leaves the server's addresses
+        release_eip(conn, rid, now)
     else:
         live = conn.execute("SELECT 1 FROM volumes WHERE id=? AND deleted=0", (rid,)).fetchone()
         if live:

@@ -1,5 +1,5 @@
 """The sandbox's API handlers, one module per Huawei service; importing this registers them."""
 
-from teardown.sandbox.services import bss, cbr, ecs, evs, tags
+from teardown.sandbox.services import bss, cbr, ecs, eip, evs, tags
 
-__all__ = ["bss", "cbr", "ecs", "evs", "tags"]
+__all__ = ["bss", "cbr", "ecs", "eip", "evs", "tags"]

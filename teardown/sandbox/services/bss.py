@@ -2,10 +2,10 @@
 
 Operations: ListCustomerOrders, ShowCustomerOrderDetails, CancelCustomerOrder,
 CancelResourcesSubscription, CancelAutoRenewalResources, AutoRenewalResources,
-ListPayPerUseCustomerResources (path spelt ``suscriptions``, as the real API) and
-ShowRefundOrderDetails. State and rules live in :mod:`teardown.sandbox.billing`; every refund
-figure comes from :mod:`teardown.adapters.huawei.refunds`. The operations, codes and rules (R1..R28)
-are listed with their public sources in docs/huawei-api.md.
+UpdatePeriodToOnDemand, ListPayPerUseCustomerResources (path spelt ``suscriptions``, as the real
+API) and ShowRefundOrderDetails. State and rules live in :mod:`teardown.sandbox.billing`; every
+refund figure comes from :mod:`teardown.adapters.huawei.refunds`. The operations, codes and rules
+(R1..R28) are listed with their public sources in docs/huawei-api.md.
 
 Assumptions where the published API reference is silent:
 
@@ -41,8 +41,13 @@ NOT_A_REFUND_ORDER = "CBC.99005026"
 _SERVICE_NAMES = {
     billing.ECS_SERVICE: "Elastic Cloud Server",
     billing.EVS_SERVICE: "Elastic Volume Service",
+    billing.VPC_SERVICE: "Virtual Private Cloud",
 }
-_RESOURCE_NAMES = {billing.VM_TYPE: "Cloud server", billing.VOLUME_TYPE: "Disk"}
+_RESOURCE_NAMES = {
+    billing.VM_TYPE: "Cloud server",
+    billing.VOLUME_TYPE: "Disk",
+    billing.IP_TYPE: "Elastic IP",
+}
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -79,10 +84,14 @@ def _within(value: str | None, begin: datetime | None, end: datetime | None) -> 
 def _amount_info(row: sqlite3.Row) -> dict[str, Any]:
     unsubscribe = row["order_type"] == billing.UNSUBSCRIBE
     discount = D(row["discount_coupon"])
+    promotion = D(row["promotion"])
+    discounts = (
+        [{"discount_type": "discount_coupon", "discount_amount": discount}] if discount else []
+    )
+    if promotion:  # 200: 促销产品折扣, a promotional product discount (DiscountItemV2)
+        discounts.append({"discount_type": "200", "discount_amount": promotion})
     return {
-        "discounts": (
-            [{"discount_type": "discount_coupon", "discount_amount": discount}] if discount else []
-        ),
+        "discounts": discounts,
         "coupon_amount": D(row["coupon"]),
         "flexipurchase_coupon_amount": D(row["flexi_coupon"]),
         "stored_card_amount": D(row["stored_card"]),
@@ -319,6 +328,24 @@ def auto_renewal(ctx: Ctx, resource_id: str) -> Reply:
         ctx.conn, resource_id, True, ctx.now, times=times, period_type=period_type
     )
     return 200, None
+
+
+@route("bss", "POST", P + "/subscriptions/resources/to-on-demand", "UpdatePeriodToOnDemand")
+def update_period_to_on_demand(ctx: Ctx) -> Reply:
+    """SET_UP or CANCEL "switch to pay-per-use at expiry" (``api_order_00024``): at most 100
+    main resource ids; ids left unchanged are listed in ``error_details`` (HTTP 200)."""
+    body = ctx.body()
+    operation = body.get("operation")
+    if operation not in ("SET_UP", "CANCEL"):
+        raise ctx.bad("operation must be SET_UP or CANCEL")
+    ids = body.get("resource_ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+        raise ctx.bad("resource_ids must list 1 to 100 resource ids")
+    if len(ids) > 100:
+        raise ctx.bad(f"resource_ids lists {len(ids)} ids: at most 100 per call")
+    on = operation == "SET_UP"
+    errors = billing.set_to_pay_per_use(ctx.conn, list(dict.fromkeys(ids)), on, ctx.now)
+    return 200, {"error_details": errors}
 
 
 # -- yearly/monthly resources ----------------------------------------------------------------

@@ -1,9 +1,18 @@
-"""CBR: CreateCheckpoint, ShowCheckpoint, ListBackups, ShowBackup, DeleteBackup.
+"""CBR: CreateCheckpoint, ShowCheckpoint, ListBackups, ShowBackup, DeleteBackup, and the vaults:
+ShowVault, ListVault, AddVaultResource, RemoveVaultResource.
 
 A server backup is a parent backup with one child per disk; each child holds a real copy of the
 disk's files under ``DIR/cbr/<backup id>``, so a restore can be checked, and it survives the
-deletion of its source (R24). The sandbox's vaults accept any server or disk of the account, so
-no separate "add to vault" call is needed (a real vault must have the resource bound first).
+deletion of its source (R24).
+
+Vaults (docs/huawei-api.md, "CBR"): each has an ``object_type`` (``server`` or ``disk``) and backs
+up only that type (``BackupService.6102`` otherwise); a checkpoint backs up only resources bound
+to the vault (AddVaultResource), else ``BackupService.6135`` (resource not in the vault), unless
+the vault auto-binds (the scenario's ``auto_bind``, true for the default vaults: the sandbox binds
+the resource at the checkpoint, an assumption); a checkpoint that would take the vault's use past
+its capacity is refused with ``BackupService.6114`` before anything is written (an assumption on
+when: a backup is counted at the full size of its disks). A backup made with
+``retention_duration_days`` expires then (``expired_at``) and is deleted with its disk backups.
 
 DeleteBackup (``DELETE /v3/{project_id}/backups/{backup_id}``) answers 204 with no body, as the
 API reference says; the reference does not say how long deletion takes, so the sandbox shows the
@@ -23,12 +32,23 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from teardown.sandbox.billing import vaults
 from teardown.sandbox.http import ApiError, Ctx, Reply, paged, route
 from teardown.sandbox.resources import volume_data_dir
 from teardown.sandbox.store import new_id, schedule, timer, ts
 
 P = "/v3/<project_id>"
 NOT_FOUND = "BackupService.6016"
+VAULT_NOT_FOUND = "BackupService.6105"
+TYPE_MISMATCH = "BackupService.6102"
+IN_OTHER_VAULT = "BackupService.6103"
+ALREADY_IN_VAULT = {
+    "OS::Nova::Server": "BackupService.7116",
+    "OS::Cinder::Volume": "BackupService.7006",
+}
+VAULT_FULL = "BackupService.6114"
+NOT_IN_VAULT = "BackupService.6135"
+NO_RESOURCE = "BackupService.0001"
 SERVER_TYPE = "OS::Nova::Server"
 VOLUME_TYPE = "OS::Cinder::Volume"
 
@@ -118,18 +138,31 @@ class _Outcome:
     """The checkpoint's ``vault.skipped_resources``."""
     failed: list[str] = field(default_factory=list)
     """Top-level backups that end in error, with their children (fault injection)."""
+    made: list[str] = field(default_factory=list)
+    """Every top-level backup made."""
 
 
 @route("cbr", "POST", P + "/checkpoints", "CreateCheckpoint")
 def create_checkpoint(ctx: Ctx) -> Reply:
     vault, params, retention = _checkpoint_request(ctx)
     resources = _resources(ctx, params)
+    _admit(ctx, vault["id"], [rid for rid, _type in resources])
     cid = new_id()
     outcome = _Outcome()
     for rid, rtype in resources:
         _back_up(ctx, cid, vault["id"], rid, rtype, retention, outcome)
     if not outcome.done:
         raise ApiError(400, "BackupService.6010", "none of the resources can be backed up")
+    if retention:
+        for bid in outcome.made:
+            schedule(
+                ctx.conn,
+                ctx.now,
+                timedelta(days=retention),
+                "cbr.backup_gone",
+                backup_id=bid,
+                root=str(ctx.sandbox.data_dir),
+            )
     ctx.conn.execute(
         "INSERT INTO checkpoints(id, vault_id, status, name, description, resources, skipped, "
         "retention_days, created) VALUES (?, ?, 'protecting', ?, ?, ?, ?, ?, ?)",
@@ -238,6 +271,7 @@ def _back_up_server(
     )
     for d in disks:
         _copy_disk(ctx, checkpoint, parent, d, vault, retention)
+    outcome.made.append(parent)
     outcome.done.append(
         {"id": rid, "name": server["name"], "type": SERVER_TYPE, "resource_size": size}
     )
@@ -258,6 +292,7 @@ def _back_up_volume(
     """A disk backup of one disk, on its own."""
     rid = vol["id"]
     bid = _copy_disk(ctx, checkpoint, None, vol, vault, retention)
+    outcome.made.append(bid)
     outcome.done.append(
         {"id": rid, "name": vol["name"], "type": VOLUME_TYPE, "resource_size": vol["size"]}
     )
@@ -420,3 +455,234 @@ def _backup_gone(conn: sqlite3.Connection, p: dict[str, Any], now: datetime) -> 
     for bid in ids:
         conn.execute("DELETE FROM backups WHERE id=?", (bid,))
         shutil.rmtree(backup_dir(Path(p["root"]), bid), ignore_errors=True)
+
+
+# -- vaults ----------------------------------------------------------------------------------
+
+
+def _live_type(conn: sqlite3.Connection, resource_id: str) -> str | None:
+    """``OS::Nova::Server`` or ``OS::Cinder::Volume`` for a live server or disk, else None."""
+    if conn.execute("SELECT 1 FROM servers WHERE id=? AND deleted=0", (resource_id,)).fetchone():
+        return SERVER_TYPE
+    if conn.execute("SELECT 1 FROM volumes WHERE id=? AND deleted=0", (resource_id,)).fetchone():
+        return VOLUME_TYPE
+    return None
+
+
+def _admit(ctx: Ctx, vault_id: str, resource_ids: list[str]) -> None:
+    """Refuse a checkpoint of a live resource of another type than the vault's, or not bound
+    to it (bind it when the vault auto-binds), or one that would not fit; resources that do not
+    exist are left to be skipped."""
+    conn = ctx.conn
+    v = vaults.vault(conn, vault_id)
+    assert v is not None
+    needed = 0
+    for rid in dict.fromkeys(resource_ids):
+        actual = _live_type(conn, rid)
+        if actual is None:
+            continue
+        if actual != v.resource_type:
+            raise ApiError(
+                400,
+                TYPE_MISMATCH,
+                f"resource {rid} ({actual}) does not match vault {vault_id}, a "
+                f"{v.object_type} vault",
+            )
+        holder = vaults.vault_holding(conn, rid)
+        if holder != vault_id:
+            if holder is None and v.auto_bind:
+                vaults.bind(conn, vault_id, rid, actual, ctx.now)
+            else:
+                where = f"it is in vault {holder}" if holder else "add it first (AddVaultResource)"
+                raise ApiError(
+                    400, NOT_IN_VAULT, f"resource {rid} is not in vault {vault_id}: {where}"
+                )
+        needed += vaults.resource_size_gb(conn, rid) or 0
+    used = vaults.used_gb(conn, vault_id)
+    if used + needed > v.size_gb:
+        raise ApiError(
+            400,
+            VAULT_FULL,
+            f"vault {vault_id} ({v.name}) has {used} GB of {v.size_gb} GB used; the backup "
+            f"needs {needed} GB: the vault's used capacity would exceed its total capacity",
+        )
+
+
+def _vault_row(ctx: Ctx, vault_id: str) -> vaults.Vault:
+    v = vaults.vault(ctx.conn, vault_id)
+    if v is None:
+        raise ApiError(404, VAULT_NOT_FOUND, f"vault {vault_id} not found")
+    return v
+
+
+def _vault_json(ctx: Ctx, v: vaults.Vault) -> dict[str, Any]:
+    conn = ctx.conn
+    resources = []
+    allocated = 0
+    for r in vaults.bound(conn, v.id):
+        size = vaults.resource_size_gb(conn, r["resource_id"]) or 0
+        allocated += size
+        backups = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(resource_size), 0) FROM backups WHERE vault_id=? "
+            "AND resource_id=? AND parent_id IS NULL",
+            (v.id, r["resource_id"]),
+        ).fetchone()
+        name = conn.execute(
+            "SELECT name FROM servers WHERE id=? UNION ALL SELECT name FROM volumes WHERE id=?",
+            (r["resource_id"], r["resource_id"]),
+        ).fetchone()
+        resources.append(
+            {
+                "id": r["resource_id"],
+                "name": name[0] if name else r["resource_id"],
+                "type": r["resource_type"],
+                "protect_status": "available",
+                "size": size,
+                "backup_size": int(backups[1]),
+                "backup_count": int(backups[0]),
+                "extra_info": {},
+                "auto_protect": False,
+            }
+        )
+    account = ctx.sandbox.config.account
+    return {
+        "id": v.id,
+        "name": v.name,
+        "description": "",
+        "project_id": account.project_id,
+        "provider_id": None,
+        "resources": resources,
+        "tags": [],
+        "enterprise_project_id": "0",
+        "auto_bind": v.auto_bind,
+        "bind_rules": {"tags": []},
+        "user_id": None,
+        "created_at": v.created,
+        "auto_expand": False,
+        "smn_notify": True,
+        "threshold": 80,
+        "locked": False,
+        "billing": {
+            "allocated": allocated,
+            "charging_mode": v.charging_mode,
+            "cloud_type": "public",
+            "consistent_level": "crash_consistent",
+            "object_type": v.object_type,
+            "order_id": None,
+            "product_id": None,
+            "protect_type": "backup",
+            "size": v.size_gb,
+            "spec_code": vaults.SPEC_CODES.get(v.object_type),
+            "status": v.status,
+            "storage_unit": None,
+            "used": vaults.used_gb(conn, v.id) * vaults.MB_PER_GB,
+            "frozen_scene": None,
+            "is_multi_az": False,
+        },
+    }
+
+
+@route("cbr", "GET", P + "/vaults/<vault_id>", "ShowVault")
+def show_vault(ctx: Ctx, vault_id: str) -> Reply:
+    return 200, {"vault": _vault_json(ctx, _vault_row(ctx, vault_id))}
+
+
+@route("cbr", "GET", P + "/vaults", "ListVault")
+def list_vault(ctx: Ctx) -> Reply:
+    offset, limit = ctx.page(1000, 1000)
+    rows = vaults.all_vaults(ctx.conn)
+    ids = ctx.query("id")
+    if ids:
+        wanted = set(ids.split(","))
+        rows = [v for v in rows if v.id in wanted]
+    for key in ("name", "object_type", "status"):
+        value = ctx.query(key)
+        if value:
+            rows = [v for v in rows if getattr(v, key) == value]
+    holding = ctx.query("resource_ids")
+    if holding:
+        wanted = set(holding.split(","))
+        rows = [
+            v for v in rows if wanted & {r["resource_id"] for r in vaults.bound(ctx.conn, v.id)}
+        ]
+    return 200, {
+        "vaults": [_vault_json(ctx, v) for v in paged(rows, offset, limit)],
+        "count": len(rows),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@route("cbr", "POST", P + "/vaults/<vault_id>/addresources", "AddVaultResource")
+def add_vault_resource(ctx: Ctx, vault_id: str) -> Reply:
+    v = _vault_row(ctx, vault_id)
+    wanted = ctx.body().get("resources")
+    if not isinstance(wanted, list) or not wanted:
+        raise ctx.bad("resources must list the resources to add")
+    added: list[str] = []
+    for r in wanted:
+        if not isinstance(r, dict) or not isinstance(r.get("id"), str) or not r["id"]:
+            raise ctx.bad("each resource needs an id")
+        if r.get("type") not in (SERVER_TYPE, VOLUME_TYPE):
+            raise ctx.bad(f"resource {r['id']}: type must be {SERVER_TYPE} or {VOLUME_TYPE}")
+        rid = r["id"]
+        actual = _live_type(ctx.conn, rid)
+        if actual is None:
+            raise ApiError(400, NO_RESOURCE, f"resource {rid} does not exist: nothing to back up")
+        if actual != r["type"] or actual != v.resource_type:
+            raise ApiError(
+                400,
+                TYPE_MISMATCH,
+                f"resource {rid} ({actual}) cannot be added to vault {vault_id}, a "
+                f"{v.object_type} vault",
+            )
+        holder = vaults.vault_holding(ctx.conn, rid)
+        if holder == vault_id or rid in added:
+            raise ApiError(
+                400, ALREADY_IN_VAULT[actual], f"resource {rid} is already in vault {vault_id}"
+            )
+        if holder is not None:
+            raise ApiError(400, IN_OTHER_VAULT, f"resource {rid} is already in vault {holder}")
+        vaults.bind(ctx.conn, vault_id, rid, actual, ctx.now)
+        added.append(rid)
+    return 200, {"add_resource_ids": added}
+
+
+@route("cbr", "POST", P + "/vaults/<vault_id>/removeresources", "RemoveVaultResource")
+def remove_vault_resource(ctx: Ctx, vault_id: str) -> Reply:
+    """Unbind resources; their backups in the vault are deleted with them, as the reference
+    says (they show ``deleting``, then are gone, as after DeleteBackup)."""
+    _vault_row(ctx, vault_id)
+    ids = ctx.body().get("resource_ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+        raise ctx.bad("resource_ids must list 1 to 256 resource ids")
+    if len(ids) > 256:
+        raise ctx.bad(f"resource_ids lists {len(ids)} ids: at most 256")
+    bound = {r["resource_id"] for r in vaults.bound(ctx.conn, vault_id)}
+    for rid in ids:
+        if rid not in bound:
+            raise ApiError(400, NOT_IN_VAULT, f"resource {rid} is not in vault {vault_id}")
+    removed = list(dict.fromkeys(ids))
+    for rid in removed:
+        ctx.conn.execute(
+            "DELETE FROM vault_resources WHERE vault_id=? AND resource_id=?", (vault_id, rid)
+        )
+        backups = ctx.conn.execute(
+            "SELECT id FROM backups WHERE vault_id=? AND resource_id=? AND parent_id IS NULL "
+            "AND status != 'deleting'",
+            (vault_id, rid),
+        ).fetchall()
+        for b in backups:
+            ctx.conn.execute(
+                "UPDATE backups SET status='deleting', updated=? WHERE id=? OR parent_id=?",
+                (ts(ctx.now), b["id"], b["id"]),
+            )
+            schedule(
+                ctx.conn,
+                ctx.now,
+                timedelta(seconds=ctx.sandbox.config.durations.delete_snapshot),
+                "cbr.backup_gone",
+                backup_id=b["id"],
+                root=str(ctx.sandbox.data_dir),
+            )
+    return 200, {"remove_resource_ids": removed}

@@ -1,5 +1,11 @@
 """ECS: ListServersDetails, ShowServer, DeleteServers, BatchStopServers, ShowJob.
 
+DeleteServers' ``delete_publicip``: ``true`` releases the pay-per-use EIPs bound to the server,
+``false`` only unbinds them (they stay, ``DOWN``, and keep billing), unset follows each EIP's
+``delete_on_termination`` (false for every scenario EIP). Assumption: a yearly/monthly EIP is
+only unbound, even with ``true`` (the reference says nothing of them; ``delete_on_termination``
+is documented for pay-per-use EIPs only, and DeletePublicip refuses yearly/monthly ones).
+
 Assumption: DeleteServers on a prepaid server is refused with HTTP 400 ``Ecs.0219``. The API
 reference ("Deleting ECSs", https://support.huaweicloud.com/intl/en-us/api-ecs/ecs_02_0103.html)
 says only that "only ECSs billed in the pay-per-use mode can be deleted" and names no error code.
@@ -121,6 +127,7 @@ def delete_servers(ctx: Ctx) -> Reply:
         job_id=job_id,
         action="delete",
         delete_volume=bool(body.get("delete_volume")),
+        delete_publicip=body.get("delete_publicip"),
         data_root=str(ctx.sandbox.data_dir),
         failing=[s for s in ids if s in ctx.sandbox.config.faults.failing_jobs],
     )
@@ -172,7 +179,12 @@ def _finish_job(conn: sqlite3.Connection, p: dict[str, Any], now: datetime) -> N
         sub["status"] = "SUCCESS"
         if p["action"] == "delete":
             remove_server(
-                conn, sid, now, Path(p["data_root"]), delete_data_volumes=p["delete_volume"]
+                conn,
+                sid,
+                now,
+                Path(p["data_root"]),
+                delete_data_volumes=p["delete_volume"],
+                delete_publicip=p.get("delete_publicip", False),
             )
         else:
             conn.execute(

@@ -1,8 +1,16 @@
-"""EVS: ListVolumes, ShowVolume, CreateSnapshot, ShowSnapshot, ListSnapshots, DeleteSnapshot,
-and ShowJob (on its own listener: the path collides with ECS's).
+"""EVS: ListVolumes, ShowVolume, DeleteVolume, CreateSnapshot, ShowSnapshot, ListSnapshots,
+DeleteSnapshot, and ShowJob (on its own listener: the path collides with ECS's).
 
-Assumptions (codes docs/huawei-api.md does not list): a missing volume or snapshot is HTTP 404
-``EVS.5404``; snapshotting an in-use disk without ``force`` is HTTP 400 ``EVS.2067``.
+A missing volume or snapshot is HTTP 404 ``EVS.5404`` (the EVS error-code table). DeleteVolume
+refuses a yearly/monthly disk with 400 ``EVS.1035`` and a disk whose status is not one of
+``available``, ``error``, ``error_extending``, ``error_restoring``, ``error_rollbacking`` (an
+attached disk is ``in-use``) with 400 ``EVS.1046``; otherwise it answers 200 with a ``job_id``
+(job type ``deleteVolume``), the disk shows ``deleting`` until the job succeeds, then it is gone
+with its files and its snapshots (R22).
+
+Assumptions (codes docs/huawei-api.md does not list): snapshotting an in-use disk without
+``force`` is HTTP 400 ``EVS.2067``; when a disk is both yearly/monthly and attached,
+DeleteVolume answers ``EVS.1035``.
 """
 
 from __future__ import annotations
@@ -10,14 +18,21 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from teardown.sandbox.http import ApiError, Ctx, Reply, paged, route
-from teardown.sandbox.resources import volume_json, volume_row
+from teardown.sandbox.resources import delete_volume, volume_json, volume_row
 from teardown.sandbox.store import dumps, new_id, schedule, timer, ts
 
 NOT_FOUND = "EVS.5404"
 FORCE_NEEDED = "EVS.2067"
+PERIODIC_VOLUME = "EVS.1035"
+BAD_STATUS_FOR_DELETE = "EVS.1046"
+DELETABLE = frozenset(
+    {"available", "error", "error_extending", "error_restoring", "error_rollbacking"}
+)
+"""Disk statuses DeleteVolume accepts (the EVS error-code table, ``EVS.1046``)."""
 P = "/v2/<project_id>"
 
 
@@ -46,6 +61,51 @@ def list_volumes(ctx: Ctx) -> Reply:
 @route("evs", "GET", P + "/cloudvolumes/<volume_id>", "ShowVolume")
 def show_volume(ctx: Ctx, volume_id: str) -> Reply:
     return 200, {"volume": volume_json(volume_row(ctx.conn, volume_id), ctx.sandbox.data_dir)}
+
+
+@route("evs", "DELETE", P + "/cloudvolumes/<volume_id>", "DeleteVolume")
+def delete_volume_api(ctx: Ctx, volume_id: str) -> Reply:
+    row = volume_row(ctx.conn, volume_id)
+    if row["order_id"] or row["charging_mode"] == "prePaid":
+        raise ApiError(400, PERIODIC_VOLUME, "periodic volume can not be deleted!")
+    if row["status"] not in DELETABLE:
+        raise ApiError(
+            400,
+            BAD_STATUS_FOR_DELETE,
+            "volume status must be available, error, error_extending, error_restoring, "
+            "error_rollbacking when delete volume!",
+        )
+    job_id = new_id()
+    entities = {
+        "volume_id": row["id"],
+        "name": row["name"],
+        "size": row["size"],
+        "volume_type": row["volume_type"],
+    }
+    ctx.conn.execute(
+        "INSERT INTO jobs(id, service, job_type, status, begin_time, entities) "
+        "VALUES (?, 'evs', 'deleteVolume', 'RUNNING', ?, ?)",
+        (job_id, ts(ctx.now), dumps(entities)),
+    )
+    ctx.conn.execute(
+        "UPDATE volumes SET status='deleting', updated=? WHERE id=?", (ts(ctx.now), row["id"])
+    )
+    schedule(
+        ctx.conn,
+        ctx.now,
+        timedelta(seconds=ctx.sandbox.config.durations.delete_volume),
+        "evs.volume_deleted",
+        job_id=job_id,
+        volume_id=row["id"],
+        data_root=str(ctx.sandbox.data_dir),
+    )
+    return 200, {"job_id": job_id}
+
+
+@timer("evs.volume_deleted")
+def _volume_deleted(conn: sqlite3.Connection, p: dict[str, Any], now: datetime) -> None:
+    delete_volume(conn, p["volume_id"], now, Path(p["data_root"]))
+    conn.execute("UPDATE jobs SET status='SUCCESS', end_time=? WHERE id=?", (ts(now), p["job_id"]))
 
 
 def snapshot_json(row: sqlite3.Row, project_id: str) -> dict[str, Any]:
