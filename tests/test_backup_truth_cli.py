@@ -397,3 +397,17 @@ def test_reports_list_refused_entries_and_empty_rules_and_unaccepted_ones_fail(
             "rule &#39;spool&#39;: copied no file" in page or "rule 'spool': copied no file" in page
         )
     assert 'id="pull-notes"' in html
+
+
+def test_image_backups_are_refused_at_plan_time_not_at_run_time(tmp_path: Path) -> None:
+    # The Huawei adapter makes CBR backups only: a plan naming image backups would fail in the
+    # middle of a run ("not supported yet"); the plan refuses it up front, naming the key.
+    with sandbox(tmp_path / "sb") as sb:
+        text = config_file(tmp_path).read_text().replace('snapshot = "cbr"', 'snapshot = "image"')
+        image = tmp_path / "image.toml"
+        image.write_text(text)
+        base = ["--profile", str(sb.layout.profile), "--config", str(image), "--tag", "role=web"]
+        for command in (["plan"], ["run", "--yes"]):
+            code, _, err = invoke(*command, *base)
+            assert code == 2 and "backup.snapshot" in err and "cbr" in err, err
+        assert "web-1" in servers(sb)  # nothing changed

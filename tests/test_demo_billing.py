@@ -159,3 +159,14 @@ def test_orders_show_charge_times_in_the_sites_zone(demo: Demo) -> None:
     result = demo.teardown("orders", "--profile", demo.profile, "--expiring", "400d")
     assert result.exit_code == 0, result.output
     assert "03:00 UTC+08:00" in result.output
+
+
+def test_orders_list_pending_orders_and_the_switch_to_pay_per_use(demo: Demo) -> None:
+    text = demo.teardown("orders", "--profile", demo.profile, "--expiring", "400d")
+    assert "promo-1: switches to pay-per-use when it expires" in text.output
+    assert "is pending payment (299.00 CNY" in text.output
+    result = demo.teardown("orders", "--profile", demo.profile, "--expiring", "400d", "--json")
+    view = json.loads(result.stdout)
+    switching = {r["name"] for r in view["reminders"] if r["switches_to_pay_per_use"]}
+    assert switching == {"promo-1"}
+    assert [o["amount"] for o in view["pending_orders"]] == ["299.00"]

@@ -282,6 +282,7 @@ FIELDS = {
     "estimated_refund",
     "five_day",
     "explanation",
+    "switches_to_pay_per_use",
 }
 
 

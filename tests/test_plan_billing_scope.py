@@ -268,3 +268,17 @@ def test_promotion_is_read_from_discount_types_assumption() -> None:
     assert _promotion(amounts("300", "301", "302")) is False
     assert _promotion(amounts()) is False
     assert _promotion(None) is None
+
+
+def test_a_kept_public_ip_is_reported_with_its_hourly_price(tmp_path: Path) -> None:
+    web = server("web")
+    ip = eip(web)
+    rig = make_rig(tmp_path, [web, ip])
+    config = Config(billing=BillingConfig(public_ips="keep"))
+    result = rig.runner.start(make_plan([web, ip], config, "dev"))
+    priced = build_report(rig.journal, result.run_id, public_ip_hour=Decimal("0.30"))
+    (entry,) = [e for e in priced["still_billing"] if e["kind"] == "eip"]
+    assert entry["resource_id"] == "eip-web" and entry["hourly_price"] == "0.30"
+    assert "kept" in entry["why"]
+    unpriced = build_report(rig.journal, result.run_id)
+    assert [e["hourly_price"] for e in unpriced["still_billing"] if e["kind"] == "eip"] == [None]

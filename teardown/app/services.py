@@ -317,6 +317,7 @@ def _finish(
         result.run_id,
         refund_arrival=arrival,
         backup_gb_month=config.billing.prices.backup_gb_month,
+        public_ip_hour=config.billing.prices.public_ip_hour,
     )
     directory = Path(config.journal.path).parent / "runs" / result.run_id
     try:

@@ -33,6 +33,7 @@ from teardown.cli.common import (
 )
 from teardown.cli.tables import echo_table, table
 from teardown.core.reminders import Reminder, parse_window, without_expiry
+from teardown.ports import PendingOrder
 from teardown.support.clock import SystemClock
 
 DEFAULT_WINDOW = "30d"
@@ -77,6 +78,16 @@ def reminder_view(r: Reminder) -> dict[str, Any]:
         "estimated_refund": str(r.estimated_refund) if r.estimated_refund is not None else None,
         "five_day": r.five_day,
         "explanation": r.explanation,
+    }
+
+
+def pending_view(o: PendingOrder) -> dict[str, Any]:
+    return {
+        "order_id": o.order_id,
+        "amount": str(o.amount),
+        "resource_ids": list(o.resource_ids),
+        "created": o.created.isoformat() if o.created else None,
+        "pay_by": o.pay_by.isoformat() if o.pay_by else None,
     }
 
 
@@ -152,8 +163,9 @@ def orders(
     expiry, days left, auto-renew and its next charge (03:00 of the site's local time, UTC+8 on
     the Chinese site, 7 days before expiry; shown with its zone), the estimated refund if
     unsubscribed today and whether the 5-day full refund still applies
-    (using billing.five_day_quota_used from the config). Without --server or --tag, every server
-    of the account (and its separately bought disks) is looked at.
+    (using billing.five_day_quota_used from the config), and which of them switch to
+    pay-per-use when they expire; then the account's orders pending payment. Without --server or
+    --tag, every server of the account (and its separately bought disks) is looked at.
 
     \b
     Exit codes: 0 done, 1 failed, 2 usage or bad input,
@@ -180,16 +192,34 @@ def orders(
         resources, now=now, window=window, quota_used=config.billing.five_day_quota_used or 0
     )
     shown = listed(every, now, window)
+    switching = {r.urn for r in resources if r.billing.to_pay_per_use_at_expiry}
+    pending = profile.inventory(time.sleep).pending_orders()
     if as_json:
         view = {
             "now": now.isoformat(),
             "window_hours": window // timedelta(hours=1),
             "prepaid": len(every),
-            "reminders": [reminder_view(r) for r in shown],
+            "reminders": [
+                reminder_view(r) | {"switches_to_pay_per_use": r.urn in switching} for r in shown
+            ],
+            "pending_orders": [pending_view(o) for o in pending],
         }
         click.echo(json.dumps(view, indent=2))
     else:
         render_table(shown, window, len(every))
+        for r in shown:
+            if r.urn in switching:
+                echo(
+                    f"- {r.name}: switches to pay-per-use when it expires and then bills by the "
+                    'hour (`teardown run` with billing.prepaid = "keep_to_expiry" cancels '
+                    "that)"
+                )
+        for o in pending:
+            echo(
+                f"Order {o.order_id} is pending payment ({o.amount} CNY"
+                + (f", cancelled by the cloud unless paid by {_when(o.pay_by)}" if o.pay_by else "")
+                + "): nothing is provisioned until it is paid"
+            )
     renewing = [r for r in shown if r.charge_in_window]
     if fail_if_renewing and renewing:
         for r in renewing:

@@ -131,7 +131,9 @@ def render_plan(
             five = " (5-day full refund)" if e.five_day else ""
             out.print(
                 f"  money     estimated refund {e.refund} CNY{five}, consumed {e.consumed}, "
-                f"fee {e.fee}; {escape(e.explanation)}"
+                f"fee {e.fee}"
+                + (f", coupons lost {e.coupons_lost}" if e.coupons_lost else "")
+                + f"; {escape(e.explanation)}"
             )
             if e.may_be_refused:
                 out.print(f"  [yellow]MAY BE REFUSED[/] {escape(e.may_be_refused)}")

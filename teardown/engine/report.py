@@ -235,11 +235,12 @@ def build_report(
     *,
     refund_arrival: str = "",
     backup_gb_month: Decimal | None = None,
+    public_ip_hour: Decimal | None = None,
 ) -> dict[str, Any]:
     """Everything a person needs after a run, as one JSON-ready document. ``refund_arrival``
     is the cloud's word on where refunds go and when (its provider's ``refund_arrival``);
     ``backup_gb_month`` the price of backup storage (``billing.prices``), for the estimate of
-    what the vault costs a month."""
+    what the vault costs a month; ``public_ip_hour`` that of a public IP an hour."""
     status = run_status(journal, run_id)
     plan = plan_from_json(journal.run(run_id).plan_json, f"journal run {run_id}")
     by_urn = {rp.resource.urn: rp for rp in plan.resources}
@@ -273,7 +274,10 @@ def build_report(
             totals["coupons_lost"] += rp.estimate.coupons_lost
         billing_reason = _still_billing(rp, res["phase"])
         if billing_reason:
-            still.append(_billing_entry(rp, res, billing_reason))
+            entry = _billing_entry(rp, res, billing_reason)
+            if entry["kind"] == "eip" and entry["charging"] == "hourly":
+                entry["hourly_price"] = str(public_ip_hour) if public_ip_hour else None
+            still.append(entry)
             still += _disks_billing_with(rp)
         next_step = _next_step(res, rp)
         resources.append(
@@ -408,6 +412,9 @@ def _still_line(s: dict[str, Any]) -> str:
         line += f"; no renewal: it ends when it expires on {s['expires_at'][:10]}"
     if s.get("monthly_cost"):
         line += f"; about {_money(s['monthly_cost'])} CNY a month ({s['monthly_cost_note']})"
+    if "hourly_price" in s:
+        price = s["hourly_price"]
+        line += f"; {price} CNY an hour" if price else "; price unknown (billing.prices)"
     return line
 
 

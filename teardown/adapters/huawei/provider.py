@@ -56,9 +56,14 @@ class HuaweiAccount:
         return SshDefaults(p.ssh_user, p.identity_file, p.known_hosts, dict(p.ssh_ports))
 
     def check_runnable(self, plan: Plan) -> None:
-        cbr = any(
-            s.kind is StepKind.SNAPSHOT and s.snapshot is SnapshotKind.CBR for s in plan.steps
-        )
+        kinds = {s.snapshot for s in plan.steps if s.kind is StepKind.SNAPSHOT}
+        if SnapshotKind.IMAGE in kinds:
+            raise ConfigError(
+                "backup.snapshot",
+                'image backups are not made by the Huawei adapter (yet): use "cbr" (a CBR '
+                "server backup survives the destroy too)",
+            )
+        cbr = SnapshotKind.CBR in kinds
         if cbr and self.profile.vault_id is None:
             raise ConfigError(
                 "huawei.vault_id",
