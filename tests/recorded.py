@@ -50,6 +50,25 @@ class Recorded:
 
         self.routes[(method, pattern)] = answer
 
+    def answer_in_turn(self, method: str, pattern: str, bodies: list[Body]) -> None:
+        """Answer ``method`` on ``pattern`` with ``bodies`` one after the other, one per request
+        (the last one again once they run out): a job that moves on between polls."""
+        remaining = list(bodies)
+
+        def answer(_request: Request) -> Body:
+            return remaining.pop(0) if len(remaining) > 1 else remaining[0]
+
+        self.routes[(method, pattern)] = answer
+
+    def sent(self, method: str, pattern: str) -> list[tuple[str, Body]]:
+        """The requests made with ``method`` to paths matching ``pattern`` (a regex), in order:
+        each one's path with its query string (if any), and its JSON body (``{}`` without one)."""
+        return [
+            (path.removesuffix("?"), body)
+            for m, path, body in self.requests
+            if m == method and re.fullmatch(pattern, path.split("?", 1)[0])
+        ]
+
 
 @contextmanager
 def recorded_cloud() -> Iterator[Recorded]:
@@ -74,7 +93,7 @@ def recorded_cloud() -> Iterator[Recorded]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_port}"
-    endpoints = {s: base for s in ("ecs", "evs", "cbr", "bss")}
+    endpoints = {s: base for s in ("ecs", "evs", "cbr", "bss", "eip")}
     rec.profile = HuaweiProfile(
         "cn-north-4", PROJECT, "recorded-domain", "AK", "SK", endpoints=endpoints
     )

@@ -312,7 +312,9 @@ def test_a_pending_renewal_order_is_attached_to_its_resource(tmp_path: Path) -> 
     for cloud in start(tmp_path, scenario):
         (db,) = cloud.inventory().resources()
         (pending,) = cloud.inventory().pending_orders()
-        assert pending.resource_ids == (cloud.rig.ids["db"],)
+        # Found by ListPayPerUseCustomerResources(order_id=): the server and its bound disk.
+        ids = cloud.rig.ids
+        assert pending.resource_ids == (ids["db"], ids["db-sys"])
         assert db.billing.pending_order_ids == (pending.order_id,)
 
 
@@ -393,7 +395,7 @@ def test_a_failed_delete_job_is_a_permanent_error(demo: Cloud) -> None:
     with pytest.raises(PermanentError, match="injected failure") as info:
         demo.destroyer().destroy(web, DestroyAction.DELETE, "k")
 
-    assert info.value.code == "Ecs.0001"
+    assert info.value.code == "Ecs.0501"
     assert demo.destroyer().presence(web) is Presence.EXISTS
 
 
@@ -403,7 +405,7 @@ def test_deleting_a_prepaid_server_is_refused_with_a_hint(demo: Cloud) -> None:
     with pytest.raises(PermanentError) as info:
         demo.destroyer().destroy(db, DestroyAction.DELETE, "k")
 
-    assert info.value.code == "Ecs.0219"
+    assert info.value.code == "Ecs.0513"
     assert info.value.hint is not None and "unsubscribe" in info.value.hint
 
 

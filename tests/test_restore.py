@@ -18,6 +18,7 @@ from huaweicloudsdkcbr.v1 import (
     CheckpointParam,
     CreateCheckpointRequest,
     ListBackupsRequest,
+    ShowBackupRequest,
     VaultBackup,
     VaultBackupReq,
 )
@@ -276,8 +277,11 @@ def checkpoint(rig: SandboxRig, *resources: str) -> str:
 
 
 def server_backup(rig: SandboxRig, checkpoint_id: str) -> Any:
+    """The checkpoint's server backup as ShowBackup shows it, with its disk backups (ListBackups
+    shows ``children: []``)."""
     rig.advance(2)
-    (backup,) = cbr(rig).list_backups(ListBackupsRequest(checkpoint_id=checkpoint_id)).backups
+    (listed,) = cbr(rig).list_backups(ListBackupsRequest(checkpoint_id=checkpoint_id)).backups
+    backup = cbr(rig).show_backup(ShowBackupRequest(backup_id=listed.id)).backup
     assert backup.status == "available"
     return backup
 

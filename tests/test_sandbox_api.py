@@ -227,7 +227,8 @@ def test_list_servers_details_filters_pages_and_counts(tmp_path: Path) -> None:
         assert names(server_id=both_webs) == (2, ["web-1", "web-2"])
         # server_id wins over the other filters.
         assert names(server_id=both_webs, name="db") == (2, ["web-1", "web-2"])
-        assert names(server_id="no-such-server") == (0, [])
+        stub = client.list_servers_details(ListServersDetailsRequest(server_id="no-such-server"))
+        assert (stub.count, stub.servers[0].id, stub.servers[0].name) == (1, "no-such-server", None)
         assert names(name="web") == (2, ["web-1", "web-2"])
         assert names(tags="role=db") == (1, ["db-1"])
         assert names(tags="role=web", name="2") == (1, ["web-2"])
@@ -239,7 +240,8 @@ def test_list_servers_details_filters_pages_and_counts(tmp_path: Path) -> None:
         assert sorted(n for _, page in pages for n in page) == ["db-1", "web-1", "web-2"]
 
         refused(lambda: names(limit=0), 400, "Ecs.0005")
-        refused(lambda: names(offset=0), 400, "Ecs.0005")
+        assert names(offset=0, limit=2) == names(offset=1, limit=2)  # 0 is the first page too
+        refused(lambda: names(offset=-1), 400, "Ecs.0005")
         refused(lambda: names(limit=1001), 400, "Ecs.0005")
 
 
@@ -298,7 +300,7 @@ def test_delete_servers_runs_a_job_and_removes_server_and_disks(tmp_path: Path) 
         job_id = delete_servers(rig, ids["keep-data"], delete_volume=False)
 
         running = show_job(rig, job_id)
-        assert (running.job_id, running.status) == (job_id, "RUNNING")
+        assert (running.job_id, running.status) == (job_id, "INIT")
         assert running.entities.sub_jobs_total == 1
         assert [s.entities.server_id for s in running.entities.sub_jobs] == [ids["keep-data"]]
         assert show_server(rig, ids["keep-data"]).id == ids["keep-data"]
@@ -342,10 +344,10 @@ def test_delete_servers_job_fails_for_a_failing_server_and_keeps_it(tmp_path: Pa
         job = show_job(rig, job_id)
 
         assert job.status == "FAIL"
-        assert job.error_code == "Ecs.0001"
+        assert job.error_code == "Ecs.0501"
         subs = {s.entities.server_id: s for s in job.entities.sub_jobs}
         assert subs[stuck].status == "FAIL"
-        assert subs[stuck].error_code == "Ecs.0001"
+        assert subs[stuck].error_code == "Ecs.0501"
         assert subs[stuck].entities.errorcode_message
         assert subs[fine].status == "SUCCESS"
         assert show_server(rig, stuck).status == "ACTIVE"
@@ -356,7 +358,7 @@ def test_batch_stop_servers_shuts_the_server_off(tmp_path: Path) -> None:
     with running_sandbox(tmp_path, scenario(ServerSpec(name="app"))) as rig:
         sid = rig.ids["app"]
         job_id = stop_servers(rig, sid)
-        assert show_job(rig, job_id).status == "RUNNING"
+        assert show_job(rig, job_id).status == "INIT"
         assert show_server(rig, sid).status == "ACTIVE"
 
         rig.advance(1)
@@ -554,9 +556,9 @@ def test_create_checkpoint_backs_up_each_disk_and_skips_unknown_ids(tmp_path: Pa
         refused(
             lambda: checkpoint(rig, rig.ids["app"], vault="no-such-vault"),
             404,
-            "BackupService.6016",
+            "BackupService.6105",
         )
-        refused(lambda: checkpoint(rig, "no-such-server"), 400, "BackupService.6010")
+        refused(lambda: checkpoint(rig, "no-such-server"), 400, "BackupService.0001")
         refused(lambda: checkpoint(rig, rig.ids["app"], name=["x"]), 400, "BackupService.6001")
         refused(
             lambda: checkpoint(rig, rig.ids["app"], retention_duration_days=0),
@@ -573,10 +575,11 @@ def test_create_checkpoint_backs_up_each_disk_and_skips_unknown_ids(tmp_path: Pa
             (rig.ids["app"], "OS::Nova::Server")
         ]
         assert [(s.id, s.code) for s in created.vault.skipped_resources] == [
-            ("no-such-server", "BackupService.6010")
+            ("no-such-server", "BackupService.7100")
         ]
 
-        (backup,) = list_backups(rig, checkpoint_id=created.id).backups
+        (listed,) = list_backups(rig, checkpoint_id=created.id).backups
+        backup = cbr(rig).show_backup(ShowBackupRequest(backup_id=listed.id)).backup
         assert (backup.resource_id, backup.resource_type) == (rig.ids["app"], "OS::Nova::Server")
         children = {c.resource_id: c for c in backup.children}
         assert set(children) == {rig.ids["app-sys"], rig.ids["app-data1"]}
@@ -606,7 +609,10 @@ def test_show_checkpoint_goes_protecting_then_available(tmp_path: Path) -> None:
         assert failed.status == "error"
         outcome = {
             b.resource_id: (b.status, {c.status for c in b.children})
-            for b in list_backups(rig, checkpoint_id=bad).backups
+            for b in (
+                client.show_backup(ShowBackupRequest(backup_id=listed.id)).backup
+                for listed in list_backups(rig, checkpoint_id=bad).backups
+            )
         }
         assert outcome == {
             rig.ids["good"]: ("available", {"available"}),
@@ -616,7 +622,7 @@ def test_show_checkpoint_goes_protecting_then_available(tmp_path: Path) -> None:
         refused(
             lambda: client.show_checkpoint(ShowCheckpointRequest(checkpoint_id="nope")),
             404,
-            "BackupService.6016",
+            "BackupService.6217",
         )
 
 
@@ -669,7 +675,7 @@ def test_show_backup_lists_one_child_per_disk(tmp_path: Path) -> None:
         refused(
             lambda: client.show_backup(ShowBackupRequest(backup_id="no-such-backup")),
             404,
-            "BackupService.6016",
+            "BackupService.6200",
         )
 
 
@@ -732,7 +738,8 @@ def test_delete_backup_answers_204_and_assumption_deleting_until_gone(
     with running_sandbox(tmp_path, scenario(app)) as rig:
         checkpoint_id = checkpoint(rig, rig.ids["app"]).id
         rig.advance(2)
-        (backup,) = list_backups(rig, checkpoint_id=checkpoint_id).backups
+        (listed,) = list_backups(rig, checkpoint_id=checkpoint_id).backups
+        backup = cbr(rig).show_backup(ShowBackupRequest(backup_id=listed.id)).backup
         child = backup.children[0].id
         assert (rig.data_dir / "cbr" / child).exists()
 
@@ -751,7 +758,7 @@ def test_delete_backup_answers_204_and_assumption_deleting_until_gone(
         refused(
             lambda: cbr(rig).show_backup(ShowBackupRequest(backup_id=backup.id)),
             404,
-            "BackupService.6016",
+            "BackupService.6200",
         )
 
 
@@ -759,13 +766,13 @@ def test_delete_servers_refuses_prepaid_servers(tmp_path: Path) -> None:
     servers = (ServerSpec(name="yearly", charging="prePaid"), ServerSpec(name="hourly"))
     with running_sandbox(tmp_path, scenario(*servers)) as rig:
         before = dump_state(rig)
-        e = refused(lambda: delete_servers(rig, rig.ids["yearly"]), 400, "Ecs.0219")
+        e = refused(lambda: delete_servers(rig, rig.ids["yearly"]), 400, "Ecs.0513")
         assert rig.ids["yearly"] in e.error_msg
         # A batch with one prepaid server is refused whole.
         refused(
             lambda: delete_servers(rig, rig.ids["hourly"], rig.ids["yearly"], delete_volume=True),
             400,
-            "Ecs.0219",
+            "Ecs.0513",
         )
         rig.advance(10)
         assert dump_state(rig) == before

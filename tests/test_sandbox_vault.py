@@ -21,6 +21,7 @@ from huaweicloudsdkcbr.v1 import (
     ListVaultRequest,
     RemoveVaultResourceRequest,
     ResourceCreate,
+    ShowBackupRequest,
     ShowVaultRequest,
     VaultAddResourceReq,
     VaultBackup,
@@ -259,7 +260,8 @@ def test_retention_sets_expired_at_and_the_backup_is_deleted_when_it_expires(
         dated = checkpoint(rig, "servers", a, retention=3)
         assert dated.extra_info.retention_duration == 3
         rig.advance(2)
-        (backup,) = backups(rig, checkpoint_id=dated.id)
+        (listed,) = backups(rig, checkpoint_id=dated.id)
+        backup = cbr(rig).show_backup(ShowBackupRequest(backup_id=listed.id)).backup
         made = parse_ts(backup.created_at)
         assert parse_ts(backup.expired_at) == made + timedelta(days=3)
         assert {parse_ts(c.expired_at) for c in backup.children} == {made + timedelta(days=3)}

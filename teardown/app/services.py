@@ -223,8 +223,12 @@ def plan_servers(
     now: datetime,
     tuning: Tuning = Tuning(),
     include_foreign: bool = False,
+    all_regions: bool = False,
 ) -> Plan:
-    """Inventory the targets (and pending orders) and plan. Reads only; changes nothing."""
+    """Inventory the targets (and pending orders) and plan. Reads only; changes nothing.
+
+    With ``billing.pending_orders = "account"`` the plan cancels the account's pending orders
+    that touch the profile's region, or every one with ``all_regions`` (``--all-regions``)."""
     inventory = profile.inventory(tuning.sleep)
     found = inventory.resources(targets.server_ids, targets.tags)
     # Re-checked here against every selector, whatever the cloud's filters did (I3).
@@ -240,7 +244,9 @@ def plan_servers(
     ids = {r.cloud_id for r in resources}
     account_orders: list[str] = []
     if config.billing.pending_orders == "account":
-        account_orders = [o.order_id for o in inventory.pending_orders()]
+        account_orders = [
+            o.order_id for o in inventory.pending_orders() if all_regions or o.in_region
+        ]
     else:
         account_orders = [
             o.order_id for o in inventory.pending_orders() if ids & set(o.resource_ids)

@@ -38,6 +38,9 @@ class TargetSource:
     destroy_with: str | None = None
     """``cloud`` or ``pulumi`` (None: the default for the source)."""
     include_foreign: bool = False
+    all_regions: bool = False
+    """Account-wide pending orders (``billing.pending_orders = "account"``) of every region,
+    not only the profile's."""
 
     def check(self) -> None:
         """InputError unless exactly one source is given and the destroy mode fits it."""
@@ -100,7 +103,12 @@ def plan_targets(
         assert profile is not None
         targets = services.Targets(source.servers, source.tags)
         plan = services.plan_servers(
-            profile, targets, config, now=now, include_foreign=source.include_foreign
+            profile,
+            targets,
+            config,
+            now=now,
+            include_foreign=source.include_foreign,
+            all_regions=source.all_regions,
         )
         planned = Planned(plan, profile)
     elif source.stack is not None:

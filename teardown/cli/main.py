@@ -108,6 +108,14 @@ include_foreign_option = click.option(
 )
 
 
+all_regions_option = click.option(
+    "--all-regions",
+    is_flag=True,
+    help='With billing.pending_orders = "account": cancel the account\'s pending orders of '
+    "every region, not only those touching the profile's region (BSS orders are account-wide).",
+)
+
+
 def target_options(command: F) -> F:
     """The options that name a scope and how to treat it, shared by `plan` and `run`."""
     for option in reversed(
@@ -122,6 +130,7 @@ def target_options(command: F) -> F:
             json_option,
             destroy_with_option,
             include_foreign_option,
+            all_regions_option,
         )
     ):
         command = option(command)
@@ -148,6 +157,7 @@ def _make_plan(
     destroy_with: str | None = None,
     need_profile: bool = False,
     include_foreign: bool = False,
+    all_regions: bool = False,
 ) -> Planned:
     """The command line's targets, checked, as the app's one TargetSource, planned."""
     source = TargetSource(
@@ -158,6 +168,7 @@ def _make_plan(
         work_dir=work_dir,
         destroy_with=destroy_with,
         include_foreign=include_foreign,
+        all_regions=all_regions,
     )
     return plan_targets(
         source, config, profile_path=profile_path, env=os.environ, need_profile=need_profile
@@ -248,6 +259,7 @@ def plan(
     as_json: bool,
     destroy_with: str | None,
     include_foreign: bool,
+    all_regions: bool,
     out_path: Path | None,
 ) -> None:
     """Show what a run would do, without changing anything.
@@ -278,6 +290,7 @@ def plan(
         tags=tags,
         destroy_with=destroy_with,
         include_foreign=include_foreign,
+        all_regions=all_regions,
     )
     _show_plan(
         planned.plan,
@@ -303,6 +316,8 @@ def plan(
             targets["destroy_with"] = destroy_with
         if include_foreign:
             targets["include_foreign"] = True
+        if all_regions:
+            targets["all_regions"] = True
         digest = write_plan_file(
             out_path, planned.plan, targets, _config_text(config_path), SystemClock().now()
         )
@@ -379,6 +394,7 @@ def apply(
         destroy_with=t.get("destroy_with"),
         need_profile=True,
         include_foreign=bool(t.get("include_foreign")),
+        all_regions=bool(t.get("all_regions")),
     )
     check_still_valid(reviewed, live.plan, str(plan_path))
     profile = live.profile or app.resolve_profile(profile_path, os.environ)
@@ -430,6 +446,7 @@ def run(
     events_path: Path | None,
     destroy_with: str | None,
     include_foreign: bool,
+    all_regions: bool,
     resume_unfinished: bool,
 ) -> None:
     """Back up, verify, destroy what is verified, close the billing, and report.
@@ -461,6 +478,7 @@ def run(
             destroy_with=destroy_with,
             need_profile=True,
             include_foreign=include_foreign,
+            all_regions=all_regions,
         )
 
     planned = make()

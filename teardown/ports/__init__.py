@@ -33,10 +33,17 @@ class PendingOrder:
     order_id: str
     amount: Decimal
     resource_ids: tuple[str, ...]
-    """Resource ids named by its order lines (may be empty for a resource never provisioned)."""
+    """Ids of the resources the order touches, as the cloud's API links them to it (may be
+    empty: a purchase provisions nothing until it is paid)."""
     created: datetime | None
     pay_by: datetime | None
     """When the cloud cancels it automatically unless it is paid."""
+    regions: tuple[str, ...] = ()
+    """The regions of the resources it touches (empty when none is known)."""
+    in_region: bool = True
+    """False when every resource it touches is in another region than the profile's: only
+    orders in the region are cancelled in ``billing.pending_orders = "account"`` mode unless
+    every region is asked for (an order whose resources are unknown counts as in the region)."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,42 @@ SSH_PORT_TAG = "sandbox.ssh_port"
 DATA_TAG = "sandbox.data"
 """Server tag: the absolute local paths of the server's disks, separated by ``;``."""
 
+LOCK_SOURCE_ORDER = "ORDER"
+"""``metadata.lockSource`` of a lock held by an order ("order lock (ORDER)"; then
+``lockSourceId`` is the order id): the only source the ECS reference documents."""
+TO_PERIOD_LOCK = "TO_PERIOD_LOCK"
+"""``metadata.lockScene`` of a pay-per-use server being converted to yearly/monthly
+("pay-per-use to yearly/monthly (TO_PERIOD_LOCK)"): the only scene the ECS reference documents."""
+SANDBOX_VPC = "vpc-sandbox"
+"""The one VPC of the sandbox: the key of every server's ``addresses`` and its ``vpc_id``."""
+IMAGE_NAME = "Ubuntu 22.04 server 64bit"
+"""``metadata.image_name`` of every sandbox server (sandbox data)."""
+_TASK_STATES = {"deleteServers": "deleting", "stopServers": "powering-off"}
+"""``OS-EXT-STS:task_state`` while an ECS job of this type works on a server (the ECS reference,
+"云服务器状态", table 3: ``deleting`` "实例处于删除中", ``powering-off`` "实例处于停止中")."""
+_OPEN_JOB = ("INIT", "RUNNING")
+
+SERVER_DETAIL_KEYS = (
+    "fault", "id", "name", "addresses", "flavor", "accessIPv4", "accessIPv6", "status", "image",
+    "updated", "created", "metadata", "tags", "description", "locked", "config_drive",
+    "tenant_id", "os-extended-volumes:volumes_attached", "OS-EXT-STS:task_state",
+    "OS-EXT-STS:power_state", "OS-EXT-STS:vm_state", "OS-DCF:diskConfig",
+    "OS-EXT-AZ:availability_zone", "OS-EXT-SRV-ATTR:root_device_name", "enterprise_project_id",
+    "OS-SRV-USG:launched_at", "host_status", "OS-EXT-SRV-ATTR:hostname", "sys_tags",
+    "security_groups", "progress",
+)  # fmt: skip
+"""The fields of a sandbox ServerDetail, in the order of the reference's example (a stub for
+an id that does not exist has them all, ``null`` but ``id`` and ``fault``)."""
+
+
+def api_time(stored: str | None) -> str | None:
+    """A stored time (``YYYY-MM-DDTHH:MM:SSZ``) as EVS and CBR show theirs: UTC with no zone and
+    microseconds, ``2019-05-10T07:59:12.084695`` (EVS: "UTC YYYY-MM-DDTHH:MM:SS.XXXXXX";
+    the CBR examples)."""
+    if not stored:
+        return None
+    return parse_ts(stored).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
 
 def server_row(conn: sqlite3.Connection, server_id: str) -> sqlite3.Row:
     row = conn.execute("SELECT * FROM servers WHERE id=? AND deleted=0", (server_id,)).fetchone()
@@ -144,8 +180,96 @@ def server_tags(conn: sqlite3.Connection, row: sqlite3.Row, data_root: Path) -> 
     return [*tags, f"{SSH_PORT_TAG}={row['ssh_port']}", f"{DATA_TAG}={';'.join(dirs)}"]
 
 
-def server_json(conn: sqlite3.Connection, row: sqlite3.Row, data_root: Path) -> dict[str, Any]:
-    """A ServerDetail as ECS returns it (the fields teardown reads, and the usual companions)."""
+def server_task_state(conn: sqlite3.Connection, server_id: str) -> str | None:
+    """``OS-EXT-STS:task_state``: ``deleting`` while a delete job works on the server,
+    ``powering-off`` while a stop job does, else None (the reference's ``null``)."""
+    for job in conn.execute(
+        "SELECT job_type, entities FROM jobs WHERE service='ecs' AND status IN (?, ?) "
+        "ORDER BY begin_time DESC, id",
+        _OPEN_JOB,
+    ):
+        subs = json.loads(job["entities"]).get("sub_jobs", [])
+        if any(
+            s.get("entities", {}).get("server_id") == server_id and s.get("status") in _OPEN_JOB
+            for s in subs
+        ):
+            return _TASK_STATES.get(job["job_type"])
+    return None
+
+
+_FLAVOR_SIZES = {"small": 1, "medium": 1, "large": 2, "xlarge": 4}
+
+
+def flavor_json(flavor: str) -> dict[str, str]:
+    """ServerDetail ``flavor``: ``id``, ``name``, ``disk`` (``"0"``), ``vcpus`` and ``ram`` (MB),
+    all strings (the reference's table 2). vCPUs and memory follow the name ``family.size.ratio``
+    (``s6.large.2``: 2 vCPUs, 2 GB per vCPU; ``Nxlarge`` is 4N vCPUs): sandbox data."""
+    parts = flavor.split(".")
+    size = parts[1] if len(parts) >= 2 else ""
+    vcpus = _FLAVOR_SIZES.get(size, 1)
+    if size.endswith("xlarge") and size[:-6].isdigit():
+        vcpus = 4 * int(size[:-6])
+    ratio = int(parts[2]) if len(parts) >= 3 and parts[2].isdigit() else 1
+    return {
+        "disk": "0",
+        "vcpus": str(vcpus),
+        "ram": str(vcpus * ratio * 1024),
+        "id": flavor,
+        "name": flavor,
+    }
+
+
+def server_metadata(row: sqlite3.Row) -> dict[str, str]:
+    """ServerDetail ``metadata``: the system keys of the reference's table 6. The four lock keys
+    are there on a prepaid server (empty when it is not locked, as in the reference's example)
+    and on a locked one: ``lockSource`` ``ORDER``, ``lockSourceId`` the order holding the lock,
+    ``lockScene`` (``TO_PERIOD_LOCK``), ``lockCheckEndpoint`` (empty: the sandbox has no
+    callback)."""
+    metadata: dict[str, str] = {
+        "metering.image_id": row["image_id"],
+        "metering.imagetype": "gold",
+        "metering.resourcespeccode": f"{row['flavor']}.linux",
+        "metering.resourcetype": "1",
+        "image_name": IMAGE_NAME,
+        "os_bit": "64",
+        "vpc_id": SANDBOX_VPC,
+        "os_type": "Linux",
+        "charging_mode": row["charging_mode"],
+    }
+    if row["order_id"]:
+        metadata["metering.order_id"] = row["order_id"]
+        metadata["metering.product_id"] = row["product_id"] or ""
+    if row["frozen"]:
+        metadata["EcmResStatus"] = "freeze"
+    if row["locked"] or row["order_id"]:
+        locked = bool(row["locked"])
+        metadata["lockCheckEndpoint"] = ""
+        metadata["lockSource"] = LOCK_SOURCE_ORDER if locked else ""
+        metadata["lockSourceId"] = (row["lock_source_id"] or "") if locked else ""
+        metadata["lockScene"] = (row["lock_scene"] or TO_PERIOD_LOCK) if locked else ""
+    return metadata
+
+
+def server_stub(server_id: str, now: datetime) -> dict[str, Any]:
+    """What ListServersDetails returns for a ``server_id`` that does not exist: "除了id和fault其它
+    字段均为null" (the reference). The fault's content is an assumption (the reference does not
+    show one): code 404 and the message of ``Ecs.0114``."""
+    stub: dict[str, Any] = dict.fromkeys(SERVER_DETAIL_KEYS)
+    stub["id"] = server_id
+    stub["fault"] = {
+        "code": 404,
+        "message": f"Instance[{server_id}] could not be found.",
+        "details": None,
+        "created": ts(now),
+    }
+    return stub
+
+
+def server_json(
+    conn: sqlite3.Connection, row: sqlite3.Row, data_root: Path, tenant_id: str = ""
+) -> dict[str, Any]:
+    """A ServerDetail as ECS returns it: the fields teardown reads and the usual companions, in
+    the order of the reference's example (``SERVER_DETAIL_KEYS``)."""
     volumes = server_volumes(conn, row["id"])
     addresses: list[dict[str, Any]] = []
     if row["private_ip"]:
@@ -169,41 +293,46 @@ def server_json(conn: sqlite3.Connection, row: sqlite3.Row, data_root: Path) -> 
                 "OS-EXT-IPS:port_id": eip["port_id"],
             }
         )
-    metadata: dict[str, str] = {"charging_mode": row["charging_mode"], "os_type": "Linux"}
-    if row["order_id"]:
-        metadata["metering.order_id"] = row["order_id"]
-        metadata["metering.product_id"] = row["product_id"] or ""
-    if row["frozen"]:
-        metadata["EcmResStatus"] = "freeze"
-    if row["locked"]:
-        metadata["lockSource"] = "ORDER"
-        metadata["lockSourceId"] = row["lock_source_id"] or ""
-        metadata["lockScene"] = row["lock_scene"] or "TO_PERIOD_LOCK"
+    active = row["status"] == "ACTIVE"
     return {
+        "fault": None,
         "id": row["id"],
         "name": row["name"],
+        "addresses": {SANDBOX_VPC: addresses},
+        "flavor": flavor_json(row["flavor"]),
+        "accessIPv4": "",
+        "accessIPv6": "",
         "status": row["status"],
-        "locked": bool(row["locked"]),
-        "created": row["created"],
-        "updated": row["updated"],
-        "OS-EXT-AZ:availability_zone": row["az"],
-        "OS-EXT-STS:vm_state": "active" if row["status"] == "ACTIVE" else "stopped",
-        "OS-EXT-STS:power_state": 1 if row["status"] == "ACTIVE" else 4,
-        "flavor": {"id": row["flavor"], "name": row["flavor"]},
         "image": {"id": row["image_id"]},
-        "addresses": {"vpc-sandbox": addresses},
+        "updated": row["updated"],
+        "created": row["created"],
+        "metadata": server_metadata(row),
+        "tags": server_tags(conn, row, data_root),
+        "description": "",
+        "locked": bool(row["locked"]),
+        "config_drive": "",
+        "tenant_id": tenant_id,
         "os-extended-volumes:volumes_attached": [
             {
+                "device": v["device"],
+                "bootIndex": "0" if v["bootable"] else "-1",
                 "id": v["id"],
                 "delete_on_termination": "true" if v["bootable"] else "false",
-                "bootIndex": "0" if v["bootable"] else "-1",
-                "device": v["device"],
             }
             for v in volumes
         ],
-        "metadata": metadata,
-        "tags": server_tags(conn, row, data_root),
+        "OS-EXT-STS:task_state": server_task_state(conn, row["id"]),
+        "OS-EXT-STS:power_state": 1 if active else 4,
+        "OS-EXT-STS:vm_state": "active" if active else "stopped",
+        "OS-DCF:diskConfig": "MANUAL",
+        "OS-EXT-AZ:availability_zone": row["az"],
+        "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
         "enterprise_project_id": "0",
+        "OS-SRV-USG:launched_at": api_time(row["created"]),
+        "host_status": "UP",
+        "OS-EXT-SRV-ATTR:hostname": row["name"],
+        "sys_tags": [{"key": "_sys_enterprise_project_id", "value": "0"}],
+        "security_groups": [{"id": "sg-" + SANDBOX_VPC, "name": "default"}],
         "progress": 0,
     }
 
@@ -224,7 +353,7 @@ def volume_json(row: sqlite3.Row, data_root: Path) -> dict[str, Any]:
                 "device": row["device"],
                 "attachment_id": "att-" + row["id"][:8],
                 "id": row["id"],
-                "attached_at": row["created"],
+                "attached_at": api_time(row["created"]),
                 "host_name": None,
             }
         )
@@ -239,8 +368,8 @@ def volume_json(row: sqlite3.Row, data_root: Path) -> dict[str, Any]:
         "volume_type": row["volume_type"],
         "attachments": attachments,
         "metadata": metadata,
-        "created_at": row["created"],
-        "updated_at": row["updated"],
+        "created_at": api_time(row["created"]),
+        "updated_at": api_time(row["updated"]),
         "tags": json.loads(row["tags"]),
         "service_type": "EVS",
         "encrypted": False,

@@ -43,7 +43,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from teardown.core.errors import ConfigError
-from teardown.sandbox.resources import server_port, volume_data_dir
+from teardown.sandbox.resources import TO_PERIOD_LOCK, server_port, volume_data_dir
 from teardown.sandbox.store import new_id, ts
 
 _STRICT = {"extra": "forbid"}
@@ -94,6 +94,11 @@ class ServerSpec:
     tags: dict[str, str] = field(default_factory=dict)
     provisioned_days_ago: float = 1.0
     locked: bool = False
+    """An order holds a lock on the server (ECS ``metadata.lockSource = "ORDER"``). On a
+    pay-per-use server: ``lockScene`` ``TO_PERIOD_LOCK``, the server being converted to
+    yearly/monthly by an order pending payment whose id is ``lockSourceId`` (see
+    :func:`to_period_order_id`). On a yearly/monthly server (an assumption: the reference
+    documents no other scene): ``TO_PERIOD_LOCK`` too, held by the server's own order."""
     frozen: bool = False
     system_disk: DiskSpec = field(default_factory=DiskSpec)
     data_disks: tuple[DiskSpec, ...] = ()
@@ -157,6 +162,23 @@ _ADAPTER = TypeAdapter(Scenario)
 
 _MODES = {"postPaid": "0", "prePaid": "1", "spot": "2"}
 _EIP_MODES = ("postPaid", "prePaid")
+
+
+def to_period_order_id(server_id: str) -> str:
+    """The id of the order converting the pay-per-use server ``server_id`` to yearly/monthly,
+    which holds its lock when the scenario says ``locked = true``: what ECS shows as the
+    server's ``metadata.lockSourceId`` (``lockScene`` ``TO_PERIOD_LOCK``). Derived from the
+    server id, so the same scenario gives the same id; BSS serves it as an order pending
+    payment."""
+    digest = uuid.uuid5(uuid.NAMESPACE_URL, f"teardown-sandbox:to-period:{server_id}").hex
+    return "CS" + digest[:14].upper()
+
+
+def _lock(spec: ServerSpec, server_id: str, order_id: str | None) -> tuple[str | None, str | None]:
+    """``(lock_source_id, lock_scene)`` of a server the scenario says is locked."""
+    if not spec.locked:
+        return None, None
+    return order_id or to_period_order_id(server_id), TO_PERIOD_LOCK
 
 
 def eip_name(server_name: str) -> str:
@@ -300,6 +322,7 @@ def add_server(
     created = now - timedelta(days=spec.provisioned_days_ago)
     prepaid = spec.charging == "prePaid"
     order_id = "CS" + sid.replace("-", "")[:14].upper() if prepaid else None
+    lock_source_id, lock_scene = _lock(spec, sid, order_id)
     conn.execute(
         "INSERT INTO servers(id, name, status, created, updated, flavor, az, image_id, "
         "charging_mode, order_id, product_id, locked, lock_source_id, lock_scene, frozen, tags, "
@@ -315,8 +338,8 @@ def add_server(
             order_id,
             "OFFI" + sid[:8] if prepaid else None,
             int(spec.locked),
-            order_id if spec.locked else None,
-            "TO_PERIOD_LOCK" if spec.locked else None,
+            lock_source_id,
+            lock_scene,
             int(spec.frozen),
             json.dumps([f"{k}={v}" for k, v in sorted(spec.tags.items())]),
             spec.private_ip,

@@ -56,9 +56,36 @@ RESOURCE_PAGE = 100
 RESOURCE_IDS_PER_QUERY = 50
 """ListPayPerUseCustomerResources takes at most 50 resource ids."""
 
-DISCOUNT_COUPON_TYPES = frozenset({"300", "discount_coupon"})
-"""``discount_type`` values of a 折扣券: ``300`` in the SDK's documentation; the sandbox writes
-``discount_coupon``."""
+DISCOUNT_COUPON_TYPES = frozenset({"300"})
+"""``discount_type`` values of a 折扣券: ``300`` (促销折扣券) in the SDK's ``DiscountItemV2``
+docstring, the only source; no source names another spelling."""
+
+ORDER_STATUSES = {
+    1: "pending review",
+    2: "pending refund",
+    3: "processing",
+    4: "cancelled",
+    5: "completed",
+    6: "pending payment",
+    9: "pending confirmation",
+    10: "pending shipment",
+    11: "pending receipt",
+    12: "pending pickup",
+    13: "being exchanged",
+}
+"""``CustomerOrderV2.status`` (the SDK's docstring): only 6 can be cancelled (R1)."""
+ORDER_TYPES = {
+    1: "new",
+    2: "renewal",
+    3: "change",
+    4: "unsubscribe",
+    10: "yearly/monthly to pay-per-use",
+    11: "pay-per-use to yearly/monthly",
+    13: "trial",
+    14: "trial to commercial",
+    15: "fee adjustment",
+}
+"""``CustomerOrderV3.order_type`` (the SDK's docstring)."""
 
 
 class BssReader(ApiCaller):
@@ -137,6 +164,24 @@ class BssReader(ApiCaller):
                 if not page or offset >= int(resp.total_count or 0):
                     break
         return out
+
+    def order_resources(self, order_id: str) -> list[Any]:
+        """``OrderInstanceV2`` of the provisioned yearly/monthly resources of an order, bound
+        children included: ``QueryResourcesReq.order_id`` (查询指定订单下的资源), the link the
+        API reference gives from an order to its resources (ListCustomerOrders' old page: "如果想
+        查询某条订单下的资源信息 ... 在请求参数输入订单号进行查询")."""
+        out: list[Any] = []
+        offset = 0
+        while True:
+            body = QueryResourcesReq(
+                order_id=order_id, only_main_resource=0, offset=offset, limit=RESOURCE_PAGE
+            )
+            resp = self._resources_page(ListPayPerUseCustomerResourcesRequest(body=body))
+            page = list(resp.data or [])
+            out.extend(page)
+            offset += len(page)
+            if not page or offset >= int(resp.total_count or 0):
+                return out
 
     def subscriptions(self, status_list: Sequence[int]) -> list[Any]:
         """Every ``OrderInstanceV2`` of the customer with one of these statuses (2 in use,

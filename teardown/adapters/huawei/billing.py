@@ -1,11 +1,12 @@
 """Orders, subscriptions and refunds through Huawei BSS (v2).
 
 ``renewals_pending`` works from what BSS exposes about renewal orders: completed renewal orders
-(``order_type=2``) whose lines name the resource, take effect after now, and still fall within the
-resource's current ``expire_time`` (a type 2 unsubscription moves ``expire_time`` back to the end
-of the period in effect). The line's ``commercial_resource`` is matched against the resource id:
-the sandbox puts the id there; on the real service it holds a resource type code, so there the
-answer is False unless the order is also found by ``ListPayPerUseCustomerResources(order_id=)``.
+(``order_type=2``) with a line that takes effect after now and still falls within the resource's
+current ``expire_time`` (a type 2 unsubscription moves ``expire_time`` back to the end of the
+period in effect), and that are orders *of this resource*: ``ListPayPerUseCustomerResources``
+with the order's ``order_id`` returns it (or its main resource). An order line's
+``commercial_resource`` is a resource type code (``hws.resource.type.vm``), never a resource id,
+so it is not used to match.
 """
 
 from __future__ import annotations
@@ -130,13 +131,11 @@ class HuaweiBilling:
         now = self._clock()
         for o in self._bss.orders(order_type=RENEW_ORDER, status=COMPLETED):
             _info, lines = self._bss.order_details(o.order_id)
-            for line in lines:
-                if str(line.commercial_resource or "") != rid:
-                    continue
-                start = parse_time(line.effective_time)
-                end = parse_time(line.expire_time)
-                if start is not None and start > now and (end is None or end <= expires):
-                    return True
+            if not any(_not_yet_in_effect(x, now, expires) for x in lines):
+                continue
+            touched = {str(r.resource_id) for r in self._bss.order_resources(o.order_id)}
+            if rid in touched:
+                return True
         return False
 
     def cancel_auto_renew(self, resource: Resource, key: str) -> None:
@@ -237,6 +236,14 @@ class HuaweiBilling:
             consumed += money(info.consumed_amount if info else None)
             currency = o.currency or currency
         return RefundRecord(tuple(ids), refund, consumed, fee, currency)
+
+
+def _not_yet_in_effect(line: Any, now: datetime, expires: datetime) -> bool:
+    """An order line (``OrderLineItemEntityV2``) for a period that starts after ``now`` and ends
+    by ``expires`` (the resource's current expiry)."""
+    start = parse_time(line.effective_time)
+    end = parse_time(line.expire_time)
+    return start is not None and start > now and (end is None or end <= expires)
 
 
 __all__ = ["HuaweiBilling"]

@@ -31,7 +31,7 @@ from huaweicloudsdkevs.v2 import ShowJobRequest as ShowVolumeJobRequest
 
 from teardown.adapters.huawei._bss import UNSUBSCRIBE_RELEASE, BssReader, unsubscribe
 from teardown.adapters.huawei.clients import Clients
-from teardown.adapters.huawei.errors import ApiCaller, NotFound, call
+from teardown.adapters.huawei.errors import HINTS, ApiCaller, NotFound, call
 from teardown.adapters.huawei.inventory import EIP_TYPE
 from teardown.core.errors import PermanentError
 from teardown.core.model import BillingMode, DestroyAction, Kind, Resource
@@ -41,6 +41,9 @@ from teardown.support.retry import RetryPolicy
 
 """``unsubscribe_type`` 1: the resource and its renewals; the resource is released."""
 BSS_CLOSED = 3
+JOB_DONE = frozenset({"SUCCESS", "FAIL"})
+"""ShowJob's terminal statuses; ``INIT`` and ``RUNNING`` (and anything else) mean it still runs
+(ECS: ``SUCCESS``, ``RUNNING``, ``FAIL``, ``INIT``; EVS the same)."""
 GONE_STATUSES = frozenset({"DELETED", "deleted"})
 GOING_STATUSES = frozenset(
     {"SOFT_DELETED", "deleting", "error_deleting", "PENDING_DELETE", "NOTIFY_DELETE"}
@@ -123,10 +126,10 @@ class HuaweiDestroyer(ApiCaller):
         A disk is deleted on its own only once detached, an EIP only once unbound: the plan
         deletes them after their server.
 
-        Raises PermanentError when the cloud refuses (locked, frozen, prepaid delete, still
-        attached or bound, a failed delete job) or the action is not this adapter's (Pulumi,
-        keep); TransientError when the release does not finish within the timeout (the runner
-        then asks :meth:`presence`).
+        Raises PermanentError when the cloud refuses (locked: ``Ecs.0605``, frozen, prepaid
+        delete: ``Ecs.0513``, still attached or bound, a failed delete job) or the action is
+        not this adapter's (Pulumi, keep); TransientError when the release does not finish
+        within the timeout (the runner then asks :meth:`presence`).
         """
         if not resource.cloud_id:
             raise PermanentError(f"{resource.name} has no cloud id: cannot destroy it")
@@ -169,7 +172,7 @@ class HuaweiDestroyer(ApiCaller):
 
         def probe() -> Any | None:
             job = self._read("ecs.ShowJob", lambda: self.clients.ecs.show_job(job_req))
-            return job if job.status in ("SUCCESS", "FAIL") else None
+            return job if job.status in JOB_DONE else None
 
         job = self._poll(f"delete job {job_id} of {resource.name}", probe)
         subs = list((job.entities.sub_jobs if job.entities else None) or [])
@@ -179,7 +182,9 @@ class HuaweiDestroyer(ApiCaller):
             reason = "; ".join(reasons) or job.fail_reason or "failed"
             code = job.error_code or next((s.error_code for s in failed if s.error_code), None)
             raise PermanentError(
-                f"deleting {resource.name} failed (job {job_id}): {reason}", code=code
+                f"deleting {resource.name} failed (job {job_id}): {reason}",
+                code=code,
+                hint=HINTS.get(code or ""),
             )
         return DestroyResult(Presence.GONE, job_id=job_id)
 
@@ -203,7 +208,7 @@ class HuaweiDestroyer(ApiCaller):
 
         def probe() -> Any | None:
             job = self._read("evs.ShowJob", lambda: self.clients.evs.show_job(job_req))
-            return job if job.status in ("SUCCESS", "FAIL") else None
+            return job if job.status in JOB_DONE else None
 
         job = self._poll(f"delete job {job_id} of {resource.name}", probe)
         if job.status == "FAIL":

@@ -46,9 +46,27 @@ DEFAULT_READ_RETRY = RetryPolicy(attempts=4, initial=0.5, maximum=5)
 HINTS: dict[str, str] = {
     "CBC.99003100": "the resource is in an order pending payment: cancel that order first",
     "CBC.99003651": (
-        "a transaction is in progress or the order is locked: contact Huawei Cloud support to "
-        "unlock; nothing was unsubscribed"
+        "a transaction on the resource is in progress (交易正在进行中): wait about 10 minutes "
+        "and resume; if it persists, ask Huawei Cloud support. Nothing was unsubscribed"
     ),
+    "CBC.99003654": (
+        "a bandwidth add-on package exists: its renewal periods cannot be unsubscribed; cancel "
+        "auto-renew instead, or unsubscribe the resource itself"
+    ),
+    "CBC.99006066": (
+        "Huawei's billing service could not query the fee information: resume later; if it "
+        "persists, ask Huawei Cloud support"
+    ),
+    "CBC.99000089": (
+        "this order is part of a combined order: cancel the combined order (it lists this one "
+        "in its sub_order_infos)"
+    ),
+    "CBC.0151": (
+        "access denied: the credentials lack billing (BSS) permissions; use the account's own "
+        "AK/SK or grant the IAM user the billing permissions"
+    ),
+    "CBC.0999": "Huawei's billing service failed (other error): resume later; if it persists, "
+    "ask Huawei Cloud support",
     "CBC.99003656": (
         "the resource is frozen (arrears or a violation): settle the arrears to unfreeze it, or "
         "release it once it has expired"
@@ -68,7 +86,15 @@ HINTS: dict[str, str] = {
     "Ecs.0114": "the server does not exist (already deleted?)",
     "APIGW.0301": "check the AK/SK and project id in the profile",
     "APIGW.0303": "this machine's clock is off: sync it (NTP) and try again",
-    "Ecs.0219": "a yearly/monthly server cannot be deleted: unsubscribe it instead",
+    "Ecs.0513": "a yearly/monthly server cannot be deleted: unsubscribe it instead",
+    "Ecs.0605": (
+        "the server is locked: its metadata's lockSourceId names the order holding the lock "
+        "(lockScene TO_PERIOD_LOCK: an order converting it to yearly/monthly, pending payment); "
+        "pay or cancel that order, then run again"
+    ),
+    "Ecs.0501": "ECS failed to delete the server: run again later; if it persists, ask Huawei "
+    "Cloud support",
+    "Ecs.0603": "another operation is running on the server: run again in a minute",
 }
 """Huawei error code -> what a person should do next."""
 

@@ -4,7 +4,14 @@ One run reads: ECS ListServersDetails (by id list or by tags, paged); EVS ListVo
 EIP ListPublicips per server that has a public (``floating``) address, by the ports of those
 addresses; BSS ListPayPerUseCustomerResources once per 50 prepaid ids; ShowCustomerOrderDetails
 of each prepaid resource's purchase order; ListCustomerOrders(status=6) and the details of each
-pending order. Nothing is changed.
+pending order, with ListPayPerUseCustomerResources(order_id=) for each (and for its sub-orders:
+the resources it touches). Nothing is changed.
+
+An order pending payment touches a resource only through links the API documents: an ECS
+server locked by it (``metadata.lockSource`` ORDER, ``lockSourceId`` the order id, e.g.
+``lockScene`` TO_PERIOD_LOCK while a pay-per-use server is converted to yearly/monthly), or a
+resource ListPayPerUseCustomerResources returns for the order's id. An order line's
+``commercial_resource`` is a resource *type* code (``hws.resource.type.vm``) and never names one.
 
 An EIP bound to a server becomes an ADDRESS resource right after the server (and its separately
 bought disks), its ``parent`` the server: it bills on its own, by the hour or on its own
@@ -27,7 +34,7 @@ from huaweicloudsdkeip.v2 import ListPublicipsRequest
 from huaweicloudsdkevs.v2 import ListVolumesRequest
 
 from teardown.adapters.huawei._bss import BssReader, discount_coupons
-from teardown.adapters.huawei._parse import money, parse_time
+from teardown.adapters.huawei._parse import money, parse_flag, parse_time
 from teardown.adapters.huawei.bills import BillReader
 from teardown.adapters.huawei.catalog import SERVER_TYPE, VOLUME_TYPE
 from teardown.adapters.huawei.clients import Clients
@@ -242,25 +249,50 @@ class HuaweiInventory(ApiCaller):
         return tuple(out)
 
     def pending_orders(self) -> list[PendingOrder]:
-        """Every order pending payment, with the resource ids its lines name."""
+        """Every order of the account pending payment (every region: BSS is global), each with
+        the resources it touches (see the module docstring) and their regions. The servers of
+        the profile's region are read once for their locks; an order that locks one of them is
+        in the region, and so is one whose resources are not known (``regions`` empty); an
+        order all of whose resources are in other regions is not (``in_region`` False)."""
+        # Only what came back counts: an answer that ignored the status filter names its
+        # orders' own status.
+        orders = [
+            o for o in self._bss.orders(status=PENDING_PAYMENT) if o.status == PENDING_PAYMENT
+        ]
+        if not orders:
+            return []
+        return self._pending(orders, self._list_servers())
+
+    def _pending(self, orders: Sequence[Any], servers: Sequence[Any]) -> list[PendingOrder]:
+        """``orders`` (``CustomerOrderV2``, pending payment) as PendingOrders, their resources
+        found through the locks of ``servers`` and ListPayPerUseCustomerResources(order_id=) of
+        each order and of its sub-orders (a combined order's ``sub_order_infos``)."""
+        locks = _locks(servers)
+        here = self.clients.profile.region
         out = []
-        for o in self._bss.orders(status=PENDING_PAYMENT):
+        for o in orders:
             info, lines = self._bss.order_details(o.order_id)
-            ids = tuple(
-                dict.fromkeys(
-                    str(x.commercial_resource)
-                    for x in lines
-                    # The sandbox names the resource id here; the real service a type code.
-                    if x.commercial_resource and not str(x.commercial_resource).startswith("hws.")
-                )
-            )
+            own = [str(o.order_id)]
+            subs = [str(x.order_id) for x in (o.sub_order_infos or []) if x.order_id]
+            own += subs
+            lines = [*lines, *(x for sub in subs for x in self._bss.order_details(sub)[1])]
+            rows = _rows_of(lines, [r for oid in own for r in self._bss.order_resources(oid)])
+            locked = [sid for oid in own for sid in locks.get(oid, ())]
+            regions = {str(r.region_code) for r in rows if r.region_code}
+            if locked:
+                regions.add(here)  # the servers read are the profile's region's
+            ids = [*locked, *(str(r.resource_id) for r in rows if r.resource_id)]
             out.append(
                 PendingOrder(
                     order_id=o.order_id,
                     amount=money(o.amount_after_discount),
-                    resource_ids=ids,
+                    resource_ids=tuple(dict.fromkeys(ids)),
                     created=parse_time(o.create_time),
                     pay_by=parse_time(info.pending_payment_end_time if info else None),
+                    regions=tuple(sorted(regions)),
+                    # No resource to place it (a purchase provisions nothing until paid, and no
+                    # order field names a region): it is not known to be another region's.
+                    in_region=here in regions or not regions,
                 )
             )
         return out
@@ -288,7 +320,9 @@ class HuaweiInventory(ApiCaller):
         prepaid = [p.server.id for p in plans if p.mode is BillingMode.PRE_PAID]
         prepaid += [v.id for p in plans for v in p.separate if _order_of(v)]
         prepaid += [e.id for found in eips.values() for e in found if _eip_order(e)]
-        facts = _BillingFacts(self._subscriptions(prepaid), self.pending_orders(), self._payments)
+        orders = self._bss.orders(status=PENDING_PAYMENT)
+        pending = self._pending(orders, servers) if orders else []
+        facts = _BillingFacts(self._subscriptions(prepaid), pending, self._payments)
         account = self.clients.profile.account
         out: list[Resource] = []
         for p in plans:
@@ -299,6 +333,33 @@ class HuaweiInventory(ApiCaller):
             for e in eips[p.server.id]:
                 out.append(_eip_resource(e, server.urn, facts, account))
         return out
+
+
+def _locks(servers: Sequence[Any]) -> dict[str, list[str]]:
+    """Order id -> the servers it locks (:func:`server_lock`: a locked server's
+    ``metadata.lockSourceId`` when ``lockSource`` is ``ORDER`` or not given)."""
+    out: dict[str, list[str]] = {}
+    for s in servers:
+        _locked, order = server_lock(s)
+        if order:
+            out.setdefault(order, []).append(str(s.id))
+    return out
+
+
+def _rows_of(lines: Sequence[Any], rows: Sequence[Any]) -> list[Any]:
+    """The resource rows that belong to an order whose lines are ``lines``: a row counts when
+    the order's own lines name its service and resource type, or when it is a bound child
+    (``parent_resource_id``) of one that counts. The rows carry no order id, so an answer that
+    ignored the ``order_id`` filter is caught here rather than believed."""
+    kinds = {(x.service_type_code, x.commercial_resource) for x in lines}
+    mains = [r for r in rows if (r.service_type_code, r.resource_type_code) in kinds]
+    ids = {str(r.resource_id) for r in mains}
+    children = [
+        r
+        for r in rows
+        if r not in mains and r.parent_resource_id and str(r.parent_resource_id) in ids
+    ]
+    return [*mains, *children]
 
 
 def _promotion(amounts: Any) -> bool | None:
@@ -353,9 +414,27 @@ class _BillingFacts:
         )
 
 
+def server_lock(server: Any) -> tuple[bool, str | None]:
+    """Whether an ECS server is locked, and the order holding the lock. ECS shows an order's
+    lock in ``metadata`` (the reference's ServerDetail table 6): ``lockSource`` ``ORDER``,
+    ``lockSourceId`` the order id, ``lockScene`` e.g. ``TO_PERIOD_LOCK`` (a pay-per-use server
+    being converted to yearly/monthly), ``lockCheckEndpoint``; the keys are there, empty, on a
+    server that is not locked. Locked: ``locked`` is true, or ``lockScene``/``lockSourceId`` is
+    set. The order: ``lockSourceId`` when ``lockSource`` is ``ORDER`` (or not given, as
+    :func:`_locks` reads it); another source's id is not an order's."""
+    meta = server.metadata or {}
+    source_id = str(meta.get("lockSourceId") or "").strip()
+    scene = str(meta.get("lockScene") or "").strip()
+    locked = bool(server.locked) or bool(scene or source_id)
+    source = str(meta.get("lockSource", "ORDER") or "").strip().upper()
+    order = source_id if locked and source_id and source == "ORDER" else None
+    return locked, order
+
+
 def _server_resource(p: _ServerFacts, facts: _BillingFacts, account: str) -> Resource:
     s = p.server
     meta = s.metadata or {}
+    locked, lock_order = server_lock(s)
     return Resource(
         urn=server_urn(s.id),
         type=SERVER_TYPE,
@@ -372,8 +451,8 @@ def _server_resource(p: _ServerFacts, facts: _BillingFacts, account: str) -> Res
             s.id,
             p.mode,
             meta.get("metering.order_id") or None,
-            locked=bool(s.locked),
-            lock_order_id=meta.get("lockSourceId") or None,
+            locked=locked,
+            lock_order_id=lock_order,
             frozen=meta.get("EcmResStatus") == "freeze",
         ),
     )
@@ -470,13 +549,21 @@ class _ServerFacts:
         disks: list[Disk] = []
         separate: list[Any] = []
         attached = list(server.os_extended_volumesvolumes_attached or [])
+        root = server.os_ext_srv_att_rroot_device_name or None
         ecs_ids = {att.id for att in attached}
         # A disk EVS says is attached but ECS does not list (or the reverse) means one of the
         # two views is incomplete: the union is kept, and no disk is deleted with the server.
         known = bool(attached) and ecs_ids == set(volumes)
         for att in attached:
             v = volumes.get(att.id)
-            system = str(att.boot_index) == "0"
+            # ``bootIndex`` "0" is the system disk; an attachment that does not say falls back
+            # on EVS's ``bootable`` ("true"/"false", in any case) on the server's root device.
+            if att.boot_index is not None:
+                system = str(att.boot_index) == "0"
+            else:
+                system = (
+                    v is not None and parse_flag(v.bootable) is True and root in (None, att.device)
+                )
             v_order = _order_of(v) if v is not None else None
             bought_alone = not system and (
                 (v_order is not None and v_order != order)
@@ -513,10 +600,8 @@ class _ServerFacts:
 
 
 def _flag(value: Any) -> bool | None:
-    """ECS reports ``delete_on_termination`` as the string ``"true"``/``"false"``."""
-    if value is None:
-        return None
-    return str(value).lower() == "true"
+    """ECS reports ``delete_on_termination`` as the string ``"true"``/``"false"`` (any case)."""
+    return parse_flag(value)
 
 
 def _tags(raw: Sequence[str] | None) -> tuple[tuple[str, str], ...]:

@@ -10,6 +10,7 @@ teardown at the real cloud::
     ak = "..."
     sk = "..."
     vault_id = "..."          # optional: the CBR vault server backups go to
+    site = "cn"               # optional: "cn" (default, the Chinese site) or "intl"
 
     [huawei.endpoints]        # optional: none for the real endpoints of the region, or
     ecs = "http://127.0.0.1:8001"   # ecs, evs, cbr and bss, and eip (the EIP API: asked for
@@ -48,8 +49,21 @@ REGIONAL_HOSTS = {"eip": "vpc"}
 """Services whose regional endpoint is another service's host: the EIP API is served on the
 VPC endpoint (the SDK's ``EipRegion``: ``https://vpc.{region}.myhuaweicloud.com``)."""
 
-BSS_ENDPOINT = "https://bss.myhuaweicloud.com"
-"""BSS is global: one endpoint for every region (the Chinese site)."""
+SITES = ("cn", "intl")
+"""Huawei Cloud sites a profile may name (``huawei.site``): the Chinese site and the
+international one. Each has its own global BSS endpoint and its own handling-fee table
+(:func:`teardown.adapters.huawei.rules.fee_table_for`)."""
+BSS_ENDPOINTS = {
+    "cn": "https://bss.myhuaweicloud.com",
+    "intl": "https://bss-intl.myhuaweicloud.com",
+}
+"""BSS is global: one endpoint per site for every region. ``cn``: the SDK's
+``huaweicloudsdkbss/v2/region/bss_region.py`` (``cn-north-1``); ``intl``: the international SDK's
+``huaweicloudsdkbssintl/v2/region/bssintl_region.py`` (``ap-southeast-1``), the host the
+international API reference's examples use with the same ``/v2/orders/...`` paths (e.g.
+``api_order_00017``)."""
+BSS_ENDPOINT = BSS_ENDPOINTS["cn"]
+"""The Chinese site's BSS endpoint (the default site)."""
 
 SANDBOX_VAULT_ID = "vault-sandbox"
 """The CBR vault every sandbox has (its profile names it as ``huawei.vault_id``)."""
@@ -80,6 +94,12 @@ class HuaweiProfile:
     ssh_user: str | None = None
     ssh_ports: dict[str, int] = field(default_factory=dict)
     """A sandbox profile only: server id -> the port of its SSH server on 127.0.0.1."""
+    site: str = "cn"
+    """``cn`` or ``intl`` (:data:`SITES`): which BSS endpoint and handling-fee table apply."""
+
+    def __post_init__(self) -> None:
+        if self.site not in SITES:
+            raise ConfigError("profile", f"huawei.site: must be one of {', '.join(SITES)}")
 
     @property
     def account(self) -> str:
@@ -104,7 +124,7 @@ class HuaweiProfile:
                 "a sandbox writes this one when it starts: restart it)",
             )
         if service == "bss":
-            return BSS_ENDPOINT
+            return BSS_ENDPOINTS[self.site]
         return f"https://{REGIONAL_HOSTS.get(service, service)}.{self.region}.myhuaweicloud.com"
 
 
@@ -141,7 +161,7 @@ def load_profile(path: Path) -> HuaweiProfile:
     if "huawei" not in data:
         raise ConfigError(source, "huawei: missing (the [huawei] table)")
     hw = _table(source, data, "huawei", "huawei")
-    known = {"region", "project_id", "domain_id", "ak", "sk", "vault_id", "endpoints"}
+    known = {"region", "project_id", "domain_id", "ak", "sk", "vault_id", "endpoints", "site"}
     for key in hw:
         if key not in known:
             raise ConfigError(source, f"huawei.{key}: unknown key")
@@ -177,6 +197,9 @@ def load_profile(path: Path) -> HuaweiProfile:
                 raise ConfigError(source, f"{where}: must be an http:// or https:// URL")
             endpoints[service] = url.rstrip("/")
     vault_id = _string(source, hw, "vault_id", "huawei.vault_id", required=False)
+    site = _string(source, hw, "site", "huawei.site", required=False) or "cn"
+    if site not in SITES:
+        raise ConfigError(source, f"huawei.site: must be one of {', '.join(SITES)}, got {site!r}")
     ssh = _table(source, data, "ssh", "ssh")
     ssh_values = {
         key: _string(source, ssh, key, f"ssh.{key}", required=False)
@@ -201,6 +224,7 @@ def load_profile(path: Path) -> HuaweiProfile:
         identity_file=ssh_values["identity_file"],
         ssh_user=ssh_values["user"],
         ssh_ports=ssh_ports,
+        site=site,
     )
 
 
@@ -256,9 +280,11 @@ def profile_from_env(env: Mapping[str, str]) -> HuaweiProfile | None:
 
 __all__ = [
     "BSS_ENDPOINT",
+    "BSS_ENDPOINTS",
     "REQUIRED_ENDPOINTS",
     "SANDBOX_VAULT_ID",
     "SERVICES",
+    "SITES",
     "HuaweiProfile",
     "load_profile",
     "profile_from_env",

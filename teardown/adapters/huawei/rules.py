@@ -50,7 +50,7 @@ class FeeRule:
     """Fraction of the paid amount, e.g. ``Decimal("0.10")``."""
 
 
-DEFAULT_FEE_TABLE: tuple[FeeRule, ...] = (
+INTL_FEE_TABLE: tuple[FeeRule, ...] = (
     FeeRule(1, 12, Decimal("0.10")),
     FeeRule(12, 12, Decimal("0.10")),
     FeeRule(24, 12, Decimal("0.15")),
@@ -59,9 +59,27 @@ DEFAULT_FEE_TABLE: tuple[FeeRule, ...] = (
     FeeRule(36, 24, Decimal("0.10")),
     FeeRule(36, 36, Decimal("0.05")),
 )
-"""The international/EU table (R12): monthly 10%; 1-year 10%; 2-year 15% then 10%; 3-year 15%,
-10%, 5%. The Chinese site's percentages were not captured (an assumption, docs/huawei-api.md R12):
-pass your own table."""
+"""The international/EU table (R12, [ORD]'s intl and EU pages): monthly 10%; 1-year 10%; 2-year
+15% then 10%; 3-year 15%, 10%, 5%."""
+
+CN_FEE_TABLE: tuple[FeeRule, ...] = INTL_FEE_TABLE
+"""ASSUMPTION (docs/huawei-api.md R12): the Chinese site's table (its page lists products up to
+5 years) was not captured from any source, so the international percentages stand in for it.
+Pass your own ``BillingRules(fee_table=...)`` when you know it."""
+
+DEFAULT_FEE_TABLE: tuple[FeeRule, ...] = INTL_FEE_TABLE
+"""The table :class:`BillingRules` uses unless told otherwise (the international one, R12)."""
+
+SITE_FEE_TABLES: dict[str, tuple[FeeRule, ...]] = {"cn": CN_FEE_TABLE, "intl": INTL_FEE_TABLE}
+"""The handling-fee table of each Huawei Cloud site (a profile's ``huawei.site``)."""
+
+
+def fee_table_for(site: str) -> tuple[FeeRule, ...]:
+    """The handling-fee table of ``site`` (``cn`` or ``intl``); ValueError for another."""
+    try:
+        return SITE_FEE_TABLES[site]
+    except KeyError:
+        raise ValueError(f"unknown site {site!r}: expected cn or intl") from None
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,11 @@ class BillingRules:
             if r.term_months < 1 or r.used_up_to_months < 1 or not 0 <= r.rate <= 1:
                 raise ValueError(f"invalid fee rule {r}")
 
+    @classmethod
+    def for_site(cls, site: str) -> BillingRules:
+        """The documented defaults with ``site``'s handling-fee table (:func:`fee_table_for`)."""
+        return cls(fee_table=fee_table_for(site))
+
     @property
     def site_zone(self) -> timezone:
         """The site's local time zone (auto-renew charges by its clock)."""
@@ -131,7 +154,7 @@ class Subscription:
 
     def __post_init__(self) -> None:
         aware("provisioned_at", self.provisioned_at)
-        unknown = sorted(set(self.blockers) - BLOCKER_CODES.keys())
+        unknown = sorted(set(self.blockers) - BLOCKER_CODES.keys() - RENEWAL_BLOCKER_CODES.keys())
         if unknown:
             raise ValueError(f"{self.resource_id}: unknown blockers {unknown}")
 
@@ -175,8 +198,8 @@ BLOCKER_CODES: dict[str, tuple[str, str]] = {
     ),
     "transaction_in_progress": (
         "CBC.99003651",
-        "another transaction on the resource is in progress: wait for it to finish "
-        "(usually about 10 minutes, R4) and run again",
+        "a transaction on the resource is in progress (交易正在进行中): wait about 10 minutes "
+        "(R4) and resume; if it persists, ask Huawei Cloud support",
     ),
     "frozen": (
         "CBC.99003656",
@@ -190,8 +213,9 @@ BLOCKER_CODES: dict[str, tuple[str, str]] = {
     ),
     "locked": (
         "CBC.99003651",
-        "locked by an order in progress: contact Huawei Cloud support to unlock; "
-        "nothing was unsubscribed",
+        "locked by an order in progress: a transaction is in progress (交易正在进行中); wait "
+        "about 10 minutes and resume, or cancel that order if it is pending payment; if it "
+        "persists, ask Huawei Cloud support. Nothing was unsubscribed",
     ),
     "promotional": (
         PROMOTIONAL_CODE,
@@ -202,6 +226,26 @@ BLOCKER_CODES: dict[str, tuple[str, str]] = {
 """Why a resource cannot be unsubscribed -> (Huawei error code, message with the next step).
 Codes from docs/huawei-api.md ("BSS": the unsubscribe refusals) and R15; ``locked`` reuses the
 transaction-in-progress code, and ``promotional`` uses :data:`PROMOTIONAL_CODE` (an assumption)."""
+
+RENEWAL_BLOCKER_CODES: dict[str, tuple[str, str]] = {
+    "bandwidth_addon": (
+        "CBC.99003654",
+        "a bandwidth add-on package exists (存在带宽加油包): its renewal periods cannot be "
+        "unsubscribed; cancel auto-renew instead, or unsubscribe the resource itself",
+    ),
+}
+"""Why only the renewal periods of a resource (unsubscribe type 2) cannot be unsubscribed:
+CancelResourcesSubscription's status-code table (``api_order_00019``) lists ``CBC.99003654``
+"存在带宽加油包,不允许退订续费周期". A type 1 unsubscribe is not refused for it."""
+
+
+def renewal_refusal_for(sub: Subscription) -> RuleRefusal | None:
+    """The type 2 refusal for the first of ``sub``'s :data:`RENEWAL_BLOCKER_CODES`, or None."""
+    for reason, (code, message) in RENEWAL_BLOCKER_CODES.items():
+        if reason in sub.blockers:
+            return RuleRefusal(code, message, reason)
+    return None
+
 
 NO_FUTURE_RENEWAL_CODE = "CBC.99003128"
 """Type 2 refused: no renewal period, or it has already taken effect (docs/huawei-api.md, "BSS")."""

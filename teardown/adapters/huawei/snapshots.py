@@ -14,6 +14,7 @@ vault is refused before anything is written; a resource not yet bound to the vau
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,6 +27,7 @@ from huaweicloudsdkcbr.v1 import (
     ListBackupsRequest,
     ListVaultRequest,
     ResourceCreate,
+    ShowBackupRequest,
     ShowCheckpointRequest,
     ShowVaultRequest,
     VaultAddResourceReq,
@@ -40,6 +42,7 @@ from huaweicloudsdkevs.v2 import (
     ShowSnapshotRequest,
 )
 
+from teardown.adapters.huawei._parse import parse_time
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.errors import ApiCaller, NotFound, call
 from teardown.adapters.huawei.profile import account_id
@@ -65,6 +68,16 @@ ALREADY_IN_THIS_VAULT = frozenset({"BackupService.7116", "BackupService.7006"})
 IN_OTHER_VAULT = "BackupService.6103"
 MAX_RETENTION_DAYS = 36500
 """``retention_duration_days`` is 1..36500 (the SDK's ``CheckpointParam``)."""
+NAME_MAX = 64
+"""``CheckpointParam.name``: 1 to 64 characters (the CreateCheckpoint reference)."""
+
+
+def checkpoint_name(key: str) -> str:
+    """The CBR name of the backup made for ``key``: the key itself when it fits in 64
+    characters, else its first 47 and 16 hex digits of its sha256 (still unique per key)."""
+    if len(key) <= NAME_MAX:
+        return key
+    return key[:47] + "-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _description(resource: Resource) -> str:
@@ -158,7 +171,7 @@ class CbrSnapshotter(ApiCaller):
             self._add_to_vault(vault, resource, cloud_id)
         params = CheckpointParam(
             resources=[cloud_id],
-            name=key,
+            name=checkpoint_name(key),
             description=_description(resource),
             retention_duration_days=retention_days or None,
         )
@@ -288,10 +301,10 @@ class CbrSnapshotter(ApiCaller):
     def find(self, resource: Resource, kind: SnapshotKind, key: str) -> str | None:
         """The reference of a backup started earlier with ``key``, or None.
 
-        CBR: lists the resource's backups in the vault and matches the checkpoint whose name
-        (``extra_info.name``) is ``key``; backup names are not relied on (the sandbox names
-        backups ``manualbk_<id>`` and ignores a ``name`` filter). Backups whose own record names
-        another resource are skipped, whatever the filter sent.
+        CBR: lists the resource's backups in the vault and matches the backup, or else the
+        checkpoint (``extra_info.name``), named :func:`checkpoint_name` of ``key`` (a backup is
+        named as its checkpoint's ``parameters.name``: ShowBackup's example). Backups whose own
+        record names another resource are skipped, whatever the filter sent.
         """
         self._check_kind(resource, kind)
         cloud_id = self._cloud_id(resource)
@@ -303,6 +316,7 @@ class CbrSnapshotter(ApiCaller):
                     return EVS_PREFIX + str(s.id)
             return None
         seen: set[str] = set()
+        name = checkpoint_name(key)
         vault_id = self._vault_ids.get(_object_type_for(resource))
         if vault_id is None:
             vault_id = str(self._target_vault(resource).id)
@@ -311,10 +325,10 @@ class CbrSnapshotter(ApiCaller):
             if not cid or cid in seen or b.resource_id != cloud_id:
                 continue
             seen.add(cid)
-            if b.name == key:
+            if b.name == name:
                 return str(cid)
             cp = self._checkpoint(cid)
-            if cp is not None and cp.extra_info is not None and cp.extra_info.name == key:
+            if cp is not None and cp.extra_info is not None and cp.extra_info.name == name:
                 return str(cid)
         return None
 
@@ -389,14 +403,37 @@ class CbrSnapshotter(ApiCaller):
 
     def _backups_of(self, resource: Resource, checkpoint_id: str) -> tuple[list[Any], int]:
         """The backups of ``resource`` in the checkpoint, by their own records (the filter sent
-        may be ignored), and how many other backups the answer held."""
+        may be ignored), each server backup with its disk backups (:meth:`_with_disks`), and
+        how many other backups the answer held."""
         answer = self._backups(checkpoint_id=checkpoint_id)
         ours = [
             b
             for b in answer
             if b.checkpoint_id == checkpoint_id and b.resource_id == resource.cloud_id
         ]
-        return ours, len(answer) - len(ours)
+        return [self._with_disks(b) for b in ours], len(answer) - len(ours)
+
+    def _with_disks(self, backup: Any) -> Any:
+        """A server backup with its disk backups. ListBackups answers ``children: []`` for a
+        server backup (the reference's example); ShowBackup lists them, so it is asked when
+        the list brought none. Its answer counts only when it is about the same backup, and
+        only children whose ``parent_id`` (when given) is this backup are kept."""
+        if backup.resource_type != SERVER_TYPE or backup.children or not backup.id:
+            return backup
+        req = ShowBackupRequest(backup_id=str(backup.id))
+        try:
+            shown = self._read("cbr.ShowBackup", lambda: self.clients.cbr.show_backup(req)).backup
+        except NotFound:
+            return backup
+        same = shown is not None and (shown.id, shown.checkpoint_id, shown.resource_id) == (
+            backup.id,
+            backup.checkpoint_id,
+            backup.resource_id,
+        )
+        if not same:
+            return backup
+        shown.children = [c for c in shown.children or [] if c.parent_id in (None, backup.id)]
+        return shown
 
     def _wait_checkpoint(self, resource: Resource, checkpoint_id: str) -> Artifact:
         def probe() -> Any | None:
@@ -445,7 +482,8 @@ class CbrSnapshotter(ApiCaller):
             verified=True,
             survives_destroy=True,
             size=size,
-            detail=f"checkpoint {checkpoint_id}: {len(ours)} backups available{ignored}",
+            detail=f"checkpoint {checkpoint_id}: {len(ours)} backups available"
+            f"{_dates(ours)}{ignored}",
             origin=replace(origin, resource_id=str(ours[0].resource_id)),
             covers=tuple(sorted(_disks_held(ours))),
         )
@@ -503,6 +541,17 @@ def _vault_info(vault: Any) -> VaultInfo:
         object_type=_object_type(vault) or "server",
         charging="prepaid" if prepaid else "storage",
     )
+
+
+def _dates(backups: list[Any]) -> str:
+    """When the backups were made and when CBR deletes them, as their records say: CBR gives
+    times in UTC with no zone (``2019-05-10T07:59:12.084695``), parsed as such."""
+    made = [t for t in (parse_time(b.created_at) for b in backups) if t is not None]
+    ends = [t for t in (parse_time(b.expired_at) for b in backups) if t is not None]
+    out = f", made {min(made).isoformat()}" if made else ""
+    if ends:
+        out += f", CBR deletes it at {min(ends).isoformat()} (retention)"
+    return out
 
 
 def _disks_held(backups: list[Any]) -> set[str]:

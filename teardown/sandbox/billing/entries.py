@@ -15,7 +15,27 @@ from pydantic import (
 )
 
 from teardown.core.errors import ConfigError
-from teardown.sandbox.billing.schema import CANCELLED, COMPLETED, PENDING_PAYMENT, PROCESSING
+from teardown.sandbox.billing.schema import (
+    CANCELLED,
+    CHANGE,
+    COMPLETED,
+    EXCHANGING,
+    FEE_ADJUSTMENT,
+    NEW,
+    PENDING_CONFIRMATION,
+    PENDING_PAYMENT,
+    PENDING_PICKUP,
+    PENDING_RECEIPT,
+    PENDING_REFUND,
+    PENDING_REVIEW,
+    PENDING_SHIPMENT,
+    PROCESSING,
+    RENEW,
+    TO_COMMERCIAL,
+    TO_PAY_PER_USE,
+    TO_PERIOD,
+    TRIAL,
+)
 from teardown.sandbox.scenario import Scenario
 
 _Money = Field(default=Decimal(0), ge=0)
@@ -84,26 +104,81 @@ class SubscriptionEntry(BaseModel):
         return value
 
 
+OrderStatus = Literal[
+    "pending_review",
+    "pending_refund",
+    "processing",
+    "cancelled",
+    "completed",
+    "pending_payment",
+    "pending_confirmation",
+    "pending_shipment",
+    "pending_receipt",
+    "pending_pickup",
+    "exchanging",
+]
+OrderType = Literal[
+    "new",
+    "renew",
+    "change",
+    "to_pay_per_use",
+    "to_period",
+    "trial",
+    "to_commercial",
+    "fee_adjustment",
+]
+
+
 class OrderEntry(BaseModel):
     """An ``[[orders]]`` entry: an order that is not a paid purchase (typically pending)."""
 
     model_config = ConfigDict(extra="forbid")
     resource: str
     """A resource name; need not exist (e.g. a server never provisioned because unpaid)."""
-    type: Literal["new", "renew"] = "new"
-    status: Literal["pending_payment", "completed", "cancelled", "processing"] = "pending_payment"
+    type: OrderType = "new"
+    """The BSS order type: ``to_period`` (按需转包年/包月) on a pay-per-use server locks it
+    (ECS ``lockScene`` TO_PERIOD_LOCK, ``lockSourceId`` this order) while it is pending."""
+    status: OrderStatus = "pending_payment"
     service: Literal["ecs", "evs"] = "ecs"
     amount: Decimal = _Money
     created_days_ago: float = Field(default=0, ge=0)
+    region: str | None = None
+    """Another region's order (None: the sandbox's): its resource, named only here, is a
+    yearly/monthly resource of that region BSS knows (ListPayPerUseCustomerResources lists it
+    with that ``region_code``); a ``new`` order of another region provisions nothing."""
+    combined: str | None = None
+    """A label: the entries that share it are the sub-orders of one combined order (组合交易),
+    which ListCustomerOrders lists instead of them (with ``sub_order_infos``)."""
 
 
 ORDER_STATUS = {
-    "pending_payment": PENDING_PAYMENT,
-    "completed": COMPLETED,
-    "cancelled": CANCELLED,
+    "pending_review": PENDING_REVIEW,
+    "pending_refund": PENDING_REFUND,
     "processing": PROCESSING,
+    "cancelled": CANCELLED,
+    "completed": COMPLETED,
+    "pending_payment": PENDING_PAYMENT,
+    "pending_confirmation": PENDING_CONFIRMATION,
+    "pending_shipment": PENDING_SHIPMENT,
+    "pending_receipt": PENDING_RECEIPT,
+    "pending_pickup": PENDING_PICKUP,
+    "exchanging": EXCHANGING,
 }
-"""An ``[[orders]]`` entry's ``status`` as the BSS order status."""
+"""An ``[[orders]]`` entry's ``status`` as the BSS order status (the SDK's
+``CustomerOrderV2.status``)."""
+
+ORDER_TYPE = {
+    "new": NEW,
+    "renew": RENEW,
+    "change": CHANGE,
+    "to_pay_per_use": TO_PAY_PER_USE,
+    "to_period": TO_PERIOD,
+    "trial": TRIAL,
+    "to_commercial": TO_COMMERCIAL,
+    "fee_adjustment": FEE_ADJUSTMENT,
+}
+"""An ``[[orders]]`` entry's ``type`` as the BSS order type (the SDK's
+``CustomerOrderV3.order_type``; 4, unsubscribe, is made by unsubscribing)."""
 
 
 def validate(scenario: Scenario, table: str, i: int, model: type[BaseModel], raw: Any) -> Any:

@@ -43,9 +43,12 @@ def insert_order(
     consumed: Decimal = Decimal(0),
     base_order_id: str | None = None,
     promotion: Decimal = Decimal(0),
+    region: str | None = None,
+    combined_id: str | None = None,
 ) -> None:
     """One ``orders`` row; ``official`` defaults to everything paid, in cash or otherwise,
-    plus the promotional discount."""
+    plus the promotional discount. ``region`` None is the sandbox account's region;
+    ``combined_id`` makes the order a sub-order of that combined order."""
     if official is None:
         official = cash + coupon + flexi_coupon + stored_card + discount_coupon + promotion
     pending_end = ts(created + PENDING_VALIDITY) if status == PENDING_PAYMENT else None
@@ -54,8 +57,8 @@ def insert_order(
         "INSERT INTO orders(id, customer_id, service_type_code, order_type, status, "
         "amount_after_discount, official_amount, coupon, flexi_coupon, stored_card, "
         "discount_coupon, commission, consumed, create_time, payment_time, "
-        "pending_payment_end_time, base_order_id, resource_ids, promotion) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "pending_payment_end_time, base_order_id, resource_ids, promotion, region, combined_id) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             order_id,
             customer_id,
@@ -76,6 +79,8 @@ def insert_order(
             base_order_id,
             json.dumps(resource_ids),
             str(promotion),
+            region,
+            combined_id,
         ),
     )
 
@@ -138,13 +143,32 @@ def schedule_order_progress(
         schedule(conn, now, created + PROCESSING_TIME - now, "bss.order_processed", order=order_id)
 
 
+def lift_locks(conn: sqlite3.Connection, order_ids: list[str]) -> None:
+    """A cancelled conversion order (按需转包年/包月) no longer locks its server: the ECS lock
+    whose ``lockSourceId`` is one of ``order_ids`` is lifted (ECS checks a lock against
+    ``lockCheckEndpoint`` and removes one that is no longer valid)."""
+    for oid in order_ids:
+        conn.execute(
+            "UPDATE servers SET locked=0, lock_source_id=NULL, lock_scene=NULL "
+            "WHERE lock_source_id=? AND lock_scene='TO_PERIOD_LOCK'",
+            (oid,),
+        )
+
+
 @timer("bss.order_expired")
 def _order_expired(conn: sqlite3.Connection, p: dict[str, Any], now: datetime) -> None:
-    """R2: an order still pending payment after its validity is cancelled."""
-    conn.execute(
-        "UPDATE orders SET status=? WHERE id=? AND status=?",
-        (CANCELLED, p["order"], PENDING_PAYMENT),
-    )
+    """R2: an order still pending payment after its validity is cancelled (a combined order
+    with its sub-orders), and the lock it held lifted."""
+    ids = [p["order"]] + [
+        str(r[0]) for r in conn.execute("SELECT id FROM orders WHERE combined_id=?", (p["order"],))
+    ]
+    for oid in ids:
+        cur = conn.execute(
+            "UPDATE orders SET status=? WHERE id=? AND status=?",
+            (CANCELLED, oid, PENDING_PAYMENT),
+        )
+        if cur.rowcount:
+            lift_locks(conn, [oid])
 
 
 @timer("bss.order_processed")

@@ -15,6 +15,8 @@ from typing import Any
 
 from teardown.adapters.huawei.bills import expiry_outcome, next_renewal_charge
 from teardown.adapters.huawei.rules import (
+    BLOCKER_CODES,
+    RENEWAL_BLOCKER_CODES,
     BillingRules,
     ExpiryPhase,
     Subscription,
@@ -97,7 +99,8 @@ def billing_subscription(conn: sqlite3.Connection, row: sqlite3.Row) -> Subscrip
     """The rules' view of a main subscription: its unrefunded payments and what blocks it."""
     rid = row["resource_id"]
     children = [c["resource_id"] for c in children_of(conn, rid)]
-    blockers = set(json.loads(row["blockers"]))
+    rules_know = BLOCKER_CODES.keys() | RENEWAL_BLOCKER_CODES.keys()
+    blockers = set(json.loads(row["blockers"])) & rules_know  # not the sandbox's faults
     server = conn.execute("SELECT * FROM servers WHERE id=?", (rid,)).fetchone()
     locked_by = None
     if server is not None:
@@ -147,7 +150,8 @@ def still_billing(
     known by (``resource_id``; an order's id for an order) and how it bills (``charging``):
 
     - ``hourly``: every live pay-per-use (or spot) server and disk, with its hourly price;
-    - ``prepaid``: every main prepaid subscription in use or in its grace period, with its
+    - ``prepaid``: every main prepaid subscription of the sandbox's region in use or in its
+      grace period, with its
       expiry, what happens then (``expire_policy``: ``release``, ``auto_renew`` or
       ``to_pay_per_use``; the BSS code in ``expire_policy_code``) and when auto-renew would next
       charge (R25);
@@ -231,7 +235,9 @@ def _prepaid_in_force(
 ) -> list[dict[str, Any]]:
     """Main subscriptions in use or in their grace period, with the next auto-renew charge."""
     out: list[dict[str, Any]] = []
-    for r in conn.execute("SELECT * FROM subscriptions WHERE is_main=1 ORDER BY resource_name"):
+    for r in conn.execute(
+        "SELECT * FROM subscriptions WHERE is_main=1 AND region IS NULL ORDER BY resource_name"
+    ):
         status = current_status(r, now, rules)
         if status not in (IN_USE, EXPIRED):
             continue
@@ -283,7 +289,8 @@ def _vaults(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 def _pending_orders(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Orders pending payment, oldest first."""
+    """Orders pending payment, oldest first, of every region (a combined order once, not its
+    sub-orders)."""
     return [
         {
             "kind": "pending_order",
@@ -295,6 +302,7 @@ def _pending_orders(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             "resource_ids": json.loads(r["resource_ids"]),
         }
         for r in conn.execute(
-            "SELECT * FROM orders WHERE status=? ORDER BY create_time, id", (PENDING_PAYMENT,)
+            "SELECT * FROM orders WHERE status=? AND combined_id IS NULL ORDER BY create_time, id",
+            (PENDING_PAYMENT,),
         )
     ]

@@ -22,15 +22,40 @@ IP_TYPE = "hws.resource.type.ip"
 ``hws.resource.type.bandwidth`` for the VPC service; ``hws.resource.type.ip`` is the code public
 client code uses for an EIP (docs/huawei-api.md, section EIP)."""
 
-# Order status (ListCustomerOrders ``status``).
-PROCESSING, CANCELLED, COMPLETED, PENDING_PAYMENT = 3, 4, 5, 6
-# Order type.
-NEW, RENEW, UNSUBSCRIBE = 1, 2, 4
+# Order status (the SDK's ``CustomerOrderV2.status``: 1 待审核 pending review, 2 待退款 pending
+# refund, 3 处理中 processing, 4 已取消 cancelled, 5 已完成 completed, 6 待支付 pending payment,
+# 9 待确认 pending confirmation, 10 待发货 pending shipment, 11 待收货 pending receipt,
+# 12 待上门取货 pending pickup, 13 换新中 being exchanged).
+PENDING_REVIEW, PENDING_REFUND, PROCESSING, CANCELLED, COMPLETED, PENDING_PAYMENT = 1, 2, 3, 4, 5, 6
+PENDING_CONFIRMATION, PENDING_SHIPMENT, PENDING_RECEIPT = 9, 10, 11
+PENDING_PICKUP, EXCHANGING = 12, 13
+ORDER_STATUSES = frozenset({1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 13})
+# Order type (the SDK's ``CustomerOrderV3.order_type``: 1 开通 new, 2 续订 renewal, 3 变更 change,
+# 4 退订 unsubscribe, 10 包年/包月转按需 to pay-per-use, 11 按需转包年/包月 to yearly/monthly,
+# 13 试用 trial, 14 转商用 to commercial use, 15 费用调整 fee adjustment).
+NEW, RENEW, CHANGE, UNSUBSCRIBE = 1, 2, 3, 4
+TO_PAY_PER_USE, TO_PERIOD, TRIAL, TO_COMMERCIAL, FEE_ADJUSTMENT = 10, 11, 13, 14, 15
+ORDER_TYPES = frozenset({1, 2, 3, 4, 10, 11, 13, 14, 15})
 # Subscription status (ListPayPerUseCustomerResources ``status``).
 IN_USE, CLOSED, FROZEN, EXPIRED = 2, 3, 4, 5
 
 NOT_FOUND_CODE = "CBC.99003012"
 GONE_CODE = "CBC.30000067"
+FEE_QUERY_CODE = "CBC.99006066"
+"""CancelResourcesSubscription: "查询费用信息错误" (the fee information could not be queried)."""
+COMBINED_ORDER_CODE = "CBC.99000089"
+"""CancelCustomerOrder: "当前订单号不能操作,请使用组合交易单号操作" (a sub-order of a combined
+order: use the combined order's id)."""
+ACCESS_DENIED_CODE = "CBC.0151"
+"""Every BSS operation, HTTP 403: "访问拒绝" (access denied)."""
+OTHER_ERROR_CODE = "CBC.0999"
+"""Every BSS operation, HTTP 500: "其他错误" (other error)."""
+
+SANDBOX_FAULTS: dict[str, tuple[str, str]] = {
+    "fee_query_error": (FEE_QUERY_CODE, "the fee information could not be queried"),
+}
+"""Scenario ``blockers`` that are not billing rules but documented BSS failures the sandbox
+produces on CancelResourcesSubscription (both types)."""
 
 RULES = BillingRules()
 """The rules the sandbox applies (the documented defaults; the sandbox config has no override)."""
@@ -38,8 +63,8 @@ RULES = BillingRules()
 BSS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
     id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, service_type_code TEXT NOT NULL,
-    order_type INTEGER NOT NULL,             -- 1 new, 2 renew, 4 unsubscribe
-    status INTEGER NOT NULL,                 -- 3 processing, 4 cancelled, 5 completed, 6 pending
+    order_type INTEGER NOT NULL,             -- ORDER_TYPES (1 new, 2 renew, 4 unsubscribe, ...)
+    status INTEGER NOT NULL,                 -- ORDER_STATUSES (5 completed, 6 pending, ...)
     amount_after_discount TEXT NOT NULL DEFAULT '0',  -- cash paid; refund on unsubscribe orders
     official_amount TEXT NOT NULL DEFAULT '0',
     coupon TEXT NOT NULL DEFAULT '0',        -- 代金券 (cash coupon)
@@ -52,7 +77,9 @@ CREATE TABLE IF NOT EXISTS orders (
     currency TEXT NOT NULL DEFAULT 'CNY', measure_id INTEGER NOT NULL DEFAULT 1,
     create_time TEXT NOT NULL, payment_time TEXT, pending_payment_end_time TEXT,
     base_order_id TEXT,
-    resource_ids TEXT NOT NULL DEFAULT '[]');
+    resource_ids TEXT NOT NULL DEFAULT '[]', -- what the order touches (the ledger's own link)
+    region TEXT,                             -- NULL: the sandbox account's region
+    combined_id TEXT);                       -- set on a sub-order: its combined order's id
 CREATE TABLE IF NOT EXISTS order_lines (
     id TEXT PRIMARY KEY, order_id TEXT NOT NULL, resource_id TEXT,
     service_type_code TEXT NOT NULL, product_id TEXT, product_spec_desc TEXT,
@@ -74,8 +101,9 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     period TEXT NOT NULL, periods INTEGER NOT NULL,
     order_id TEXT NOT NULL,                  -- the purchase order
     promotional INTEGER NOT NULL DEFAULT 0,  -- bought in a promotion without the 5-day rule
-    blockers TEXT NOT NULL DEFAULT '[]',     -- keys of BLOCKER_CODES
-    update_time TEXT NOT NULL);
+    blockers TEXT NOT NULL DEFAULT '[]',     -- keys of BLOCKER_CODES (and see SANDBOX_FAULTS)
+    update_time TEXT NOT NULL,
+    region TEXT);                            -- NULL: the sandbox account's region
 CREATE TABLE IF NOT EXISTS payments (
     id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, order_id TEXT NOT NULL,
     kind TEXT NOT NULL,                      -- 'purchase' | 'renewal'

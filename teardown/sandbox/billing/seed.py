@@ -14,11 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from teardown.adapters.huawei.rules import BLOCKER_CODES, expire_policy_code
+from teardown.adapters.huawei.rules import (
+    BLOCKER_CODES,
+    RENEWAL_BLOCKER_CODES,
+    expire_policy_code,
+)
 from teardown.core.billing import PeriodType, add_months, term_months
 from teardown.core.errors import ConfigError
 from teardown.sandbox.billing.entries import (
     ORDER_STATUS,
+    ORDER_TYPE,
     POLICY_KEYS,
     OrderEntry,
     RenewalEntry,
@@ -33,7 +38,11 @@ from teardown.sandbox.billing.schema import (
     IN_USE,
     IP_TYPE,
     NEW,
+    PENDING_PAYMENT,
+    PROCESSING,
     RENEW,
+    SANDBOX_FAULTS,
+    TO_PERIOD,
     VM_TYPE,
     VOLUME_TYPE,
     VPC_SERVICE,
@@ -97,8 +106,13 @@ def seed_billing(
     for i, entry in enumerate(entries):
         _add_subscription(conn, scenario, i, entry, ids, now, customer_id)
     _add_default_subscriptions(conn, scenario, len(entries), ids, now, customer_id)
-    for order in orders:
-        _add_order(conn, order, ids, now, customer_id)
+    combined: dict[str, list[tuple[int, OrderEntry, str]]] = {}
+    for i, order in enumerate(orders):
+        oid = _add_order(conn, scenario, i, order, ids, now, customer_id)
+        if order.combined:
+            combined.setdefault(order.combined, []).append((i, order, oid))
+    for parts in combined.values():
+        _add_combined_order(conn, scenario, parts, now, customer_id)
     for _ in range(scenario.five_day_refunds_used):
         conn.execute("INSERT INTO five_day_refunds(used_at) VALUES (?)", (now.isoformat(),))
     seed_vaults(conn, scenario, ids, now)
@@ -129,31 +143,48 @@ def _add_default_subscriptions(
 
 def _add_order(
     conn: sqlite3.Connection,
+    scenario: Scenario,
+    i: int,
     order: OrderEntry,
     ids: dict[str, str],
     now: datetime,
     customer_id: str,
-) -> None:
-    """An ``[[orders]]`` entry: the order, its one line, and what happens to it on its own."""
+) -> str:
+    """An ``[[orders]]`` entry: the order, its one line, and what happens to it on its own;
+    another region's resource that BSS knows; the lock of a server it converts. Returns the
+    order id."""
     created = now - timedelta(days=order.created_days_ago)
     oid = new_order_id()
     status = ORDER_STATUS[order.status]
+    order_type = ORDER_TYPE[order.type]
     service = ECS_SERVICE if order.service == "ecs" else EVS_SERVICE
+    rid = ids.get(order.resource)
+    if rid is not None and order.region is not None:
+        raise ConfigError(
+            scenario.name,
+            f"orders[{i}].region: {order.resource!r} is a resource of the sandbox's own region; "
+            "an order of another region names a resource the scenario does not define",
+        )
+    if rid is None and order.region is not None and order_type != NEW:
+        rid = _foreign_subscription(conn, order, service, created, now, customer_id)
+    if order_type == TO_PERIOD:
+        _lock_for_conversion(conn, scenario, i, order, rid, oid, status)
     insert_order(
         conn,
         order_id=oid,
         customer_id=customer_id,
         service=service,
-        order_type=NEW if order.type == "new" else RENEW,
+        order_type=order_type,
         status=status,
         created=created,
-        resource_ids=[ids.get(order.resource) or str(uuid.uuid4())],
+        resource_ids=[rid or str(uuid.uuid4())],
         cash=order.amount,
+        region=order.region,
     )
     insert_line(
         conn,
         oid,
-        ids.get(order.resource),
+        rid,
         service,
         spec=order.resource,
         period="month",
@@ -161,6 +192,137 @@ def _add_order(
         effective=None,
         expires=None,
         cash=order.amount,
+    )
+    schedule_order_progress(conn, oid, status, created, now)
+    return oid
+
+
+def _foreign_subscription(
+    conn: sqlite3.Connection,
+    order: OrderEntry,
+    service: str,
+    created: datetime,
+    now: datetime,
+    customer_id: str,
+) -> str:
+    """A yearly/monthly main resource of another region (``order.region``) that BSS knows
+    (BSS is global) and this region's ECS and EVS do not: its completed purchase order, one
+    month in use. Returns its id."""
+    rid = str(uuid.uuid4())
+    purchase = new_order_id()
+    bought = now - timedelta(days=order.created_days_ago + 10)
+    rtype = VM_TYPE if service == ECS_SERVICE else VOLUME_TYPE
+    insert_order(
+        conn,
+        order_id=purchase,
+        customer_id=customer_id,
+        service=service,
+        order_type=NEW,
+        status=COMPLETED,
+        created=bought,
+        resource_ids=[rid],
+        region=order.region,
+    )
+    expires = add_months(bought, 1)
+    insert_line(
+        conn,
+        purchase,
+        rid,
+        service,
+        spec=order.resource,
+        period="month",
+        periods=1,
+        effective=bought,
+        expires=expires,
+    )
+    conn.execute(
+        "INSERT INTO subscriptions(resource_id, resource_name, service_type_code, "
+        "resource_type_code, resource_spec_code, is_main, parent_resource_id, status, "
+        "provisioned_at, effective_time, expire_time, auto_renew, expire_policy, period, "
+        "periods, order_id, update_time, region) VALUES (?,?,?,?,?,1,NULL,?,?,?,?,0,0,?,1,?,?,?)",
+        (
+            rid,
+            order.resource,
+            service,
+            rtype,
+            order.resource,
+            IN_USE,
+            ts(bought),
+            ts(bought),
+            ts(expires),
+            "month",
+            purchase,
+            ts(now),
+            order.region,
+        ),
+    )
+    return rid
+
+
+def _lock_for_conversion(
+    conn: sqlite3.Connection,
+    scenario: Scenario,
+    i: int,
+    order: OrderEntry,
+    rid: str | None,
+    oid: str,
+    status: int,
+) -> None:
+    """A ``to_period`` order (按需转包年/包月) of a pay-per-use server: while it is pending
+    payment or processing, the server is locked by it (the ECS server's ``lockScene``
+    TO_PERIOD_LOCK and ``lockSourceId``, the SDK's ``ServerDetail.metadata``)."""
+    server = conn.execute("SELECT charging_mode FROM servers WHERE id=?", (rid,)).fetchone()
+    if server is None or server["charging_mode"] != "0":
+        raise ConfigError(
+            scenario.name,
+            f"orders[{i}].type: to_period converts a pay-per-use server, and "
+            f"{order.resource!r} is not one",
+        )
+    if status in (PENDING_PAYMENT, PROCESSING):
+        conn.execute(
+            "UPDATE servers SET locked=1, lock_source_id=?, lock_scene='TO_PERIOD_LOCK' WHERE id=?",
+            (oid, rid),
+        )
+
+
+def _add_combined_order(
+    conn: sqlite3.Connection,
+    scenario: Scenario,
+    parts: list[tuple[int, OrderEntry, str]],
+    now: datetime,
+    customer_id: str,
+) -> None:
+    """The combined order (组合交易) of the sub-orders ``parts``: one status and one region;
+    its amount is theirs added up, and it touches what they touch."""
+    first_i, first, _ = parts[0]
+    for i, entry, _oid in parts[1:]:
+        if (entry.status, entry.region, entry.type) != (first.status, first.region, first.type):
+            raise ConfigError(
+                scenario.name,
+                f"orders[{i}].combined: the sub-orders of {first.combined!r} must share status, "
+                f"type and region with orders[{first_i}]",
+            )
+    oid = new_order_id()
+    touched: list[str] = []
+    total = Decimal(0)
+    for _i, entry, sub in parts:
+        row = conn.execute("SELECT resource_ids FROM orders WHERE id=?", (sub,)).fetchone()
+        touched += json.loads(row["resource_ids"])
+        total += entry.amount
+        conn.execute("UPDATE orders SET combined_id=? WHERE id=?", (oid, sub))
+    created = now - timedelta(days=max(e.created_days_ago for _i, e, _o in parts))
+    status = ORDER_STATUS[first.status]
+    insert_order(
+        conn,
+        order_id=oid,
+        customer_id=customer_id,
+        service=ECS_SERVICE if first.service == "ecs" else EVS_SERVICE,
+        order_type=ORDER_TYPE[first.type],
+        status=status,
+        created=created,
+        resource_ids=touched,
+        cash=total,
+        region=first.region,
     )
     schedule_order_progress(conn, oid, status, created, now)
 
@@ -212,11 +374,12 @@ def _checked_resource_id(
     rid = ids.get(entry.resource)
     if rid is None:
         raise ConfigError(scenario.name, f"{where}: no server or disk named {entry.resource!r}")
-    unknown = sorted(set(entry.blockers) - BLOCKER_CODES.keys())
+    known = [*BLOCKER_CODES, *RENEWAL_BLOCKER_CODES, *SANDBOX_FAULTS]
+    unknown = sorted(set(entry.blockers) - set(known))
     if unknown:
         raise ConfigError(
             scenario.name,
-            f"subscriptions[{i}].blockers: unknown {unknown} (known: {', '.join(BLOCKER_CODES)})",
+            f"subscriptions[{i}].blockers: unknown {unknown} (known: {', '.join(known)})",
         )
     if conn.execute("SELECT 1 FROM subscriptions WHERE resource_id=?", (rid,)).fetchone():
         raise ConfigError(scenario.name, f"{where}: {entry.resource!r} is subscribed twice")

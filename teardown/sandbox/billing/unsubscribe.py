@@ -9,6 +9,7 @@ it. A resource in an order still ``processing`` is refused with the transaction-
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from datetime import datetime, timedelta
@@ -26,16 +27,20 @@ from teardown.adapters.huawei.rules import (
     RuleRefusal,
     Subscription,
     expire_policy_code,
+    refusal_for,
+    renewal_refusal_for,
 )
 from teardown.sandbox.billing.orders import insert_line, insert_order
 from teardown.sandbox.billing.queries import billing_subscription, quota_used, subscription_row
 from teardown.sandbox.billing.schema import (
     CLOSED,
     COMPLETED,
+    FEE_QUERY_CODE,
     GONE_CODE,
     IP_TYPE,
     NOT_FOUND_CODE,
     RULES,
+    SANDBOX_FAULTS,
     UNSUBSCRIBE,
     VM_TYPE,
     new_order_id,
@@ -90,6 +95,10 @@ def unsubscribe(
     ApiError with the rules' code when refused (the caller's transaction then rolls back).
     """
     row = check_unsubscribable(conn, resource_id)
+    for fault in json.loads(row["blockers"]):
+        if fault in SANDBOX_FAULTS:
+            code, message = SANDBOX_FAULTS[fault]
+            raise ApiError(400, code, f"{resource_id}: {message}")
     sub = billing_subscription(conn, row)
     quote = _quote(conn, sub, unsubscribe_type, now, rules)
     oid = _record_refund(conn, row, sub, quote, now, customer_id)
@@ -117,13 +126,21 @@ def _quote(
     now: datetime,
     rules: BillingRules,
 ) -> RefundQuote:
-    """What unsubscribing returns and costs under the published rules, or their refusal."""
+    """What unsubscribing returns and costs under the published rules, or their refusal; a fee
+    that cannot be worked out from the ledger is ``CBC.99006066`` (查询费用信息错误)."""
     try:
         if unsubscribe_type == 1:
             return quote_unsubscribe(sub, now, quota_used(conn, now), rules)
+        refusal = refusal_for(sub) or renewal_refusal_for(sub)
+        if refusal is not None:
+            raise refusal
         return quote_renewal_unsubscribe(sub, now)
     except RuleRefusal as e:
         raise ApiError(400, e.code, f"{sub.resource_id}: {e.message}") from None
+    except ValueError as e:
+        raise ApiError(
+            400, FEE_QUERY_CODE, f"{sub.resource_id}: the fee information could not be queried: {e}"
+        ) from None
 
 
 def _close_and_release(

@@ -7,9 +7,24 @@ API) and ShowRefundOrderDetails. State and rules live in :mod:`teardown.sandbox.
 refund figure comes from :mod:`teardown.adapters.huawei.refunds`. The operations, codes and rules
 (R1..R28) are listed with their public sources in docs/huawei-api.md.
 
+Fidelity notes (docs/huawei-api.md, "BSS"): an order line's ``commercial_resource`` is the resource
+*type* code (``hws.resource.type.vm``), never a resource id; the resources of an order are what
+``ListPayPerUseCustomerResources`` with ``order_id`` returns; a 折扣券 is ``discount_type`` "300";
+CancelCustomerOrder answers 204 with no body; an unexpected failure of a handler is HTTP 500
+``CBC.0999`` (other error).
+
 Assumptions where the published API reference is silent:
 
 - An unknown order id (details, cancel, refund details) is HTTP 400 ``CBC.0100``.
+- ``ListPayPerUseCustomerResources(order_id=X)`` returns the provisioned yearly/monthly resources
+  X bought, renewed (paid or pending), changed or converts, with their bound children; an order
+  that provisioned nothing yet (a pending purchase) has none.
+- A combined order (组合交易) is listed by ListCustomerOrders instead of its sub-orders, with
+  ``sub_order_infos``; its details list the sub-orders' lines; cancelling a sub-order is
+  ``CBC.99000089``, cancelling the combined order cancels them all.
+- ``indirect_partner_id`` is for a distributor: a customer's request with it is HTTP 403
+  ``CBC.0151`` (access denied).
+- Cancelling (or the expiry of) a ``to_period`` order lifts the ECS lock it holds.
 - Unsubscribing a bound child (a server's system disk) is refused with ``CBC.99003185`` ("must be
   handled as a whole"); a resource BSS never billed, or already unsubscribed, is ``CBC.30000067``;
   an id nobody knows is ``CBC.99003012``.
@@ -23,7 +38,10 @@ Assumptions where the published API reference is silent:
 
 from __future__ import annotations
 
+import functools
+import json
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,6 +49,12 @@ from typing import Any
 from teardown.adapters.huawei.refunds import LineKind
 from teardown.sandbox import billing
 from teardown.sandbox.billing import D
+from teardown.sandbox.billing.orders import lift_locks
+from teardown.sandbox.billing.schema import (
+    ACCESS_DENIED_CODE,
+    COMBINED_ORDER_CODE,
+    OTHER_ERROR_CODE,
+)
 from teardown.sandbox.http import ApiError, Ctx, Reply, paged, route
 from teardown.sandbox.store import parse_ts
 
@@ -48,6 +72,36 @@ _RESOURCE_NAMES = {
     billing.VOLUME_TYPE: "Disk",
     billing.IP_TYPE: "Elastic IP",
 }
+_SERVICE_RESOURCE_TYPES = {
+    billing.ECS_SERVICE: billing.VM_TYPE,
+    billing.EVS_SERVICE: billing.VOLUME_TYPE,
+    billing.VPC_SERVICE: billing.IP_TYPE,
+}
+"""The resource type an order line of a service is for, when the line's resource is unknown."""
+DISCOUNT_COUPON_TYPE = "300"
+"""``DiscountItemV2.discount_type`` of a 折扣券 (the SDK's docstring: 300 促销折扣券)."""
+
+
+def _bss(method: str, path: str, operation: str) -> Callable[[Any], Any]:
+    """``route`` for the BSS service: a handler's unexpected failure is what every BSS API page
+    lists for HTTP 500, ``CBC.0999`` (其他错误, other error), not a generic code."""
+
+    def register(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def guarded(ctx: Ctx, **kwargs: Any) -> Reply:
+            try:
+                return fn(ctx, **kwargs)  # type: ignore[no-any-return]
+            except ApiError:
+                raise
+            except Exception as e:
+                raise ApiError(
+                    500, OTHER_ERROR_CODE, f"other error: {type(e).__name__}: {e}"
+                ) from None
+
+        route("bss", method, path, operation)(guarded)
+        return fn
+
+    return register
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -86,7 +140,7 @@ def _amount_info(row: sqlite3.Row) -> dict[str, Any]:
     discount = D(row["discount_coupon"])
     promotion = D(row["promotion"])
     discounts = (
-        [{"discount_type": "discount_coupon", "discount_amount": discount}] if discount else []
+        [{"discount_type": DISCOUNT_COUPON_TYPE, "discount_amount": discount}] if discount else []
     )
     if promotion:  # 200: 促销产品折扣, a promotional product discount (DiscountItemV2)
         discounts.append({"discount_type": "200", "discount_amount": promotion})
@@ -100,7 +154,9 @@ def _amount_info(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _order_json(row: sqlite3.Row, *, details: bool = False) -> dict[str, Any]:
+def _order_json(
+    row: sqlite3.Row, *, details: bool = False, subs: list[sqlite3.Row] | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "order_id": row["id"],
         "customer_id": row["customer_id"],
@@ -121,10 +177,32 @@ def _order_json(row: sqlite3.Row, *, details: bool = False) -> dict[str, Any]:
     if details:
         out["user_name"] = "sandbox"
         out["pending_payment_end_time"] = row["pending_payment_end_time"]
+    if subs:
+        out["sub_order_infos"] = [_order_json(x, details=details) for x in subs]
     return out
 
 
-def _line_json(row: sqlite3.Row, order_type: int) -> dict[str, Any]:
+def _sub_orders(conn: sqlite3.Connection, order_id: str) -> list[sqlite3.Row]:
+    """The sub-orders of a combined order (none for any other order)."""
+    return list(
+        conn.execute("SELECT * FROM orders WHERE combined_id=? ORDER BY rowid", (order_id,))
+    )
+
+
+def _line_type(conn: sqlite3.Connection, row: sqlite3.Row) -> str:
+    """The resource *type* code of an order line (``OrderLineItemEntityV2.commercial_resource``:
+    "商务归属的资源类型编码", e.g. ``hws.resource.type.vm``)."""
+    if row["resource_id"]:
+        found = conn.execute(
+            "SELECT resource_type_code FROM subscriptions WHERE resource_id=?",
+            (row["resource_id"],),
+        ).fetchone()
+        if found is not None:
+            return str(found[0])
+    return _SERVICE_RESOURCE_TYPES.get(row["service_type_code"], "")
+
+
+def _line_json(row: sqlite3.Row, order_type: int, resource_type: str) -> dict[str, Any]:
     unsubscribe = order_type == billing.UNSUBSCRIBE
     return {
         "order_line_item_id": row["id"],
@@ -150,7 +228,8 @@ def _line_json(row: sqlite3.Row, order_type: int) -> dict[str, Any]:
         },
         "currency": "CNY",
         "category_code": row["service_type_code"],
-        "commercial_resource": row["resource_id"],
+        "product_owner_service": row["service_type_code"],
+        "commercial_resource": resource_type,
     }
 
 
@@ -173,15 +252,23 @@ def _int_field(ctx: Ctx, body: dict[str, Any], name: str, default: int, lo: int,
 # -- orders ----------------------------------------------------------------------------------
 
 
-@route("bss", "GET", P + "/customer-orders", "ListCustomerOrders")
+@_bss("GET", P + "/customer-orders", "ListCustomerOrders")
 def list_customer_orders(ctx: Ctx) -> Reply:
+    if ctx.query("indirect_partner_id"):
+        raise ApiError(
+            403,
+            ACCESS_DENIED_CODE,
+            "access denied: indirect_partner_id is for a distributor, not a customer",
+        )
     offset, limit = ctx.page(10, 100)
     order_by = (ctx.query("order_by") or "-createTime").lower()
     if order_by not in ("createtime", "-createtime"):
         raise ctx.bad("order_by must be createTime or -createTime")
     created = _window(ctx, "create_time")
     paid = _window(ctx, "payment_time")
-    rows = list(ctx.conn.execute("SELECT * FROM orders ORDER BY create_time, id"))
+    rows = list(
+        ctx.conn.execute("SELECT * FROM orders WHERE combined_id IS NULL ORDER BY create_time, id")
+    )
     if order_by.startswith("-"):
         rows.reverse()
     order_id = ctx.query("order_id")
@@ -199,30 +286,50 @@ def list_customer_orders(ctx: Ctx) -> Reply:
     ]
     return 200, {
         "total_count": len(rows),
-        "order_infos": [_order_json(r) for r in paged(rows, offset, limit)],
+        "order_infos": [
+            _order_json(r, subs=_sub_orders(ctx.conn, r["id"])) for r in paged(rows, offset, limit)
+        ],
     }
 
 
-@route("bss", "GET", P + "/customer-orders/details/<order_id>", "ShowCustomerOrderDetails")
+@_bss("GET", P + "/customer-orders/details/<order_id>", "ShowCustomerOrderDetails")
 def show_customer_order_details(ctx: Ctx, order_id: str) -> Reply:
     offset, limit = ctx.page(10, 100)
     row = _order_row(ctx, order_id)
-    lines = list(
-        ctx.conn.execute("SELECT * FROM order_lines WHERE order_id=? ORDER BY rowid", (row["id"],))
-    )
+    subs = _sub_orders(ctx.conn, row["id"])
+    lines = [
+        x
+        for oid in [row["id"], *(s["id"] for s in subs)]
+        for x in ctx.conn.execute(
+            "SELECT * FROM order_lines WHERE order_id=? ORDER BY rowid", (oid,)
+        )
+    ]
     return 200, {
         "total_count": len(lines),
-        "order_info": _order_json(row, details=True),
-        "order_line_items": [_line_json(x, row["order_type"]) for x in paged(lines, offset, limit)],
+        "order_info": _order_json(row, details=True, subs=subs),
+        "order_line_items": [
+            _line_json(x, row["order_type"], _line_type(ctx.conn, x))
+            for x in paged(lines, offset, limit)
+        ],
     }
 
 
-@route("bss", "PUT", P + "/customer-orders/cancel", "CancelCustomerOrder")
+@_bss("PUT", P + "/customer-orders/cancel", "CancelCustomerOrder")
 def cancel_customer_order(ctx: Ctx) -> Reply:
+    """Cancel an order pending payment (R1): HTTP 204 with no body (``api_order_00017``'s
+    example). A sub-order of a combined order is ``CBC.99000089``; the combined order is
+    cancelled with all its sub-orders."""
     order_id = ctx.body().get("order_id")
     if not isinstance(order_id, str) or not order_id:
         raise ctx.bad("order_id is required")
     row = _order_row(ctx, order_id)
+    if row["combined_id"]:
+        raise ApiError(
+            400,
+            COMBINED_ORDER_CODE,
+            f"order {order_id} is part of the combined order {row['combined_id']}: cancel that "
+            "one (当前订单号不能操作,请使用组合交易单号操作)",
+        )
     if row["status"] != billing.PENDING_PAYMENT:
         raise ApiError(
             400,
@@ -230,14 +337,20 @@ def cancel_customer_order(ctx: Ctx) -> Reply:
             f"order {order_id} has status {row['status']}: only orders pending payment (6) "
             "can be cancelled (R1)",
         )
-    ctx.conn.execute("UPDATE orders SET status=? WHERE id=?", (billing.CANCELLED, order_id))
-    return 200, None
+    ids = [order_id, *(s["id"] for s in _sub_orders(ctx.conn, order_id))]
+    for oid in ids:
+        ctx.conn.execute(
+            "UPDATE orders SET status=? WHERE id=? AND status=?",
+            (billing.CANCELLED, oid, billing.PENDING_PAYMENT),
+        )
+    lift_locks(ctx.conn, ids)
+    return 204, None
 
 
 # -- unsubscription and refunds --------------------------------------------------------------
 
 
-@route("bss", "POST", P + "/subscriptions/resources/unsubscribe", "CancelResourcesSubscription")
+@_bss("POST", P + "/subscriptions/resources/unsubscribe", "CancelResourcesSubscription")
 def cancel_resources_subscription(ctx: Ctx) -> Reply:
     body = ctx.body()
     ids = body.get("resource_ids")
@@ -271,7 +384,7 @@ def cancel_resources_subscription(ctx: Ctx) -> Reply:
     return 200, {"order_ids": order_ids, "fail_resource_infos": []}
 
 
-@route("bss", "GET", P + "/customer-orders/refund-orders", "ShowRefundOrderDetails")
+@_bss("GET", P + "/customer-orders/refund-orders", "ShowRefundOrderDetails")
 def show_refund_order_details(ctx: Ctx) -> Reply:
     order_id = ctx.query("order_id")
     if not order_id:
@@ -311,13 +424,13 @@ def show_refund_order_details(ctx: Ctx) -> Reply:
 AUTORENEW = P + "/subscriptions/resources/autorenew/<resource_id>"
 
 
-@route("bss", "DELETE", AUTORENEW, "CancelAutoRenewalResources")
+@_bss("DELETE", AUTORENEW, "CancelAutoRenewalResources")
 def cancel_auto_renewal(ctx: Ctx, resource_id: str) -> Reply:
     billing.set_auto_renew(ctx.conn, resource_id, False, ctx.now)
     return 200, None
 
 
-@route("bss", "POST", AUTORENEW, "AutoRenewalResources")
+@_bss("POST", AUTORENEW, "AutoRenewalResources")
 def auto_renewal(ctx: Ctx, resource_id: str) -> Reply:
     body = ctx.body()
     times = _int_field(ctx, body, "auto_renew_times", 0, 0, 99)
@@ -330,7 +443,7 @@ def auto_renewal(ctx: Ctx, resource_id: str) -> Reply:
     return 200, None
 
 
-@route("bss", "POST", P + "/subscriptions/resources/to-on-demand", "UpdatePeriodToOnDemand")
+@_bss("POST", P + "/subscriptions/resources/to-on-demand", "UpdatePeriodToOnDemand")
 def update_period_to_on_demand(ctx: Ctx) -> Reply:
     """SET_UP or CANCEL "switch to pay-per-use at expiry" (``api_order_00024``): at most 100
     main resource ids; ids left unchanged are listed in ``error_details`` (HTTP 200)."""
@@ -362,13 +475,13 @@ def _instance_json(ctx: Ctx, row: sqlite3.Row) -> dict[str, Any]:
         "id": "inst-" + row["resource_id"],
         "resource_id": row["resource_id"],
         "resource_name": row["resource_name"],
-        "region_code": account.region,
+        "region_code": row["region"] or account.region,
         "service_type_code": row["service_type_code"],
         "resource_type_code": row["resource_type_code"],
         "resource_type_name": _RESOURCE_NAMES.get(row["resource_type_code"], ""),
         "service_type_name": _SERVICE_NAMES.get(row["service_type_code"], ""),
         "resource_spec_code": row["resource_spec_code"],
-        "project_id": account.project_id,
+        "project_id": account.project_id if row["region"] is None else None,
         "product_id": "OFFI" + row["order_id"][2:12],
         "parent_resource_id": row["parent_resource_id"],
         "is_main_resource": row["is_main"],
@@ -384,7 +497,7 @@ def _instance_json(ctx: Ctx, row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-@route("bss", "POST", P + "/suscriptions/resources/query", "ListPayPerUseCustomerResources")
+@_bss("POST", P + "/suscriptions/resources/query", "ListPayPerUseCustomerResources")
 def list_pay_per_use_customer_resources(ctx: Ctx) -> Reply:
     body = ctx.body()
     ids = body.get("resource_ids")
@@ -423,7 +536,12 @@ def list_pay_per_use_customer_resources(ctx: Ctx) -> Reply:
     if only_main:
         rows = [r for r in rows if r["is_main"]]
     if order_id:
-        rows = [r for r in rows if r["order_id"] == order_id]
+        touched = _order_resources(ctx.conn, order_id)
+        rows = [
+            r
+            for r in rows
+            if r["resource_id"] in touched or (not only_main and r["parent_resource_id"] in touched)
+        ]
     if service:
         rows = [r for r in rows if r["service_type_code"] == service]
     if statuses:
@@ -433,6 +551,23 @@ def list_pay_per_use_customer_resources(ctx: Ctx) -> Reply:
         "total_count": len(rows),
         "data": [_instance_json(ctx, r) for r in paged(rows, offset, limit)],
     }
+
+
+def _order_resources(conn: sqlite3.Connection, order_id: str) -> set[str]:
+    """The resource ids "under" an order (``QueryResourcesReq.order_id``: 查询指定订单下的资源):
+    what it (or, for a combined order, its sub-orders) bought, paid a renewal of, or names as
+    the ledger records it. Only provisioned yearly/monthly resources are ever returned."""
+    found: set[str] = set()
+    for oid in [order_id, *(s["id"] for s in _sub_orders(conn, order_id))]:
+        for sql in (
+            "SELECT resource_id FROM subscriptions WHERE order_id=?",
+            "SELECT resource_id FROM payments WHERE order_id=?",
+        ):
+            found.update(str(r[0]) for r in conn.execute(sql, (oid,)))
+        row = conn.execute("SELECT resource_ids FROM orders WHERE id=?", (oid,)).fetchone()
+        if row is not None:
+            found.update(json.loads(row["resource_ids"]))
+    return found
 
 
 __all__ = ["NOT_A_REFUND_ORDER", "NOT_CANCELLABLE"]

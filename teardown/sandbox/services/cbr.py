@@ -3,7 +3,11 @@ ShowVault, ListVault, AddVaultResource, RemoveVaultResource.
 
 A server backup is a parent backup with one child per disk; each child holds a real copy of the
 disk's files under ``DIR/cbr/<backup id>``, so a restore can be checked, and it survives the
-deletion of its source (R24).
+deletion of its source (R24). ListBackups shows every backup with ``children: []`` (as the
+reference's example does, for a server backup too); ShowBackup lists a server backup's disk
+backups in ``children``. A backup is named as the checkpoint's ``parameters.name`` (1 to 64
+characters); times are UTC with no zone and microseconds (``2019-05-10T07:59:12.084695``), as in
+every CBR example.
 
 Vaults (docs/huawei-api.md, "CBR"): each has an ``object_type`` (``server`` or ``disk``) and backs
 up only that type (``BackupService.6102`` otherwise); a checkpoint backs up only resources bound
@@ -34,12 +38,22 @@ from typing import Any
 
 from teardown.sandbox.billing import vaults
 from teardown.sandbox.http import ApiError, Ctx, Reply, paged, route
-from teardown.sandbox.resources import volume_data_dir
+from teardown.sandbox.resources import api_time, volume_data_dir
 from teardown.sandbox.store import new_id, schedule, timer, ts
 
 P = "/v3/<project_id>"
-NOT_FOUND = "BackupService.6016"
+BACKUP_NOT_FOUND = "BackupService.6200"
+"""404: the backup does not exist (该备份不存在)."""
+CHECKPOINT_NOT_FOUND = "BackupService.6217"
+"""404: the checkpoint does not exist (备份还原点不存在)."""
 VAULT_NOT_FOUND = "BackupService.6105"
+SKIPPED_CODES = {
+    "OS::Nova::Server": "BackupService.7100",
+    "OS::Cinder::Volume": "BackupService.7000",
+}
+"""A resource skipped by a checkpoint because it does not exist: 404 codes of the table, "the
+server does not exist" (7100) and "the volume does not exist" (7000): an assumption on which
+code ``skipped_resources[].code`` carries."""
 TYPE_MISMATCH = "BackupService.6102"
 IN_OTHER_VAULT = "BackupService.6103"
 ALREADY_IN_VAULT = {
@@ -49,6 +63,8 @@ ALREADY_IN_VAULT = {
 VAULT_FULL = "BackupService.6114"
 NOT_IN_VAULT = "BackupService.6135"
 NO_RESOURCE = "BackupService.0001"
+NAME_MAX = 64
+"""``CheckpointParam.name``: 1 to 64 characters (the CreateCheckpoint reference)."""
 SERVER_TYPE = "OS::Nova::Server"
 VOLUME_TYPE = "OS::Cinder::Volume"
 
@@ -152,7 +168,7 @@ def create_checkpoint(ctx: Ctx) -> Reply:
     for rid, rtype in resources:
         _back_up(ctx, cid, vault["id"], rid, rtype, retention, outcome)
     if not outcome.done:
-        raise ApiError(400, "BackupService.6010", "none of the resources can be backed up")
+        raise ApiError(400, NO_RESOURCE, "none of the resources can be backed up")
     if retention:
         for bid in outcome.made:
             schedule(
@@ -185,7 +201,7 @@ def create_checkpoint(ctx: Ctx) -> Reply:
         checkpoint_id=cid,
         failed=outcome.failed,
     )
-    return 200, {"checkpoint": _checkpoint_json(ctx, cid)}
+    return 200, {"checkpoint": _checkpoint_json(ctx, cid, created=True)}
 
 
 def _checkpoint_request(ctx: Ctx) -> tuple[sqlite3.Row, dict[str, Any], int | None]:
@@ -201,12 +217,13 @@ def _checkpoint_request(ctx: Ctx) -> tuple[sqlite3.Row, dict[str, Any], int | No
         isinstance(retention, bool) or not isinstance(retention, int) or not 1 <= retention <= 36500
     ):
         raise ctx.bad("retention_duration_days must be 1..36500")
-    for key in ("name", "description"):
-        if params.get(key) is not None and not isinstance(params[key], str):
-            raise ctx.bad(f"parameters.{key} must be a string")
+    for key, low, high in (("name", 1, NAME_MAX), ("description", 0, 255)):
+        value = params.get(key)
+        if value is not None and (not isinstance(value, str) or not low <= len(value) <= high):
+            raise ctx.bad(f"parameters.{key} must be a string of {low} to {high} characters")
     vault = ctx.conn.execute("SELECT * FROM vaults WHERE id=?", (spec["vault_id"],)).fetchone()
     if vault is None:
-        raise ApiError(404, NOT_FOUND, f"vault {spec['vault_id']} not found")
+        raise ApiError(404, VAULT_NOT_FOUND, f"vault {spec['vault_id']} not found")
     return vault, params, retention
 
 
@@ -233,7 +250,7 @@ def _back_up(
             "id": rid,
             "type": rtype or SERVER_TYPE,
             "name": rid,
-            "code": "BackupService.6010",
+            "code": SKIPPED_CODES.get(rtype or SERVER_TYPE, SKIPPED_CODES[SERVER_TYPE]),
             "reason": "resource not found",
         }
     )
@@ -319,16 +336,51 @@ def _checkpoint_done(conn: sqlite3.Connection, p: dict[str, Any], now: datetime)
         )
 
 
-def _checkpoint_json(ctx: Ctx, checkpoint_id: str) -> dict[str, Any]:
+def _earlier_backups(ctx: Ctx, row: sqlite3.Row, resource_id: str) -> tuple[int, int]:
+    """How many backups of ``resource_id`` the checkpoint's vault held before it, and their
+    size in GB."""
+    found = ctx.conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(resource_size), 0) FROM backups WHERE vault_id=? "
+        "AND resource_id=? AND parent_id IS NULL AND checkpoint_id != ?",
+        (row["vault_id"], resource_id, row["id"]),
+    ).fetchone()
+    return int(found[0]), int(found[1])
+
+
+def _checkpoint_json(ctx: Ctx, checkpoint_id: str, *, created: bool = False) -> dict[str, Any]:
+    """A checkpoint as ShowCheckpoint answers it or, ``created``, as CreateCheckpoint does.
+
+    Both examples of the reference (``创建备份还原点.md``, ``查询备份还原点.md``, and the worked
+    example ``示例1-创建弹性云服务器备份.md``) show each resource's ``protect_status``
+    ``available`` (also while the checkpoint is ``protecting``) and ``resource_size`` as a
+    string. Only CreateCheckpoint's worked example has ``backup_size`` and ``backup_count``
+    (``"0"`` and ``"0"``): the sandbox gives there the resource's earlier backups in the vault
+    and their size in GB (an assumption on what they count, which gives the example's ``"0"``
+    for a first backup), and ShowCheckpoint leaves them out. Assumption: ``protect_status`` is
+    ``error`` when the checkpoint ended in ``error``."""
     row = ctx.conn.execute("SELECT * FROM checkpoints WHERE id=?", (checkpoint_id,)).fetchone()
     if row is None:
-        raise ApiError(404, NOT_FOUND, f"checkpoint {checkpoint_id} not found")
+        raise ApiError(404, CHECKPOINT_NOT_FOUND, f"checkpoint {checkpoint_id} not found")
     vault = ctx.conn.execute("SELECT * FROM vaults WHERE id=?", (row["vault_id"],)).fetchone()
-    resources = json.loads(row["resources"])
+    resources = []
+    for r in json.loads(row["resources"]):
+        entry: dict[str, Any] = {
+            "id": r["id"],
+            "name": r["name"],
+            "type": r["type"],
+            "protect_status": "error" if row["status"] == "error" else "available",
+            "resource_size": str(r["resource_size"]),
+            "extra_info": None,
+        }
+        if created:
+            count, size = _earlier_backups(ctx, row, r["id"])
+            entry["backup_size"] = str(size)
+            entry["backup_count"] = str(count)
+        resources.append(entry)
     return {
         "id": row["id"],
         "status": row["status"],
-        "created_at": row["created"],
+        "created_at": api_time(row["created"]),
         "project_id": ctx.sandbox.config.account.project_id,
         "extra_info": {
             "name": row["name"],
@@ -338,19 +390,7 @@ def _checkpoint_json(ctx: Ctx, checkpoint_id: str) -> dict[str, Any]:
         "vault": {
             "id": row["vault_id"],
             "name": vault["name"] if vault else "",
-            "resources": [
-                {
-                    "id": r["id"],
-                    "name": r["name"],
-                    "type": r["type"],
-                    "protect_status": row["status"],
-                    "resource_size": str(r["resource_size"]),
-                    "backup_size": "0",
-                    "backup_count": "1",
-                    "extra_info": "{}",
-                }
-                for r in resources
-            ],
+            "resources": resources,
             "skipped_resources": json.loads(row["skipped"]),
         },
     }
@@ -361,13 +401,40 @@ def show_checkpoint(ctx: Ctx, checkpoint_id: str) -> Reply:
     return 200, {"checkpoint": _checkpoint_json(ctx, checkpoint_id)}
 
 
-def _backup_json(ctx: Ctx, row: sqlite3.Row) -> dict[str, Any]:
-    children = [
-        _backup_json(ctx, c)
-        for c in ctx.conn.execute(
-            "SELECT * FROM backups WHERE parent_id=? ORDER BY system_disk DESC, id", (row["id"],)
-        )
-    ]
+def _backup_name(ctx: Ctx, row: sqlite3.Row) -> tuple[str, str | None]:
+    """A backup's ``name`` and ``description``. A top-level backup carries the checkpoint's
+    ``parameters.name`` and ``description`` (ShowBackup's example: ``backup_name``,
+    ``backup_description``, as sent to CreateCheckpoint); without a name, ``manualbk_`` and four
+    hex digits (an assumption: the reference shows no unnamed manual backup). A disk backup of
+    a server backup is named ``autobk_<4 hex>_<disk name>`` with no description, as the
+    example's child is (``autobk_a843_ecs-1f0f-0002``: an assumption that every child is named
+    so)."""
+    if row["parent_id"] is not None:
+        return f"autobk_{row['id'][:4]}_{row['resource_name']}", None
+    cp = ctx.conn.execute(
+        "SELECT name, description FROM checkpoints WHERE id=?", (row["checkpoint_id"],)
+    ).fetchone()
+    name = cp["name"] if cp is not None and cp["name"] else f"manualbk_{row['id'][:4]}"
+    return name, cp["description"] if cp is not None else None
+
+
+def _backup_json(ctx: Ctx, row: sqlite3.Row, *, children: bool = False) -> dict[str, Any]:
+    """A ``BackupResp``. ``children`` (ShowBackup): a server backup lists its disk backups, as
+    ShowBackup's example does; otherwise (ListBackups) ``children`` is ``[]``, as both backups of
+    ListBackups' example show, one of them a server backup. Times have no zone and microseconds
+    (``2019-05-10T07:59:12.084695``), as in every CBR example."""
+    kids = (
+        [
+            _backup_json(ctx, c)
+            for c in ctx.conn.execute(
+                "SELECT * FROM backups WHERE parent_id=? ORDER BY system_disk DESC, id",
+                (row["id"],),
+            )
+        ]
+        if children
+        else []
+    )
+    name, description = _backup_name(ctx, row)
     return {
         "id": row["id"],
         "checkpoint_id": row["checkpoint_id"],
@@ -379,10 +446,11 @@ def _backup_json(ctx: Ctx, row: sqlite3.Row) -> dict[str, Any]:
         "resource_size": row["resource_size"],
         "resource_az": "cn-north-4a",
         "status": row["status"],
-        "name": "manualbk_" + row["id"][:8],
-        "created_at": row["created"],
-        "updated_at": row["updated"],
-        "expired_at": row["expired_at"],
+        "name": name,
+        "description": description,
+        "created_at": api_time(row["created"]),
+        "updated_at": api_time(row["updated"]),
+        "expired_at": api_time(row["expired_at"]),
         "image_type": "backup",
         "incremental": False,
         "project_id": ctx.sandbox.config.account.project_id,
@@ -391,7 +459,7 @@ def _backup_json(ctx: Ctx, row: sqlite3.Row) -> dict[str, Any]:
             "system_disk": bool(row["system_disk"]),
             "snapshot_id": row["snapshot_id"],
         },
-        "children": children,
+        "children": kids,
     }
 
 
@@ -421,15 +489,15 @@ def list_backups(ctx: Ctx) -> Reply:
 def show_backup(ctx: Ctx, backup_id: str) -> Reply:
     row = ctx.conn.execute("SELECT * FROM backups WHERE id=?", (backup_id,)).fetchone()
     if row is None:
-        raise ApiError(404, NOT_FOUND, f"backup {backup_id} not found")
-    return 200, {"backup": _backup_json(ctx, row)}
+        raise ApiError(404, BACKUP_NOT_FOUND, f"backup {backup_id} not found")
+    return 200, {"backup": _backup_json(ctx, row, children=True)}
 
 
 @route("cbr", "DELETE", P + "/backups/<backup_id>", "DeleteBackup")
 def delete_backup(ctx: Ctx, backup_id: str) -> Reply:
     row = ctx.conn.execute("SELECT * FROM backups WHERE id=?", (backup_id,)).fetchone()
     if row is None:
-        raise ApiError(404, NOT_FOUND, f"backup {backup_id} not found")
+        raise ApiError(404, BACKUP_NOT_FOUND, f"backup {backup_id} not found")
     if row["status"] not in ("available", "error"):
         raise ctx.bad(f"backup {backup_id} is {row['status']} and cannot be deleted now")
     ctx.conn.execute(
@@ -557,7 +625,7 @@ def _vault_json(ctx: Ctx, v: vaults.Vault) -> dict[str, Any]:
         "auto_bind": v.auto_bind,
         "bind_rules": {"tags": []},
         "user_id": None,
-        "created_at": v.created,
+        "created_at": api_time(v.created),
         "auto_expand": False,
         "smn_notify": True,
         "threshold": 80,

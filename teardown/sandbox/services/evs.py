@@ -8,6 +8,10 @@ attached disk is ``in-use``) with 400 ``EVS.1046``; otherwise it answers 200 wit
 (job type ``deleteVolume``), the disk shows ``deleting`` until the job succeeds, then it is gone
 with its files and its snapshots (R22).
 
+Times (a disk's ``created_at``, ``updated_at``, ``attached_at``, a snapshot's) are UTC with no
+zone and microseconds, as the EVS reference shows them (``2016-05-25T02:42:10.856332``); a disk's
+``bootable`` is the string ``"true"`` or ``"false"``.
+
 Assumptions (codes docs/huawei-api.md does not list): snapshotting an in-use disk without
 ``force`` is HTTP 400 ``EVS.2067``; when a disk is both yearly/monthly and attached,
 DeleteVolume answers ``EVS.1035``.
@@ -22,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from teardown.sandbox.http import ApiError, Ctx, Reply, paged, route
-from teardown.sandbox.resources import delete_volume, volume_json, volume_row
+from teardown.sandbox.resources import api_time, delete_volume, volume_json, volume_row
 from teardown.sandbox.store import dumps, new_id, schedule, timer, ts
 
 NOT_FOUND = "EVS.5404"
@@ -117,8 +121,8 @@ def snapshot_json(row: sqlite3.Row, project_id: str) -> dict[str, Any]:
         "volume_id": row["volume_id"],
         "size": row["size"],
         "metadata": json.loads(row["metadata"]),
-        "created_at": row["created"],
-        "updated_at": row["updated"],
+        "created_at": api_time(row["created"]),
+        "updated_at": api_time(row["updated"]),
         "os-extended-snapshot-attributes:project_id": project_id,
         "os-extended-snapshot-attributes:progress": "100%"
         if row["status"] == "available"
