@@ -210,10 +210,24 @@ def _check_resource(part: _Part, config: Config) -> None:
         )
     # A lock or a freeze is the cloud's current state and may be lifted: it does not stop the
     # plan; the unsubscribe will be refused with the next step to take (and can be resumed).
-    if r.billing.locked:
+    lock = r.billing.lock_order_id
+    if r.billing.locked and lock and lock in r.billing.pending_order_ids:
+        if config.billing.cancel_pending_orders:
+            part.notes.append(
+                f"{r.name} is locked by order {lock}, which is pending payment (e.g. a "
+                "conversion to yearly/monthly): the plan cancels that order first, which lifts "
+                "the lock"
+            )
+        else:
+            part.block(
+                "locked_by_pending_order",
+                f"{r.name} is locked by order {lock}, pending payment, and "
+                "billing.cancel_pending_orders is false: cancel or pay that order first",
+            )
+    elif r.billing.locked:
         part.warn(
             "locked",
-            f"{r.name} ({r.urn}) is locked by order {r.billing.lock_order_id or '?'}: "
+            f"{r.name} ({r.urn}) is locked by order {lock or '?'}: "
             "ask the cloud's support to unlock it, then resume the run",
         )
     if r.billing.frozen and part.action is DestroyAction.UNSUBSCRIBE:
