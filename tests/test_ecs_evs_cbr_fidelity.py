@@ -433,8 +433,8 @@ def test_cbr_backup_names_are_as_given_in_the_request(tmp_path: Path) -> None:
         made = checkpoint(c.rig, sid, name="before-teardown", description="why")
         (listed,) = cbr(c.rig).list_backups(ListBackupsRequest(checkpoint_id=made.id)).backups
         assert (listed.name, listed.description) == ("before-teardown", "why")
-        refused(lambda: checkpoint(c.rig, sid, name="x" * 65), 400, "BackupService.6001")
-        refused(lambda: checkpoint(c.rig, sid, name=""), 400, "BackupService.6001")
+        refused(lambda: checkpoint(c.rig, sid, name="x" * 65), 400, "BackupService.9900")
+        refused(lambda: checkpoint(c.rig, sid, name=""), 400, "BackupService.9900")
 
         long_key = "step-" + "x" * 80
         assert len(checkpoint_name(long_key)) == NAME_MAX

@@ -559,11 +559,11 @@ def test_create_checkpoint_backs_up_each_disk_and_skips_unknown_ids(tmp_path: Pa
             "BackupService.6105",
         )
         refused(lambda: checkpoint(rig, "no-such-server"), 400, "BackupService.0001")
-        refused(lambda: checkpoint(rig, rig.ids["app"], name=["x"]), 400, "BackupService.6001")
+        refused(lambda: checkpoint(rig, rig.ids["app"], name=["x"]), 400, "BackupService.9900")
         refused(
             lambda: checkpoint(rig, rig.ids["app"], retention_duration_days=0),
             400,
-            "BackupService.6001",
+            "BackupService.9900",
         )
         assert dump_state(rig) == before
 
@@ -645,7 +645,7 @@ def test_list_backups_by_checkpoint_and_by_resource(tmp_path: Path) -> None:
         assert list_backups(rig, limit=1).count == 3
         assert len(list_backups(rig, limit=1).backups) == 1
 
-        refused(lambda: list_backups(rig, limit=0), 400, "BackupService.6001")
+        refused(lambda: list_backups(rig, limit=0), 400, "BackupService.9900")
 
 
 def test_show_backup_lists_one_child_per_disk(tmp_path: Path) -> None:
@@ -750,7 +750,7 @@ def test_delete_backup_answers_204_and_assumption_deleting_until_gone(
         refused(
             lambda: cbr(rig).delete_backup(DeleteBackupRequest(backup_id=backup.id)),
             400,
-            "BackupService.6001",
+            "BackupService.9900",
         )
         rig.advance(1)
         assert list_backups(rig, checkpoint_id=checkpoint_id).backups == []
@@ -851,7 +851,7 @@ def test_malformed_body_gets_400_with_a_huawei_style_body(tmp_path: Path) -> Non
             ("ecs", f"/v1/{project}/cloudservers/delete", b'{"servers": "all"}', "Ecs.0005"),
             ("ecs", f"/v1/{project}/cloudservers/action", b"\xff\xfe", "Ecs.0005"),
             ("evs", f"/v2/{project}/cloudsnapshots", b"{snapshot}", "EVS.1001"),
-            ("cbr", f"/v3/{project}/checkpoints", b'{"checkpoint": 1', "BackupService.6001"),
+            ("cbr", f"/v3/{project}/checkpoints", b'{"checkpoint": 1', "BackupService.9900"),
         ):
             status, reply = raw_call(rig, service, "POST", path, body)
             assert status == 400, (path, body)

@@ -43,7 +43,7 @@ GLOBAL_SERVICES = frozenset({"bss"})
 _BAD_BODY_CODE = {
     "ecs": "Ecs.0005",
     "evs": "EVS.1001",
-    "cbr": "BackupService.6001",
+    "cbr": "BackupService.9900",  # 参数校验失败, parameter validation failed (CBR error table)
     "bss": "CBC.0100",
     "eip": "VPC.0501",
 }
