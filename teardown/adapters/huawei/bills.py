@@ -28,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from huaweicloudsdkcbr.v1 import ListVaultRequest
-from huaweicloudsdkecs.v2 import ListServersDetailsRequest
 from huaweicloudsdkevs.v2 import ListVolumesRequest
 
 from teardown.adapters.huawei._bss import BssReader
@@ -100,7 +99,8 @@ class BillReader(ApiCaller):
 
     Example::
 
-        items = BillReader(Clients(profile)).bills()
+        inv = HuaweiInventory(Clients(profile))
+        items = BillReader(Clients(profile)).bills(inv._list_servers, inv._eips)
         hourly = [b for b in items if b.charging == "hourly"]
     """
 
@@ -118,9 +118,14 @@ class BillReader(ApiCaller):
         self._clock = clock
         self._rules = rules or BillingRules()
 
-    def bills(self, eips: Callable[[], Iterable[Any]] | None = None) -> list[BillItem]:
-        """Prepaid subscriptions in force, pay-per-use servers and disks, public IPs (when
-        ``eips`` reads them), vaults and orders pending payment, in that order."""
+    def bills(
+        self,
+        servers: Callable[[], Iterable[Any]],
+        eips: Callable[[], Iterable[Any]] | None = None,
+    ) -> list[BillItem]:
+        """Prepaid subscriptions in force, pay-per-use servers (``servers`` reads them all: the
+        inventory's paged ECS listing) and disks, public IPs (when ``eips`` reads them), vaults
+        and orders pending payment, in that order."""
         subs = [r for r in self._bss.subscriptions([IN_USE, EXPIRED]) if self._in_region(r)]
         billed_by_bss = {str(r.resource_id) for r in subs}
         vaults = self._vaults()
@@ -130,7 +135,7 @@ class BillReader(ApiCaller):
         by_vault = {str(r.resource_id): r for r in mains if str(r.resource_id) in vault_ids}
         return [
             *prepaid,
-            *self._servers(),
+            *self._servers(servers()),
             *self._volumes(billed_by_bss),
             # EIPS: the one place public IPs join the bill (see eip_items).
             *(eip_items(eips(), billed_by_bss) if eips is not None else []),
@@ -169,26 +174,14 @@ class BillReader(ApiCaller):
 
     # -- pay-per-use -----------------------------------------------------------------------
 
-    def _servers(self) -> list[BillItem]:
-        out: list[BillItem] = []
-        page = 1
-        seen = 0
-        while True:
-            resp = self._page(
-                "ecs.ListServersDetails",
-                self.clients.ecs.list_servers_details,
-                ListServersDetailsRequest(limit=PAGE, offset=page),
-            )
-            servers = list(resp.servers or [])
-            seen += len(servers)
-            for s in servers:
-                mode = str((s.metadata or {}).get("charging_mode", ""))
-                if mode in PAY_PER_USE_MODES:
-                    item = BillItem(str(s.id), "server", str(s.name), charging="hourly")
-                    out.append(item)
-            if not servers or seen >= int(resp.count or 0):
-                return out
-            page += 1
+    @staticmethod
+    def _servers(servers: Iterable[Any]) -> list[BillItem]:
+        """The pay-per-use (and spot) servers among ``servers`` (ECS ``ServerDetail``)."""
+        return [
+            BillItem(str(s.id), "server", str(s.name), charging="hourly")
+            for s in servers
+            if str((s.metadata or {}).get("charging_mode", "")) in PAY_PER_USE_MODES
+        ]
 
     def _volumes(self, billed_by_bss: set[str]) -> list[BillItem]:
         out: list[BillItem] = []

@@ -301,7 +301,7 @@ class HuaweiInventory(ApiCaller):
         """Everything that bills in the account and region (:mod:`.bills`), public IPs from
         :meth:`_eips` included."""
         reader = BillReader(self.clients, sleep=self._sleep, retry=self._retry)
-        return reader.bills(eips=self._eips)
+        return reader.bills(self._list_servers, eips=self._eips)
 
     # -- the whole inventory -------------------------------------------------------------
 
