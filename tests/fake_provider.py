@@ -36,7 +36,7 @@ from teardown.core.model import (
 from teardown.core.reminders import Reminder
 from teardown.core.resource_plan import Estimator
 from teardown.ports import BillItem, Claim, PendingOrder, Presence
-from teardown.ports.provider import PROVIDER_API, Catalog, Sleep, SshDefaults
+from teardown.ports.provider import PROVIDER_API, Account, Catalog, Sleep, SshDefaults
 from tests.fake_cloud import FakeBilling, FakeCloud, FakeDestroyer, FakeSnapshotter
 
 NAME = "fakecloud"
@@ -196,10 +196,16 @@ class FakeProvider:
         root = env.get("FAKECLOUD_ROOT")
         return FakeAccount(Path(root)) if root else None
 
-    def estimator(self) -> Estimator:
+    def estimator(self, account: Account) -> Estimator:
         return fake_estimate
 
     def reminders(
-        self, resources: Sequence[Resource], *, now: datetime, window: timedelta, quota_used: int
+        self,
+        account: Account,
+        resources: Sequence[Resource],
+        *,
+        now: datetime,
+        window: timedelta,
+        quota_used: int,
     ) -> list[Reminder]:
         return []

@@ -526,6 +526,46 @@ def test_site_selects_the_bss_endpoint_and_the_fee_table(tmp_path: Path) -> None
         fee_table_for("eu")
 
 
+def test_the_plans_refund_estimate_uses_the_fee_table_of_the_profiles_site(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from teardown.adapters.huawei import rules
+    from teardown.adapters.huawei.provider import PROVIDER
+    from teardown.core.billing import Payment
+    from teardown.core.model import Billing, BillingMode, DestroyAction, Kind, Resource
+
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    start = now - timedelta(days=75)
+    paid = Payment(
+        order_id="CS1", cash=Decimal("4200.00"), effective=start,
+        expires=start + timedelta(days=365), term_months=12,
+    )  # fmt: skip
+    db = Resource(
+        urn="huawei:ecs:db",
+        type="huaweicloud:Ecs/instance:Instance",
+        kind=Kind.SERVER,
+        name="db",
+        cloud_id="db",
+        billing=Billing(mode=BillingMode.PRE_PAID, provisioned_at=start, payments=(paid,)),
+    )
+    # Give the Chinese site a table of its own (none is published: see the assumption below):
+    # each account's estimate must follow its own site.
+    monkeypatch.setitem(rules.SITE_FEE_TABLES, "cn", ())
+
+    def fee(site: str) -> Decimal:
+        account = HuaweiAccount(
+            HuaweiProfile(region="r", project_id="p", domain_id="d", ak="a", sk="s", site=site)
+        )
+        quote, refusal = PROVIDER.estimator(account)(db, DestroyAction.UNSUBSCRIBE, now, 0)
+        assert refusal is None and quote is not None
+        return quote.fee
+
+    assert fee("intl") == Decimal("420.00")  # 10% of a 1-year term (R12)
+    assert fee("cn") == Decimal("0")
+
+
 def test_assumption_the_chinese_fee_table_is_the_international_one() -> None:
     # No source captured the Chinese site's percentages (R12): the intl table stands in.
     assert CN_FEE_TABLE == INTL_FEE_TABLE

@@ -468,14 +468,9 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
 
 # -- the cases ---------------------------------------------------------------------------------
 
-MISMATCHES: dict[str, str] = {
-    "evs.CreateSnapshot": "the sandbox sends snapshot.service_type, which SnapshotDetails "
-    "(CreateSnapshotResponse.snapshot) does not declare",
-    "evs.ShowSnapshot": "the sandbox sends snapshot.service_type, which SnapshotDetails "
-    "(ShowSnapshotResponse.snapshot) does not declare",
-}
+MISMATCHES: dict[str, str] = {}
 """Operation -> the field the sandbox sends that its SDK model does not declare, or with
-another type (each an xfail below; the sandbox is other engineers' to change)."""
+another type (each an xfail below; none today)."""
 
 GENERAL_2XX = frozenset({200, 201, 202, 204})
 """ECS pages give no code per operation: they refer to the general return values (通用请求返回值),

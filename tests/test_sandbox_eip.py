@@ -465,9 +465,11 @@ def test_delete_volume_of_a_detached_pay_per_use_disk_runs_a_job_then_it_is_gone
         job = client.show_job(EvsShowJobRequest(job_id=job_id))
 
         assert (job.status, job.job_type, job.entities.volume_id) == (
-            "RUNNING", "deleteVolume", vid,
-        )  # fmt: skip
+            "INIT", "deleteVolume", vid,
+        )  # fmt: skip  # EVS jobs start in INIT as ECS jobs do (ShowJob's documented statuses)
         assert client.show_volume(ShowVolumeRequest(volume_id=vid)).volume.status == "deleting"
+        rig.advance(0.5)
+        assert client.show_job(EvsShowJobRequest(job_id=job_id)).status == "RUNNING"
         rig.advance(rig.app.config.durations.delete_volume + 0.1)
         assert client.show_job(EvsShowJobRequest(job_id=job_id)).status == "SUCCESS"
         refused(lambda: client.show_volume(ShowVolumeRequest(volume_id=vid)), 404, "EVS.5404")

@@ -180,7 +180,7 @@ def plan_state(
         keep_kinds=keep,
         include_foreign=include_foreign,
         fold=fold,
-        estimator=provider_of(profile).estimator() if profile is not None else None,
+        estimator=provider_of(profile).estimator(profile) if profile is not None else None,
     )
 
 
@@ -262,7 +262,7 @@ def plan_servers(
         selectors=targets.tags,
         include_foreign=include_foreign,
         fold=fold,
-        estimator=provider_of(profile).estimator(),
+        estimator=provider_of(profile).estimator(profile),
     )
 
 

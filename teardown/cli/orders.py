@@ -189,7 +189,11 @@ def orders(
             err=True,
         )
     every = provider_of(profile).reminders(
-        resources, now=now, window=window, quota_used=config.billing.five_day_quota_used or 0
+        profile,
+        resources,
+        now=now,
+        window=window,
+        quota_used=config.billing.five_day_quota_used or 0,
     )
     shown = listed(every, now, window)
     switching = {r.urn for r in resources if r.billing.to_pay_per_use_at_expiry}

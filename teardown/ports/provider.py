@@ -25,8 +25,9 @@ from teardown.core.reminders import Reminder
 from teardown.core.resource_plan import Estimator
 from teardown.ports import Billing, Claims, Destroyer, Inventory, Snapshotter
 
-PROVIDER_API = 1
-"""The version of this interface. A change that breaks providers increments it."""
+PROVIDER_API = 2
+"""The version of this interface. A change that breaks providers increments it (2: the
+estimator and the reminders are asked for one account, whose site may change the rules)."""
 
 Sleep = Callable[[float], None]
 
@@ -133,12 +134,20 @@ class Provider(Protocol):
         """The account the environment's credentials give, or None when there are none."""
         ...
 
-    def estimator(self) -> Estimator:
-        """The cloud's refund rules, for the planner's estimates."""
+    def estimator(self, account: Account) -> Estimator:
+        """The cloud's refund rules as they apply to ``account`` (its site's fee table, for
+        example), for the planner's estimates."""
         ...
 
     def reminders(
-        self, resources: Sequence[Resource], *, now: datetime, window: timedelta, quota_used: int
+        self,
+        account: Account,
+        resources: Sequence[Resource],
+        *,
+        now: datetime,
+        window: timedelta,
+        quota_used: int,
     ) -> list[Reminder]:
-        """A renewal reminder for every prepaid resource with a known expiry, soonest first."""
+        """A renewal reminder for every prepaid resource of ``account`` with a known expiry,
+        soonest first."""
         ...

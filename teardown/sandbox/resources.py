@@ -37,6 +37,9 @@ _TASK_STATES = {"deleteServers": "deleting", "stopServers": "powering-off"}
 """``OS-EXT-STS:task_state`` while an ECS job of this type works on a server (the ECS reference,
 "云服务器状态", table 3: ``deleting`` "实例处于删除中", ``powering-off`` "实例处于停止中")."""
 _OPEN_JOB = ("INIT", "RUNNING")
+INIT_SECONDS = 0.5
+"""An ECS or EVS job shows ``INIT`` this long at most (and never more than a quarter of its
+duration) before ``RUNNING``."""
 
 SERVER_DETAIL_KEYS = (
     "fault", "id", "name", "addresses", "flavor", "accessIPv4", "accessIPv6", "status", "image",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from teardown.adapters.huawei import refunds, reminders
@@ -20,13 +21,14 @@ from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.destroyer import HuaweiDestroyer
 from teardown.adapters.huawei.inventory import HuaweiInventory
 from teardown.adapters.huawei.profile import HuaweiProfile, load_profile, profile_from_env
+from teardown.adapters.huawei.rules import BillingRules
 from teardown.adapters.huawei.snapshots import CbrSnapshotter
 from teardown.core.errors import ConfigError
 from teardown.core.model import Plan, Resource, SnapshotKind, StepKind
 from teardown.core.reminders import Reminder
 from teardown.core.resource_plan import Estimator
 from teardown.ports import Billing, Claims, Destroyer, Inventory, Snapshotter
-from teardown.ports.provider import PROVIDER_API, Catalog, Sleep, SshDefaults
+from teardown.ports.provider import PROVIDER_API, Account, Catalog, Sleep, SshDefaults
 
 VAULT_ENV = "HUAWEICLOUD_VAULT_ID"
 """Where the CBR vault id may come from when the profile does not name one."""
@@ -124,13 +126,29 @@ class HuaweiProvider:
         profile = profile_from_env(env)
         return None if profile is None else _with_vault(profile, env)
 
-    def estimator(self) -> Estimator:
-        return refunds.estimate
+    def estimator(self, account: Account) -> Estimator:
+        return partial(refunds.estimate, rules=rules_of(account))
 
     def reminders(
-        self, resources: Sequence[Resource], *, now: datetime, window: timedelta, quota_used: int
+        self,
+        account: Account,
+        resources: Sequence[Resource],
+        *,
+        now: datetime,
+        window: timedelta,
+        quota_used: int,
     ) -> list[Reminder]:
-        return reminders.reminders(resources, now=now, window=window, quota_used=quota_used)
+        return reminders.reminders(
+            resources, now=now, window=window, quota_used=quota_used, rules=rules_of(account)
+        )
+
+
+def rules_of(account: Account) -> BillingRules:
+    """The published rules with the handling-fee table of ``account``'s site (``huawei.site``;
+    the documented defaults for an account of another provider)."""
+    if isinstance(account, HuaweiAccount):
+        return BillingRules.for_site(account.profile.site)
+    return BillingRules()
 
 
 PROVIDER = HuaweiProvider()

@@ -293,9 +293,14 @@ def subscription(r: Resource, *, lock_and_freeze: bool = False) -> Subscription:
 
 
 def estimate(
-    resource: Resource, action: DestroyAction, now: datetime, quota_used: int | None
+    resource: Resource,
+    action: DestroyAction,
+    now: datetime,
+    quota_used: int | None,
+    rules: BillingRules = RULES,
 ) -> tuple[Estimate | None, tuple[str, str] | None]:
-    """The planner's refund estimate for ``r`` under ``action``, or the rule that refuses the
+    """The planner's refund estimate for ``r`` under ``action`` and ``rules`` (the account's
+    site's, :func:`teardown.adapters.huawei.provider.rules_of`), or the rule that refuses the
     unsubscribe as (reason, message). A lock or a freeze gives neither: the planner has already
     warned with the next step to take.
 
@@ -308,13 +313,13 @@ def estimate(
         return None, None  # nothing is known of what was paid: no estimate
     sub = subscription(r)
     next_charge = (
-        auto_renew_charge_at(b.expires_at, RULES) if b.auto_renew and b.expires_at else None
+        auto_renew_charge_at(b.expires_at, rules) if b.auto_renew and b.expires_at else None
     )
     last = max(b.payments, key=lambda p: p.expires)
     renewal = last.paid + last.cash_coupon + last.discount_coupon if next_charge else None
     try:
         if action in (DestroyAction.UNSUBSCRIBE, DestroyAction.PULUMI):
-            quote = quote_unsubscribe(sub, now, quota_used or 0, RULES)
+            quote = quote_unsubscribe(sub, now, quota_used or 0, rules)
         elif action is DestroyAction.KEEP_TO_EXPIRY and any(p.effective > now for p in b.payments):
             quote = quote_renewal_unsubscribe(sub, now)
         else:

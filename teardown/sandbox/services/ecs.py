@@ -37,6 +37,7 @@ from typing import Any
 
 from teardown.sandbox.http import ApiError, Ctx, Reply, paged, route
 from teardown.sandbox.resources import (
+    INIT_SECONDS,
     remove_server,
     server_json,
     server_row,
@@ -54,8 +55,6 @@ DELETE_FAIL_CODE = "Ecs.0501"
 STOP_FAIL_CODE = "Ecs.0611"
 """A failed stop sub-job (an assumption): "Batch operation failed" (批量请求操作失败)."""
 NOT_FOUND_CODE = "Ecs.0114"
-INIT_SECONDS = 0.5
-"""A job shows ``INIT`` this long at most (and never more than a quarter of its duration)."""
 P = "/v1/<project_id>"
 
 

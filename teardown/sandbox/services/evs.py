@@ -5,8 +5,9 @@ A missing volume or snapshot is HTTP 404 ``EVS.5404`` (the EVS error-code table)
 refuses a yearly/monthly disk with 400 ``EVS.1035`` and a disk whose status is not one of
 ``available``, ``error``, ``error_extending``, ``error_restoring``, ``error_rollbacking`` (an
 attached disk is ``in-use``) with 400 ``EVS.1046``; otherwise it answers 200 with a ``job_id``
-(job type ``deleteVolume``), the disk shows ``deleting`` until the job succeeds, then it is gone
-with its files and its snapshots (R22).
+(job type ``deleteVolume``; ShowJob says ``INIT``, then ``RUNNING``, then ``SUCCESS``, as ECS
+jobs do), the disk shows ``deleting`` until the job succeeds, then it is gone with its files and
+its snapshots (R22).
 
 Times (a disk's ``created_at``, ``updated_at``, ``attached_at``, a snapshot's) are UTC with no
 zone and microseconds, as the EVS reference shows them (``2016-05-25T02:42:10.856332``); a disk's
@@ -26,7 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from teardown.sandbox.http import ApiError, Ctx, Reply, paged, route
-from teardown.sandbox.resources import api_time, delete_volume, volume_json, volume_row
+from teardown.sandbox.resources import (
+    INIT_SECONDS,
+    api_time,
+    delete_volume,
+    volume_json,
+    volume_row,
+)
 from teardown.sandbox.store import dumps, new_id, schedule, timer, ts
 
 NOT_FOUND = "EVS.5404"
@@ -88,22 +95,30 @@ def delete_volume_api(ctx: Ctx, volume_id: str) -> Reply:
     }
     ctx.conn.execute(
         "INSERT INTO jobs(id, service, job_type, status, begin_time, entities) "
-        "VALUES (?, 'evs', 'deleteVolume', 'RUNNING', ?, ?)",
+        "VALUES (?, 'evs', 'deleteVolume', 'INIT', ?, ?)",
         (job_id, ts(ctx.now), dumps(entities)),
     )
+    duration = ctx.sandbox.config.durations.delete_volume
+    started = timedelta(seconds=min(INIT_SECONDS, max(duration, 0.0) / 4))
+    schedule(ctx.conn, ctx.now, started, "evs.job_started", job_id=job_id)
     ctx.conn.execute(
         "UPDATE volumes SET status='deleting', updated=? WHERE id=?", (ts(ctx.now), row["id"])
     )
     schedule(
         ctx.conn,
         ctx.now,
-        timedelta(seconds=ctx.sandbox.config.durations.delete_volume),
+        timedelta(seconds=duration),
         "evs.volume_deleted",
         job_id=job_id,
         volume_id=row["id"],
         data_root=str(ctx.sandbox.data_dir),
     )
     return 200, {"job_id": job_id}
+
+
+@timer("evs.job_started")
+def _job_started(conn: sqlite3.Connection, p: dict[str, Any], now: datetime) -> None:
+    conn.execute("UPDATE jobs SET status='RUNNING' WHERE id=? AND status='INIT'", (p["job_id"],))
 
 
 @timer("evs.volume_deleted")
@@ -127,7 +142,6 @@ def snapshot_json(row: sqlite3.Row, project_id: str) -> dict[str, Any]:
         "os-extended-snapshot-attributes:progress": "100%"
         if row["status"] == "available"
         else "0%",
-        "service_type": "EVS",
     }
 
 
