@@ -11,7 +11,13 @@ Bind them to every resource that holds data::
 
 ``before_delete`` backs the resource up and verifies it (CBR backup, SSH pull with sha256 checks)
 through teardown's engine and journal, and raises, stopping the delete, unless every backup is
-verified. ``after_delete`` closes the billing (records the refund of a prepaid resource).
+verified; Pulumi shows ``before hook "<name>" failed: <message>``. ``after_delete`` confirms with
+the cloud that the resource is gone (Pulumi also calls it for ``retainOnDelete``,
+``deletedWith`` and external resources) and closes the billing (records the refund of a prepaid
+resource); it never raises: a failure is a Pulumi warning and a journal entry that
+``teardown resume`` finishes. The hooks are ``async`` and do the blocking work in a thread, so
+parallel deletes are backed up in parallel. The engine stores the bindings in state as
+``"resourceHooks": {"BeforeDelete": [names], "AfterDelete": [names]}``.
 
 Settings come from stack config in the ``teardown:`` namespace, read when a hook runs:
 ``teardown:profile`` (a cloud profile; else credentials from the environment),
@@ -24,11 +30,13 @@ other resources' outputs (pulumi/pulumi#23921).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pulumi
 
@@ -58,11 +66,50 @@ def _settings(pull: PullRule | None) -> hooks.HookSettings:
     )
 
 
+def plain_properties(props: Mapping[str, Any] | None, resource_id: str = "") -> dict[str, Any]:
+    """A hook's old outputs or inputs as plain JSON data, never reading a secret.
+
+    The SDK hands top-level secrets to a hook as secret ``Output`` objects; turning one into
+    text logs a warning (or raises with ``PULUMI_ERROR_OUTPUT_STRING=true``), so they are
+    dropped, as are unknowns, assets and anything else that is not data. Nested secrets stay
+    in Pulumi's serialized form, which the state reader treats as absent. ``resource_id`` (the
+    hook's ``args.id``) fills a missing ``id`` output: dynamic-provider outputs carry none."""
+    out: dict[str, Any] = {}
+    for key, value in (props or {}).items():
+        data = _data(value)
+        if data is not _DROP:
+            out[key] = data
+    if resource_id and not isinstance(out.get("id"), str):
+        out["id"] = resource_id
+    return out
+
+
+_DROP = object()
+
+
+def _data(value: object) -> Any:
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {k: v for k, v in ((str(k), _data(v)) for k, v in value.items()) if v is not _DROP}
+    if isinstance(value, list | tuple):
+        return [v for v in (_data(x) for x in value) if v is not _DROP]
+    return _DROP  # an Output (a top-level secret), an unknown, an asset or archive
+
+
 def _hook(name: str, fn: hooks.HookFunction, pull: PullRule | None) -> pulumi.ResourceHook:
     if name not in _HOOKS:
 
-        def run(args: pulumi.ResourceHookArgs) -> None:
-            fn(args.urn, args.type, args.old_outputs, args.old_inputs, _settings(pull))
+        async def run(args: pulumi.ResourceHookArgs) -> None:
+            # Async, with the blocking work in a thread: the engine calls the hooks of parallel
+            # deletes at once, and a sync hook would hold the program's event loop (one backup
+            # at a time).
+            settings = _settings(pull)
+            outputs = plain_properties(args.old_outputs, args.id or "")
+            inputs = plain_properties(args.old_inputs)
+            warning = await asyncio.to_thread(fn, args.urn, args.type, outputs, inputs, settings)
+            if warning:
+                pulumi.log.warn(warning)
 
         _HOOKS[name] = pulumi.ResourceHook(name, run)
     return _HOOKS[name]
@@ -103,4 +150,20 @@ def teardown_hooks(
     )
 
 
-__all__ = ["teardown_hooks"]
+HOOK_TAG = "teardown:before-delete"
+"""The tag key that declares a resource's teardown before-delete hook to teardown's policy pack
+(``stacks/policy``): Pulumi shows policies a resource's options without its hooks."""
+
+
+def hook_tag(binding: pulumi.ResourceHookBinding) -> dict[str, str]:
+    """``{HOOK_TAG: <name of binding's before-delete hook>}``: merge it into the resource's
+    ``tags`` so the policy pack knows the hook is bound. A policy cannot see hooks (the
+    analyzer's resource options carry none), so the tag is a declaration, not a proof: take
+    it from the same binding you pass as ``hooks=``."""
+    names = [h.name for h in binding.before_delete or [] if isinstance(h, pulumi.ResourceHook)]
+    if not names:
+        raise ValueError("the binding has no before-delete hook: make it with teardown_hooks()")
+    return {HOOK_TAG: names[0]}
+
+
+__all__ = ["HOOK_TAG", "hook_tag", "plain_properties", "teardown_hooks"]

@@ -340,3 +340,21 @@ def test_the_example_stack_config_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert list(by_prefix["teardown-web-1"]["pull_paths"]) == ["/var/www", "/etc/nginx"]
     assert "mysqldump" in by_prefix["teardown-db-1"]["before"][0]
     assert run.one(VOLUME, "db-1-data").inputs["size"] == 100
+
+
+def test_the_example_stack_passes_the_policy_pack_and_its_tags_name_the_bound_hooks(
+    stack_run: StackRun,
+) -> None:
+    """The policy pack (stacks/policy) cannot see hooks, only the tag that declares them: in the
+    example, each declaration names the before-delete hook really bound to that resource."""
+    from teardown.pulumi import HOOK_TAG
+    from tests.test_policy_pack import args_for, violations
+
+    checked = 0
+    for reg in stack_run.registrations:
+        tags = reg.inputs.get("tags") or {}
+        assert violations(args_for(reg.type, reg.name, tags=tags)) == [], reg.name
+        if HOOK_TAG in tags:
+            assert reg.before_delete == (tags[HOOK_TAG],), reg.name
+            checked += 1
+    assert checked == 3  # web-1, db-1 and the data disk

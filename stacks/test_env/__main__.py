@@ -45,7 +45,7 @@ from typing import Any
 import pulumi
 import pulumi_huaweicloud as huaweicloud
 
-from teardown.pulumi import teardown_hooks
+from teardown.pulumi import hook_tag, teardown_hooks
 
 CONFIG_NAMESPACE = "test-env"
 
@@ -128,6 +128,7 @@ huaweicloud.vpc.SecgroupRule(
 )
 
 # --- servers ----------------------------------------------------------------------------------
+web_hooks = teardown_hooks(name="teardown-web-1", pull_paths=web_paths)
 web = huaweicloud.ecs.Instance(
     "web-1",
     name="web-1",
@@ -140,12 +141,13 @@ web = huaweicloud.ecs.Instance(
     charging_mode="postPaid",
     system_disk_type="SSD",
     system_disk_size=40,
-    tags={**common_tags, "role": "web"},
-    opts=pulumi.ResourceOptions(
-        hooks=teardown_hooks(name="teardown-web-1", pull_paths=web_paths),
-    ),
+    tags={**common_tags, "role": "web", **hook_tag(web_hooks)},
+    opts=pulumi.ResourceOptions(hooks=web_hooks),
 )
 
+# The policy pack (stacks/policy) cannot see hooks: each guarded resource also carries the tag
+# that declares its before-delete hook (hook_tag), taken from the binding it is given.
+db_hooks = teardown_hooks(name="teardown-db-1", pull_paths=db_paths, before=[db_dump])
 db = huaweicloud.ecs.Instance(
     "db-1",
     name="db-1",
@@ -163,14 +165,13 @@ db = huaweicloud.ecs.Instance(
     auto_renew="true",
     system_disk_type="SSD",
     system_disk_size=40,
-    tags={**common_tags, "role": "db"},
-    opts=pulumi.ResourceOptions(
-        hooks=teardown_hooks(name="teardown-db-1", pull_paths=db_paths, before=[db_dump]),
-    ),
+    tags={**common_tags, "role": "db", **hook_tag(db_hooks)},
+    opts=pulumi.ResourceOptions(hooks=db_hooks),
 )
 
 # A data disk bought separately (pay-per-use), so it outlives a server re-creation. It holds the
 # database files: its hooks take no pull paths, the engine makes a CBR backup of the disk itself.
+data_hooks = teardown_hooks(name="teardown-db-1-data")
 data_disk = huaweicloud.evs.Volume(
     "db-1-data",
     name="db-1-data",
@@ -178,8 +179,8 @@ data_disk = huaweicloud.evs.Volume(
     volume_type="SSD",
     size=data_disk_gb,
     charging_mode="postPaid",
-    tags={**common_tags, "role": "db-data"},
-    opts=pulumi.ResourceOptions(hooks=teardown_hooks(name="teardown-db-1-data")),
+    tags={**common_tags, "role": "db-data", **hook_tag(data_hooks)},
+    opts=pulumi.ResourceOptions(hooks=data_hooks),
 )
 
 huaweicloud.ecs.VolumeAttach("db-1-data-attach", instance_id=db.id, volume_id=data_disk.id)

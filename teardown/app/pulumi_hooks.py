@@ -8,8 +8,9 @@ exists and matches its checksums right now (I1). It returns at once for resource
 data; verified backups of this resource made by an earlier call or by ``teardown run`` (within
 ``backup.reuse_within``) are reused after that check, not made again.
 
-``after_delete`` records the delete and runs the billing close (I4): the refund of a prepaid
-resource is read from its unsubscribe order.
+``after_delete`` confirms with the cloud that the resource is gone, records the delete and runs
+the billing close (I4): the refund of a prepaid resource is read from its unsubscribe order. It
+never raises (see :func:`after_delete`).
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ from teardown.core.model import DATA_KINDS, Plan, Resource
 from teardown.core.planner import make_plan
 from teardown.engine.journal import Journal
 from teardown.engine.runner import Runner
+from teardown.ports import Presence
 from teardown.support.clock import SystemClock
 
 HookFunction = Callable[
-    [str, str, Mapping[str, Any] | None, Mapping[str, Any] | None, "HookSettings"], None
+    [str, str, Mapping[str, Any] | None, Mapping[str, Any] | None, "HookSettings"], str | None
 ]
+"""A hook's logic: (urn, type, old outputs, old inputs, settings) -> a warning for Pulumi's log
+or None; raises :class:`DeleteRefused` to stop the delete."""
 
 
 class DeleteRefused(TeardownError):
@@ -124,17 +128,35 @@ def before_delete(
         )
 
 
+NOT_DELETED = "teardown:hook:not-deleted"
+"""A journal fact: Pulumi's after-delete hook ran but the resource still exists in the cloud
+(``urn``, ``why``); its billing was not closed."""
+
+CLOSE_DEFERRED = "teardown:hook:close-deferred"
+"""A journal fact: the billing close after Pulumi's delete failed or could not start (``urn``,
+``why``); ``teardown resume RUN`` finishes it."""
+
+
 def after_delete(
     urn: str,
     type_: str,
     outputs: Mapping[str, Any] | None,
     inputs: Mapping[str, Any] | None,
     settings: HookSettings,
-) -> None:
-    """Record the delete and close the billing of this resource (refund, auto-renew)."""
+) -> str | None:
+    """Confirm with the cloud that the resource is gone, record the delete and close its billing
+    (refund, auto-renew). Returns a warning for Pulumi's log, or None.
+
+    Pulumi calls after-delete hooks also for resources it does not delete in the cloud
+    (``retainOnDelete``, ``deletedWith``, external ones): a resource the cloud still shows is
+    recorded as not deleted (:data:`NOT_DELETED`) and its billing is left alone, since
+    unsubscribing it would release it. A failure here never raises: from CLI 3.238 an error of
+    an after-delete hook fails the deployment although the delete is committed, so the failure
+    is recorded in the journal (:data:`CLOSE_DEFERRED`) and ``teardown resume RUN`` finishes
+    the billing."""
     resource = resource_from_outputs(urn, type_, outputs, inputs)
     if resource.kind not in DATA_KINDS:
-        return
+        return None
     config = _config(settings)
     run_id = run_id_for(settings.scope, urn, resource.cloud_id)
     with _engine(settings, config) as (journal, runner):
@@ -143,12 +165,31 @@ def after_delete(
         except JournalError:
             plan, config = _plan(resource, settings)
             runner.guard(plan, run_id, lock_scope=run_id)
+        presence = runner.cloud_presence(run_id, urn)
+        if presence is Presence.EXISTS:
+            why = (
+                f"{resource.name} still exists in the cloud after Pulumi's delete (retained with "
+                "retainOnDelete, left to the resource it is deleted with, or external): its "
+                "billing was not closed"
+            )
+            journal.record_fact(run_id, NOT_DELETED, {"urn": urn, "why": why})
+            return None
+        if presence is None:
+            why = (
+                f"the cloud could not confirm that {resource.name} is gone, so its billing was "
+                f"not closed (journal run {run_id}; `teardown resume {run_id}` checks again)"
+            )
+            journal.record_fact(run_id, CLOSE_DEFERRED, {"urn": urn, "why": why})
+            return "teardown: " + why
         # A hook runs inside `pulumi destroy`, perhaps started by `teardown run`, which holds
         # the stack's lock: hooks lock only their own resource's run.
         result = runner.external_destroy_done(run_id, urn, lock_scope=run_id)
-    if result.errors:
-        raise DeleteRefused(
-            f"teardown: billing close of {resource.name} failed: "
+        if not result.errors:
+            return None
+        why = (
+            f"billing close of {resource.name} failed: "
             + "; ".join(result.errors.values())
             + f" (journal run {run_id}; `teardown resume {run_id}` retries it)"
         )
+        journal.record_fact(run_id, CLOSE_DEFERRED, {"urn": urn, "why": why})
+    return "teardown: " + why

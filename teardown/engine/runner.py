@@ -51,7 +51,7 @@ from teardown.engine.events import (
 )
 from teardown.engine.execution import Ports, StepExecutor
 from teardown.engine.journal import VAULT_FACT, Journal
-from teardown.ports import Clock
+from teardown.ports import Clock, Presence
 from teardown.support.retry import RetryPolicy
 
 __all__ = [
@@ -84,6 +84,10 @@ a Pulumi hook) this recently is reused, not redone (``backup.reuse_within``)."""
 
 ORDER_TYPE = "teardown:billing:PendingOrder"
 """The type of the stand-in resource an account-level pending order is journalled under."""
+
+PRESENCE_UNKNOWN = "teardown:presence-unknown"
+"""A journal fact: the cloud could not say whether a resource still exists (``urn``,
+``error``)."""
 
 _FINISHED = (Phase.DONE, Phase.BLOCKED)
 _DESTROYED_OR_LATER = (Phase.DESTROYED, Phase.CLOSING, Phase.DONE)
@@ -250,6 +254,21 @@ class Runner:
         if self._may_go(run_id, rp, plan, "destroy", own_claim=False):
             return ()
         return (self.journal.resource_details(run_id).get(urn) or "not ready",)
+
+    def cloud_presence(self, run_id: str, urn: str) -> Presence | None:
+        """What the cloud says of ``urn`` of run ``run_id`` now (with the retry policy), or None
+        when it cannot tell; the error is then recorded as a :data:`PRESENCE_UNKNOWN` fact.
+
+        After someone else's destroy (Pulumi's) this is the proof: GONE or GOING means the
+        delete happened in the cloud, EXISTS that it did not (Pulumi also calls its delete hooks
+        for ``retainOnDelete``, ``deletedWith`` and external resources)."""
+        plan = plan_from_json(self.journal.run(run_id).plan_json, f"journal run {run_id}")
+        resource = plan.resource_plan(urn).resource
+        try:
+            return self._retrying(lambda: self.ports.destroyer.presence(resource))
+        except TeardownError as e:
+            self.journal.record_fact(run_id, PRESENCE_UNKNOWN, {"urn": urn, "error": str(e)})
+            return None
 
     def external_destroy_done(
         self, run_id: str, urn: str, lock_scope: str | None = None
