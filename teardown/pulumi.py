@@ -19,9 +19,12 @@ resource); it never raises: a failure is a Pulumi warning and a journal entry th
 parallel deletes are backed up in parallel. The engine stores the bindings in state as
 ``"resourceHooks": {"BeforeDelete": [names], "AfterDelete": [names]}``.
 
-Settings come from stack config in the ``teardown:`` namespace, read when a hook runs:
-``teardown:profile`` (a cloud profile; else credentials from the environment),
-``teardown:config`` (a teardown.toml) and ``teardown:journal`` (the journal path).
+Settings come from stack config, read when a hook runs: ``teardown:profile`` (a cloud
+profile), ``teardown:config`` (a teardown.toml) and ``teardown:journal`` (the journal path);
+any other ``teardown:`` key sets that teardown.toml key (``teardown:backup.retention_days``), over
+the file; without a profile the account comes from the cloud provider's own config in the stack
+(``huaweicloud:region``, ``huaweicloud:accessKey``...), then the environment
+(docs/pulumi-config.md).
 
 Once hooks are in the state, ``pulumi destroy`` must run the program (``--run-program``) so the
 hooks exist; the program must register them on every run. Hooks take only static settings, never
@@ -39,8 +42,10 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from pulumi.runtime import config as rc
 
 from teardown import app
+from teardown.adapters.pulumi.automation import StackConfigValue
 from teardown.app import pulumi_hooks as hooks
 from teardown.core.config import PullRule
 
@@ -63,7 +68,23 @@ def _settings(pull: PullRule | None) -> hooks.HookSettings:
         pull=pull,
         env=dict(os.environ),  # the program is the entry point here, as the CLI is elsewhere
         tuning=app.Tuning(env=dict(os.environ)),
+        stack_config=stack_config(),
     )
+
+
+def stack_config() -> dict[str, StackConfigValue]:
+    """The running program's whole stack config by full key, secrets flagged. A program the CLI
+    starts gets it in ``PULUMI_CONFIG`` (``get_config_env``); an Automation API inline program
+    in the SDK's ``CONFIG``; objects and lists (``--path``) as JSON text."""
+    values = {**rc.get_config_env(), **rc.CONFIG.get()}
+    secret = set(rc.get_config_secret_keys_env())
+    return {
+        key: StackConfigValue(
+            value if isinstance(value, str) else json.dumps(value),
+            key in secret or rc.is_config_secret(key),
+        )
+        for key, value in values.items()
+    }
 
 
 def plain_properties(props: Mapping[str, Any] | None, resource_id: str = "") -> dict[str, Any]:

@@ -196,6 +196,11 @@ class FakeProvider:
         root = env.get("FAKECLOUD_ROOT")
         return FakeAccount(Path(root)) if root else None
 
+    def from_pulumi_config(
+        self, stack_config: Mapping[str, str], env: Mapping[str, str]
+    ) -> FakeAccount | None:
+        return None
+
     def estimator(self, account: Account) -> Estimator:
         return fake_estimate
 

@@ -88,12 +88,17 @@ class FakeStack:
         self.fail_destroy: Exception | None = None
         self.fail_refresh: Exception | None = None
         self.keep_in_state = False
+        self.fail_after_delete: Exception | None = None
+        """Raised after the delete is committed (an after-delete hook failed, CLI 3.238+)."""
+        self.version = 3
 
     def export_stack(self) -> automation.Deployment:
         self.exports += 1
         if self.fail_export is not None:
             raise self.fail_export
-        return automation.Deployment(version=3, deployment=copy.deepcopy(self.deployment))
+        return automation.Deployment(
+            version=self.version, deployment=copy.deepcopy(self.deployment)
+        )
 
     def refresh(self, **kwargs: Any) -> None:
         self.refreshes.append(kwargs)
@@ -127,6 +132,8 @@ class FakeStack:
             on_event(EngineEvent.from_json({"summaryEvent": summary}))
         if not self.keep_in_state:
             self.deployment["resources"] = [r for r in resources if r["urn"] not in gone]
+        if self.fail_after_delete is not None:
+            raise self.fail_after_delete
 
 
 class FakeSelect:
@@ -185,12 +192,14 @@ def test_destroy_of_no_urns_never_calls_the_engine() -> None:
 @pytest.mark.parametrize(
     ("key", "hooks", "expected"),
     [
-        ("resourceHooks", {"before-delete": ["backup-guard"]}, True),
-        ("resourceHooks", {"after-delete": ["notify"]}, True),
+        # the engine's spelling (sdk/go/common/resource/resource_state.go, HookType)
+        ("resourceHooks", {"BeforeDelete": ["backup-guard"]}, True),
+        ("resourceHooks", {"AfterDelete": ["notify"]}, True),
+        ("resourceHooks", {"BeforeCreate": ["x"], "AfterUpdate": ["y"]}, False),
+        ("resourceHooks", {"BeforeDelete": []}, False),
+        # other tools' spellings are not read as hook-free
         ("hooks", {"before_delete": ["backup-guard"]}, True),
         ("hooks", {"afterDelete": ["notify"]}, True),
-        ("resourceHooks", {"before-create": ["x"], "after-update": ["y"]}, False),
-        ("resourceHooks", {"before-delete": []}, False),
     ],
 )
 def test_run_program_is_set_only_when_state_has_delete_hooks(
@@ -539,3 +548,60 @@ def test_export_reads_a_real_local_backend_stack(tmp_path: Path) -> None:
     assert any(urn.endswith("::pulumi:pulumi:Stack::teardown-it-it") for urn in state.skipped)
     assert stack.has_delete_hooks() is False
     stack.refresh()
+
+
+# -- the engine's hook errors and version-4 exports ------------------------------------------
+
+BEFORE_FAILED = (
+    "error: update failed\n"
+    'error: before hook "teardown-before-delete-0a1b2c3d4e" failed: teardown: db-1 is not '
+    "backed up, so its delete was stopped: no verified backup (journal run hook-1234)\n"
+)
+
+
+def test_a_refusing_before_delete_hook_is_reported_in_the_engines_words() -> None:
+    stack, fake, _ = make()
+    fake.fail_destroy = command_error(BEFORE_FAILED)
+    db = resource(stack.export(), DB)
+    with pytest.raises(PermanentError) as info:
+        PulumiDestroyer(stack).destroy(db, DestroyAction.PULUMI, key="k1")
+    assert info.value.code == "hook-failed"
+    assert str(info.value).startswith(
+        'pulumi stopped: hook "teardown-before-delete-0a1b2c3d4e" failed: teardown: db-1 is '
+        "not backed up"
+    )
+    assert DB in {r.urn for r in stack.export().resources}
+
+
+def test_an_unregistered_hook_says_to_run_the_program() -> None:
+    stack, fake, _ = make()
+    fake.fail_destroy = command_error(
+        'error: hook "teardown-before-delete-0a1b2c3d4e" was not registered\n'
+    )
+    with pytest.raises(PermanentError) as info:
+        stack.destroy([DB], run_program=True)
+    assert info.value.code == "hook-not-registered"
+    assert info.value.hint is not None and "--run-program" in info.value.hint
+
+
+def test_a_failing_after_delete_hook_with_the_delete_committed_is_a_destroy() -> None:
+    """CLI 3.238+: an after-delete hook's error fails the deployment though the delete is in
+    state: the destroyer asks the state, not the exit code."""
+    stack, fake, _ = make()
+    fake.fail_after_delete = command_error(
+        'error: after hook "teardown-after-delete-0a1b2c3d4e" failed: boom\n'
+    )
+    web = resource(stack.export(), WEB)
+    result = PulumiDestroyer(stack).destroy(web, DestroyAction.PULUMI, key="k1")
+    assert result.presence is Presence.GONE
+
+
+def test_the_export_keeps_the_engines_version() -> None:
+    stack, fake, _ = make(with_hooks("resourceHooks", {"BeforeDelete": ["teardown-x"]}))
+    fake.version = 4  # a deployment with hooks (the features list does not reach the SDK)
+    assert {r.urn for r in stack.export().resources} == {
+        r.urn for r in read_state(EXAMPLE).resources
+    }
+    fake.version = 5
+    with pytest.raises(StateError, match="unsupported version 5"):
+        stack.export()

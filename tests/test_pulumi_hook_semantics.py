@@ -16,6 +16,7 @@ The hooks run against the sandbox, as in ``test_pulumi_hooks.py``.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
@@ -31,17 +32,20 @@ from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.destroyer import HuaweiDestroyer
 from teardown.adapters.huawei.inventory import HuaweiInventory
 from teardown.adapters.huawei.profile import load_profile
+from teardown.adapters.pulumi.automation import StackConfigValue
 from teardown.adapters.pulumi.state import resource_from_outputs
 from teardown.app import pulumi_hooks as hook_logic
 from teardown.app.pulumi_hooks import (
     CLOSE_DEFERRED,
     NOT_DELETED,
+    DeleteRefused,
     HookSettings,
     after_delete,
     before_delete,
     run_id_for,
 )
 from teardown.cli.main import cli
+from teardown.core.errors import TeardownError
 from teardown.core.model import DestroyAction, StepKind
 from teardown.core.phases import Phase
 from teardown.engine.journal import Journal
@@ -334,3 +338,51 @@ def test_the_hooks_of_two_parallel_deletes_back_up_concurrently(
     (a_start, a_end), (b_start, b_end) = spans["web-1"], spans["db-1"]
     assert a_start < b_end and b_start < a_end, spans  # the two backups overlap
     assert len(threads) == 2  # each hook's blocking work ran off the event loop
+
+
+# -- stack config --------------------------------------------------------------------------
+
+
+def test_teardown_keys_of_the_stack_config_reach_the_hooks_plan(
+    sandbox: tuple[Sandbox, HookSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The program's stack config (as the CLI hands it over in ``PULUMI_CONFIG``) is read by
+    ``teardown.pulumi`` and its ``teardown:`` keys set teardown.toml keys for the hook's plan."""
+    sb, base = sandbox
+    monkeypatch.setenv(
+        "PULUMI_CONFIG",
+        json.dumps({"teardown:scope.refuse_patterns": '["de*"]', "other:key": "x"}),
+    )
+    read = teardown_pulumi.stack_config()
+    assert read["teardown:scope.refuse_patterns"].value == '["de*"]'
+    settings = replace(base, stack_config=read)
+    out = outputs(sb, "web-1")
+    with pytest.raises(TeardownError, match=r"scope 'dev' matches refused pattern 'de\*'"):
+        before_delete(urn("web-1"), SERVER, out, None, settings)
+    before_delete(urn("web-1"), SERVER, out, None, base)  # without the key: backed up
+
+
+DYNAMIC = "pulumi-python:dynamic:Resource"
+
+
+def test_a_hook_on_a_type_teardown_does_not_know_stops_the_delete_until_it_is_mapped(
+    sandbox: tuple[Sandbox, HookSettings],
+) -> None:
+    """A dynamic-provider server: unknown to the catalog, so the hook refuses (I7) and says how
+    to map it; mapped through ``[types] kinds`` (here from the stack config) it is backed up as
+    a server."""
+    sb, base = sandbox
+    out = outputs(sb, "web-1")
+    dyn_urn = f"urn:pulumi:dev::shop::{DYNAMIC}::web-1"
+    with pytest.raises(DeleteRefused, match=r"\[types\] kinds") as info:
+        before_delete(dyn_urn, DYNAMIC, out, None, base)
+    assert DYNAMIC in str(info.value)
+
+    kinds = StackConfigValue(f'{{ "{DYNAMIC}" = "server" }}')
+    settings = replace(base, stack_config={"teardown:types.kinds": kinds})
+    before_delete(dyn_urn, DYNAMIC, out, None, settings)  # backed up, verified: no raise
+    with journal_of(settings) as journal:
+        run_id = run_id_for("dev", dyn_urn, out["id"])
+        kinds_done = {s.kind for s in journal.steps(run_id) if s.outcome_at}
+        assert {StepKind.SNAPSHOT, StepKind.PULL} <= kinds_done
+        assert journal.resource_phases(run_id)[dyn_urn] is Phase.VERIFIED

@@ -388,12 +388,23 @@ def test_protected_resource_is_marked() -> None:
     assert r.protected
 
 
-def test_deleted_resource_is_skipped() -> None:
-    gone = resource(SERVER, "s", delete=True)
+def test_old_copy_pending_delete_is_modelled_under_its_own_key() -> None:
+    old = resource(SERVER, "s", {"id": "old-id"}, delete=True, id="old-id")
     live = resource(SERVER, "s")
-    state = parse(export(gone, live))
+    state = parse(export(old, live))
+    assert [(r.urn, r.cloud_id, r.pending_delete) for r in state.resources] == [
+        (f"{live['urn']}#pending-delete:old-id", "old-id", True),
+        (live["urn"], "id-s", False),
+    ]
+    assert state.skipped == (STACK_URN,)
+
+
+def test_old_copy_with_the_live_resources_cloud_id_is_skipped_as_the_same_resource() -> None:
+    old = resource(SERVER, "s", delete=True)  # same cloud id as the live one
+    live = resource(SERVER, "s")
+    state = parse(export(old, live))
     assert [r.urn for r in state.resources] == [live["urn"]]
-    assert gone["urn"] in state.skipped
+    assert (old["urn"], f"the same cloud resource as {old['urn']}") in state.skip_reasons
 
 
 def test_component_and_external_resources_are_skipped() -> None:
@@ -445,7 +456,7 @@ BAD_DOCUMENTS: list[tuple[str, object, str]] = [
     (
         "version-2",
         {"version": 2, "deployment": {}},
-        "unsupported version 2 (supported versions: 3)",
+        "unsupported version 2 (supported versions: 3, 4)",
     ),
     ("version-string", {"version": "3", "deployment": {}}, 'unsupported version "3"'),
     ("neither", {"version": 3, "stack": {}}, "neither 'deployment'"),
@@ -564,6 +575,11 @@ INTERESTING_KEYS = [
     "custom",
     "external",
     "protect",
+    "pendingReplacement",
+    "features",
+    "resourceHooks",
+    "BeforeDelete",
+    "AfterDelete",
     "outputs",
     "inputs",
     "dependencies",
@@ -607,6 +623,8 @@ INTERESTING_STRINGS = [
     VOLUME,
     "pulumi:pulumi:Stack",
     "pulumi:providers:huaweicloud",
+    "hooks",
+    "teardown-before-delete-0123456789",
     "huaweicloud:Vpc/eip:Eip",
     "id-web-1",
     DB_DATA_ID,
@@ -661,6 +679,8 @@ def test_any_document_shape_gives_a_state_error_or_a_state(
         {"version": 3, "deployment": {**body, "resources": resources}},
         {"version": 3, "checkpoint": {"latest": {"resources": [resources]}}},
         {"version": 3, "deployment": {"resources": [{**body, "urn": P + "x:y:Z::n"}]}},
+        {"version": 4, "features": ["hooks"], "deployment": {**body, "resources": resources}},
+        {**body, "version": 4, "deployment": {"resources": [resources]}},
     ):
         _expect_state_error_or_success(json.dumps(doc))
 
@@ -732,6 +752,9 @@ def test_mutated_exports_give_a_state_error_or_a_state(data: st.DataObject) -> N
 
 _FIELD_PATHS: list[tuple[str | int, ...]] = [
     *[(k,) for k in ("urn", "type", "id", "delete", "custom", "external", "protect")],
+    ("pendingReplacement",),
+    ("resourceHooks",),
+    ("resourceHooks", "BeforeDelete"),
     ("dependencies",),
     ("dependencies", 0),
     ("outputs",),

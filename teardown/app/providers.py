@@ -105,6 +105,18 @@ def open_account(path: Path | None, env: Mapping[str, str]) -> Account:
     )
 
 
+def account_from_pulumi_config(
+    stack_config: Mapping[str, str], env: Mapping[str, str]
+) -> Account | None:
+    """The account of the first registered provider whose Pulumi provider config the stack
+    sets (``huaweicloud:region``, ``huaweicloud:accessKey``...), or None."""
+    for name in names():
+        account = _REGISTRY[name].from_pulumi_config(stack_config, env)
+        if account is not None:
+            return account
+    return None
+
+
 def provider_of(account: Account) -> Provider:
     return get(account.provider)
 

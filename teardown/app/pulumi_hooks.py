@@ -23,16 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from teardown.adapters.confusables import fold
-from teardown.adapters.pulumi.state import resource_from_outputs
+from teardown.adapters.pulumi.automation import StackConfigValue
+from teardown.adapters.pulumi.state import resource_from_outputs, with_kinds
 from teardown.app import services as app
-from teardown.app.config import load_config
+from teardown.app.config import apply_stack_config, load_config
 from teardown.core.config import Config, DestroyConfig, DestroyMethod, PullRule
 from teardown.core.errors import JournalError, TeardownError
-from teardown.core.model import DATA_KINDS, Plan, Resource
+from teardown.core.model import DATA_KINDS, Kind, Plan, Resource
 from teardown.core.planner import make_plan
 from teardown.engine.journal import Journal
 from teardown.engine.runner import Runner
 from teardown.ports import Presence
+from teardown.ports.provider import Account
 from teardown.support.clock import SystemClock
 
 HookFunction = Callable[
@@ -59,10 +61,24 @@ class HookSettings:
     pull: PullRule | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     tuning: app.Tuning = field(default_factory=app.Tuning)
+    stack_config: Mapping[str, StackConfigValue] = field(default_factory=dict)
+    """The running stack's whole config by full key (``teardown:backup.retention_days``,
+    ``huaweicloud:region``), secrets decrypted and flagged: the ``teardown:`` keys set
+    teardown.toml keys and the cloud provider's config gives the account, as for
+    ``teardown run --stack`` (docs/pulumi-config.md)."""
+
+
+def _account(settings: HookSettings) -> Account:
+    """``teardown:profile`` (``settings.profile``) > the stack's provider config > the
+    environment, as :func:`teardown.app.services.resolve_stack_profile` decides for ``--stack``."""
+    values = {key: v.value for key, v in settings.stack_config.items()}
+    return app.resolve_stack_profile(settings.profile, values, settings.env, project_dir=Path.cwd())
 
 
 def _config(settings: HookSettings) -> Config:
-    config = load_config(settings.config)
+    config = apply_stack_config(
+        load_config(settings.config), settings.stack_config, f"stack {settings.scope} config"
+    )
     config = replace(config, destroy=DestroyConfig(method=DestroyMethod.PULUMI))
     if settings.pull is not None:
         config = replace(config, backup=replace(config.backup, pull=(settings.pull,)))
@@ -71,12 +87,24 @@ def _config(settings: HookSettings) -> Config:
     return config
 
 
+def _resource(
+    urn: str,
+    type_: str,
+    outputs: Mapping[str, Any] | None,
+    inputs: Mapping[str, Any] | None,
+    config: Config,
+) -> Resource:
+    """The resource a hook is called for, read as the state reader reads it, with
+    ``[types] kinds`` (so dynamic-provider and other providers' types can be guarded)."""
+    return resource_from_outputs(urn, type_, outputs, inputs, with_kinds(None, config.types.kinds))
+
+
 def _plan(resource: Resource, settings: HookSettings) -> tuple[Plan, Config]:
     """A one-resource plan; billing facts (order, expiry) come from the cloud when a profile is
     at hand, since a stack's outputs do not carry them all."""
     config = _config(settings)
-    if settings.profile is not None or settings.env:
-        profile = app.resolve_profile(settings.profile, settings.env)
+    if settings.profile is not None or settings.env or settings.stack_config:
+        profile = _account(settings)
         (resource,) = app.enrich_from_cloud([resource], profile, settings.tuning)
     plan = make_plan([resource], config, settings.scope, now=SystemClock().now(), fold=fold)
     return plan, config
@@ -92,7 +120,7 @@ def run_id_for(scope: str, urn: str, cloud_id: str | None = None) -> str:
 @contextmanager
 def _engine(settings: HookSettings, config: Config) -> Iterator[tuple[Journal, Runner]]:
     """The journal and a runner wired to the cloud profile, closed afterwards."""
-    profile = app.resolve_profile(settings.profile, settings.env)
+    profile = _account(settings)
     clock = SystemClock()
     with Journal.open(Path(config.journal.path), clock) as journal:
         yield journal, app.build_runner(profile, config, journal, clock, (), settings.tuning)
@@ -106,14 +134,22 @@ def before_delete(
     settings: HookSettings,
 ) -> None:
     """Back up and verify; raise DeleteRefused unless the delete may go ahead (I1)."""
-    resource = resource_from_outputs(urn, type_, outputs, inputs)
+    config = _config(settings)
+    resource = _resource(urn, type_, outputs, inputs, config)
+    if resource.kind is Kind.UNKNOWN and type_ not in config.types.stateless:
+        # The hook was bound to it, so someone thinks it holds data (I7: never guess).
+        raise DeleteRefused(
+            f"teardown: {resource.name} is of type {type_}, which teardown does not know, so "
+            f'its delete was stopped: map it in teardown.toml ([types] kinds = {{ "{type_}" = '
+            f'"server" }}, or "volume"), or list it in [types] stateless if it holds no data'
+        )
     if resource.kind not in DATA_KINDS:
         return
     run_id = run_id_for(settings.scope, urn, resource.cloud_id)
     plan, config = _plan(resource, settings)
     if plan.blocked:
         raise DeleteRefused("teardown: " + "; ".join(b.message for b in plan.blockers))
-    app.check_runnable(plan, app.resolve_profile(settings.profile, settings.env))
+    app.check_runnable(plan, _account(settings))
     with _engine(settings, config) as (_journal, runner):
         runner.guard(plan, run_id, lock_scope=run_id)  # reuses backups `teardown run` made
         reasons = runner.ready(run_id, urn)  # ...each re-checked to exist, right now
@@ -154,10 +190,10 @@ def after_delete(
     an after-delete hook fails the deployment although the delete is committed, so the failure
     is recorded in the journal (:data:`CLOSE_DEFERRED`) and ``teardown resume RUN`` finishes
     the billing."""
-    resource = resource_from_outputs(urn, type_, outputs, inputs)
+    config = _config(settings)
+    resource = _resource(urn, type_, outputs, inputs, config)
     if resource.kind not in DATA_KINDS:
         return None
-    config = _config(settings)
     run_id = run_id_for(settings.scope, urn, resource.cloud_id)
     with _engine(settings, config) as (journal, runner):
         try:

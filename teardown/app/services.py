@@ -21,7 +21,7 @@ from teardown.adapters.confusables import fold
 from teardown.adapters.pulumi.state import StackState
 from teardown.adapters.ssh.fetcher import SshFetcher
 from teardown.adapters.store import LocalStore
-from teardown.app.providers import open_account, provider_of
+from teardown.app.providers import account_from_pulumi_config, open_account, provider_of
 from teardown.core.config import Config, SshConfig
 from teardown.core.errors import InputError, TeardownError
 from teardown.core.model import Kind, Plan, Resource
@@ -70,6 +70,39 @@ def resolve_profile(path: Path | None, env: Mapping[str, str]) -> Account:
     """The account of the profile file given, else of the credentials in the environment
     (whichever registered provider recognises them); else a ConfigError saying what to give."""
     return open_account(path, env)
+
+
+STACK_PROFILE_KEY = "teardown:profile"
+"""The stack config key naming a profile file (relative paths: to the Pulumi project)."""
+
+
+def stack_names_profile(stack_config: Mapping[str, str]) -> bool:
+    """Whether the stack config names a profile file (``teardown:profile``): that counts as
+    ``--profile``, so ``plan --stack`` then asks the cloud as a run does."""
+    return bool(stack_config.get(STACK_PROFILE_KEY, "").strip())
+
+
+def resolve_stack_profile(
+    path: Path | None,
+    stack_config: Mapping[str, str],
+    env: Mapping[str, str],
+    *,
+    project_dir: Path,
+) -> Account:
+    """The account for a Pulumi stack, first found wins: ``--profile FILE`` (``path``) >
+    ``teardown:profile`` in the stack config (relative to ``project_dir``, where the Pulumi
+    program, and so the hooks, run) > the ``huaweicloud:`` provider config in the stack,
+    completed by the environment (the provider's ``from_pulumi_config``) > the environment alone
+    (:func:`resolve_profile`). ``stack_config`` maps full keys to values, secrets decrypted
+    (never logged). ``HUAWEICLOUD_VAULT_ID`` in the environment names the CBR vault, as for any
+    profile without one."""
+    if path is not None:
+        return open_account(path, env)
+    if stack_names_profile(stack_config):
+        named = Path(stack_config[STACK_PROFILE_KEY].strip()).expanduser()
+        return open_account(named if named.is_absolute() else project_dir / named, env)
+    account = account_from_pulumi_config(stack_config, env)
+    return account if account is not None else open_account(None, env)
 
 
 def check_runnable(plan: Plan, account: Account) -> None:

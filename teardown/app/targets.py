@@ -2,6 +2,11 @@
 tag, a Pulumi state file, a Pulumi stack) and the one function that resolves it, used by every
 command, so that ``plan``, ``run`` and ``apply`` can never disagree about what a target means.
 
+A stack's config takes part (docs/pulumi-config.md): its ``teardown:`` keys set teardown.toml
+keys (:func:`teardown.app.config.apply_stack_config`), and its ``teardown:profile`` or
+``huaweicloud:`` provider config give the cloud account when ``--profile`` does not
+(:func:`teardown.app.services.resolve_stack_profile`).
+
 Example::
 
     source = TargetSource(tags=(("env", "test"),))
@@ -16,8 +21,9 @@ from datetime import datetime
 from pathlib import Path
 
 from teardown.adapters.pulumi.automation import PulumiStack, StackRef
-from teardown.adapters.pulumi.state import read_state
+from teardown.adapters.pulumi.state import read_state, with_kinds
 from teardown.app import services
+from teardown.app.config import apply_stack_config
 from teardown.app.providers import provider_of
 from teardown.core.config import Config, DestroyConfig, DestroyMethod
 from teardown.core.errors import InputError
@@ -73,12 +79,16 @@ class Planned:
     """The stack to destroy through (``--stack`` with the Pulumi engine)."""
     stack_name: str | None = None
     """The stack whose resources the cloud API destroys (reconcile it afterwards)."""
+    config: Config | None = None
+    """The configuration the plan was made with: the caller's, with a stack's ``teardown:``
+    keys applied. Run the plan with this one (None: the caller's, unchanged)."""
 
 
-def _catalog(profile: Account | None) -> Catalog | None:
-    """The type catalog of the profile's cloud; None (the state reader's default, Huawei
-    Cloud's) for an offline preview."""
-    return None if profile is None else provider_of(profile).catalog
+def _catalog(profile: Account | None, config: Config) -> Catalog:
+    """The type catalog of the profile's cloud (the state reader's default, Huawei Cloud's, for
+    an offline preview), with ``[types] kinds`` over it."""
+    base = None if profile is None else provider_of(profile).catalog
+    return with_kinds(base, config.types.kinds)
 
 
 def plan_targets(
@@ -92,12 +102,18 @@ def plan_targets(
 ) -> Planned:
     """The plan for ``source``, exactly as a run would execute it. With a profile (or
     ``need_profile``), the cloud completes the facts and the settings a run needs are checked
-    (ConfigError naming the setting), so a plan that says ready can run."""
+    (ConfigError naming the setting), so a plan that says ready can run.
+
+    For a stack, its config's ``teardown:`` keys are applied over ``config`` (flags, such as
+    ``--destroy-with``, still win), and the account comes from ``--profile`` >
+    ``teardown:profile`` > the stack's provider config > the environment; a stack that names
+    a profile file (``teardown:profile``) is planned with it as with ``--profile``."""
     source.check()
     now = now or SystemClock().now()
     mode = source.destroy_mode()
     profile: Account | None = None
-    if profile_path is not None or need_profile or source.servers or source.tags:
+    wants_profile = profile_path is not None or need_profile
+    if source.stack is None and (wants_profile or source.servers or source.tags):
         profile = services.resolve_profile(profile_path, env)
     if source.servers or source.tags:
         assert profile is not None
@@ -110,10 +126,18 @@ def plan_targets(
             include_foreign=source.include_foreign,
             all_regions=source.all_regions,
         )
-        planned = Planned(plan, profile)
+        planned = Planned(plan, profile, config=config)
     elif source.stack is not None:
         stack = PulumiStack(StackRef(source.stack, source.work_dir))
-        state = stack.export(_catalog(profile))
+        settings = stack.config()
+        where = f"stack {source.stack} config"
+        config = apply_stack_config(config, settings, where)
+        values = {key: v.value for key, v in settings.items()}
+        if wants_profile or services.stack_names_profile(values):
+            profile = services.resolve_stack_profile(
+                profile_path, values, env, project_dir=source.work_dir
+            )
+        state = stack.export(_catalog(profile, config))
         cloud = mode == "cloud"
         method = DestroyMethod.CLOUD if cloud else DestroyMethod.PULUMI
         plan = services.plan_state(
@@ -125,11 +149,12 @@ def plan_targets(
             destroy_with_cloud=cloud,
             include_foreign=source.include_foreign,
         )
-        planned = Planned(plan, profile, None if cloud else stack, source.stack if cloud else None)
+        planned = Planned(
+            plan, profile, None if cloud else stack, source.stack if cloud else None, config
+        )
     else:
         assert source.state is not None
-        catalog = _catalog(profile)
-        state = read_state(source.state) if catalog is None else read_state(source.state, catalog)
+        state = read_state(source.state, _catalog(profile, config))
         plan = services.plan_state(
             state,
             config,
@@ -139,7 +164,7 @@ def plan_targets(
             destroy_with_cloud=True,
             include_foreign=source.include_foreign,
         )
-        planned = Planned(plan, profile, None, state.stack or source.state.stem)
+        planned = Planned(plan, profile, None, state.stack or source.state.stem, config)
     if profile is not None:
         services.check_runnable(planned.plan, profile)
     return planned

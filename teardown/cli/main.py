@@ -292,6 +292,7 @@ def plan(
         include_foreign=include_foreign,
         all_regions=all_regions,
     )
+    config = planned.config or config  # with the stack's `teardown:` keys
     _show_plan(
         planned.plan,
         as_json,
@@ -397,6 +398,7 @@ def apply(
         all_regions=bool(t.get("all_regions")),
     )
     check_still_valid(reviewed, live.plan, str(plan_path))
+    config = live.config or config  # with the stack's `teardown:` keys
     profile = live.profile or app.resolve_profile(profile_path, os.environ)
     execute.confirm(reviewed.plan, yes)
     execute.execute(
@@ -483,6 +485,7 @@ def run(
 
     planned = make()
     assert planned.profile is not None
+    config = planned.config or config  # with the stack's `teardown:` keys
     if not dry_run and execute.finish_unfinished(
         config,
         planned.plan.scope,

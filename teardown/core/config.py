@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from teardown.core.model import PullMethod, SnapshotKind
+from teardown.core.model import Kind, PullMethod, SnapshotKind
 from teardown.core.paths import bad_name, root_of
 
 _STRICT = {"extra": "forbid"}
@@ -91,6 +91,7 @@ class TypesConfig:
         [types]
         stateless = ["huaweicloud:Dns/recordset:Recordset"]
         accept_loss = ["urn:pulumi:dev::app::huaweicloud:Rds/instance:Instance::cache"]
+        kinds = { "mycorp:index:Database" = "volume", "pulumi-python:dynamic:Resource" = "server" }
     """
 
     __pydantic_config__ = _STRICT
@@ -98,6 +99,24 @@ class TypesConfig:
     """Type tokens that hold no data: destroyed without backup."""
     accept_loss: tuple[str, ...] = ()
     """URNs or resource names whose data may be lost without backup."""
+    kinds: dict[str, Kind] = field(default_factory=dict)
+    """Type token -> kind (``server``, ``volume``, ``address``, ``network``, ``stateless`` or
+    ``unknown``), over the cloud's own table: what a state's or a hook's resource of that type
+    is (a dynamic-provider resource, a type of your own provider). The properties of a type
+    given here are read leniently (a field of an unexpected shape counts as absent)."""
+
+    def __post_init__(self) -> None:
+        values = [k.value for k in Kind]
+        for token, kind in self.kinds.items():
+            if not token.strip():
+                raise ValueError("kinds: a type token must not be empty")
+            if kind not in values:
+                shown = ", ".join(values)
+                raise ValueError(f"kinds: {token!r} = {kind!r} is not a kind (one of {shown})")
+            if token in self.stateless and kind != Kind.STATELESS:
+                raise ValueError(
+                    f"kinds: {token!r} = {str(kind)!r}, but stateless lists it too: keep one"
+                )
 
 
 @dataclass(frozen=True)

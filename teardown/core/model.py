@@ -223,6 +223,14 @@ class Resource:
     """Pulumi ``retainOnDelete``: the engine never deletes it in the cloud."""
     deleted_with: str | None = None
     """Pulumi ``deletedWith``: the URN whose delete also deletes this resource."""
+    hooks: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Pulumi ``resourceHooks``: (hook type, hook names) pairs sorted by type, e.g.
+    ``(("AfterDelete", ("teardown-after-delete-1a2b3c4d5e",)), ("BeforeDelete", (...,)))``."""
+    pending_delete: bool = False
+    """Pulumi ``delete: true``: an old copy of a replaced resource, still in the cloud, that the
+    engine deletes on its next update or destroy. When its URN has other entries in the state
+    (the live replacement, which holds the plain URN), its ``urn`` is the key
+    ``<URN>#pending-delete:<cloud id>``."""
 
     def tag(self, key: str) -> str | None:
         """The value of tag ``key``, or None."""

@@ -25,9 +25,10 @@ from teardown.core.reminders import Reminder
 from teardown.core.resource_plan import Estimator
 from teardown.ports import Billing, Claims, Destroyer, Inventory, Snapshotter
 
-PROVIDER_API = 2
+PROVIDER_API = 3
 """The version of this interface. A change that breaks providers increments it (2: the
-estimator and the reminders are asked for one account, whose site may change the rules)."""
+estimator and the reminders are asked for one account, whose site may change the rules; 3: an
+account from a Pulumi stack's provider config)."""
 
 Sleep = Callable[[float], None]
 
@@ -132,6 +133,13 @@ class Provider(Protocol):
 
     def from_env(self, env: Mapping[str, str]) -> Account | None:
         """The account the environment's credentials give, or None when there are none."""
+        ...
+
+    def from_pulumi_config(
+        self, stack_config: Mapping[str, str], env: Mapping[str, str]
+    ) -> Account | None:
+        """The account the cloud's Pulumi provider config in a stack gives (completed by the
+        environment), or None when the stack configures no such provider."""
         ...
 
     def estimator(self, account: Account) -> Estimator:

@@ -278,9 +278,107 @@ def profile_from_env(env: Mapping[str, str]) -> HuaweiProfile | None:
     )
 
 
+PULUMI_CONFIG = {
+    "ak": "huaweicloud:accessKey",
+    "sk": "huaweicloud:secretKey",
+    "region": "huaweicloud:region",
+    "project_id": "huaweicloud:projectId",
+    "domain_id": "huaweicloud:domainId",
+}
+"""Profile field -> the ``huaweicloud`` provider's stack config key (the names
+``pulumi_huaweicloud.config`` reads; the provider falls back to ``HW_ACCESS_KEY``,
+``HW_SECRET_KEY``, ``HW_REGION_NAME``, ``HW_PROJECT_ID`` and ``HW_DOMAIN_ID``, as
+:data:`_ENV` does)."""
+
+PULUMI_TEMPORARY = "huaweicloud:securityToken"
+"""Temporary credentials' token: the adapter signs with a permanent AK/SK only."""
+
+
+def profile_from_pulumi_config(
+    stack_config: Mapping[str, str], env: Mapping[str, str], *, source: str = "stack config"
+) -> HuaweiProfile | None:
+    """A profile from a Pulumi stack's ``huaweicloud:`` provider config, completed by the
+    environment (e.g. variables a Pulumi ESC environment exports); None when neither gives an
+    access key or a secret key.
+
+    Each field comes from the stack config (:data:`PULUMI_CONFIG`) when set there, else from
+    the environment (:data:`_ENV`, as :func:`profile_from_env`). The key pair comes from one
+    place: an access key in the stack with the secret key only in the environment (or the other
+    way round) is a ConfigError, as is a project id from the environment when the stack sets
+    another region than ``HW_REGION_NAME`` (project ids are per region). ``stack_config`` holds
+    values as the Automation API's ``get_all_config`` returns them, secrets decrypted: no value
+    is ever put in an error message. ConfigError(``source``) names the missing key otherwise.
+
+    Example::
+
+        profile_from_pulumi_config(
+            {"huaweicloud:region": "cn-north-4", "huaweicloud:accessKey": "...",
+             "huaweicloud:secretKey": "...", "huaweicloud:projectId": "...",
+             "huaweicloud:domainId": "..."},
+            os.environ,
+        )
+    """
+
+    def stacked(key: str) -> str | None:
+        value = stack_config.get(PULUMI_CONFIG[key])
+        return (value.strip() or None) if isinstance(value, str) else None
+
+    def environ(key: str) -> str | None:
+        for name in _ENV[key]:
+            value = env.get(name, "").strip()
+            if value:
+                return value
+        return None
+
+    if stack_config.get(PULUMI_TEMPORARY):
+        raise ConfigError(
+            source,
+            f"{PULUMI_TEMPORARY}: temporary credentials are not supported; give a permanent "
+            f"{PULUMI_CONFIG['ak']}/{PULUMI_CONFIG['sk']} pair, or --profile FILE",
+        )
+    pair = {key: (stacked(key), environ(key)) for key in ("ak", "sk")}
+    in_stack = [key for key in pair if pair[key][0] is not None]
+    if not in_stack and all(from_env is None for _, from_env in pair.values()):
+        return None
+    if len(in_stack) == 1:
+        other = "sk" if in_stack == ["ak"] else "ak"
+        raise ConfigError(
+            source,
+            f"{PULUMI_CONFIG[other]}: missing ({PULUMI_CONFIG[in_stack[0]]} is set in the stack: "
+            "an access key and its secret key come from the same place)",
+        )
+    values: dict[str, str] = {}
+    for key in ("ak", "sk", "region", "project_id", "domain_id"):
+        value = stacked(key) or environ(key)
+        if value is None:
+            names = " or ".join((PULUMI_CONFIG[key], *_ENV[key]))
+            raise ConfigError(source, f"{names}: missing")
+        values[key] = value
+    env_region = environ("region")
+    if (
+        stacked("region") is not None
+        and stacked("project_id") is None
+        and env_region is not None
+        and env_region != values["region"]
+    ):
+        raise ConfigError(
+            source,
+            f"{PULUMI_CONFIG['project_id']}: missing (the stack sets region {values['region']}; "
+            f"the project id in the environment is for HW_REGION_NAME={env_region})",
+        )
+    return HuaweiProfile(
+        region=values["region"],
+        project_id=values["project_id"],
+        domain_id=values["domain_id"],
+        ak=values["ak"],
+        sk=values["sk"],
+    )
+
+
 __all__ = [
     "BSS_ENDPOINT",
     "BSS_ENDPOINTS",
+    "PULUMI_CONFIG",
     "REQUIRED_ENDPOINTS",
     "SANDBOX_VAULT_ID",
     "SERVICES",
@@ -288,4 +386,5 @@ __all__ = [
     "HuaweiProfile",
     "load_profile",
     "profile_from_env",
+    "profile_from_pulumi_config",
 ]

@@ -20,7 +20,13 @@ from teardown.adapters.huawei.claims import HuaweiClaims
 from teardown.adapters.huawei.clients import Clients
 from teardown.adapters.huawei.destroyer import HuaweiDestroyer
 from teardown.adapters.huawei.inventory import HuaweiInventory
-from teardown.adapters.huawei.profile import HuaweiProfile, load_profile, profile_from_env
+from teardown.adapters.huawei.profile import (
+    PULUMI_CONFIG,
+    HuaweiProfile,
+    load_profile,
+    profile_from_env,
+    profile_from_pulumi_config,
+)
 from teardown.adapters.huawei.rules import BillingRules
 from teardown.adapters.huawei.snapshots import CbrSnapshotter
 from teardown.core.errors import ConfigError
@@ -124,6 +130,14 @@ class HuaweiProvider:
 
     def from_env(self, env: Mapping[str, str]) -> HuaweiAccount | None:
         profile = profile_from_env(env)
+        return None if profile is None else _with_vault(profile, env)
+
+    def from_pulumi_config(
+        self, stack_config: Mapping[str, str], env: Mapping[str, str]
+    ) -> HuaweiAccount | None:
+        if not any(key in stack_config for key in PULUMI_CONFIG.values()):
+            return None
+        profile = profile_from_pulumi_config(stack_config, env)
         return None if profile is None else _with_vault(profile, env)
 
     def estimator(self, account: Account) -> Estimator:

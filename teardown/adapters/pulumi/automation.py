@@ -1,13 +1,14 @@
 """The Pulumi engine, driven through the Automation API: one choke point, one error translator.
 
-Everything this tool asks of a live Pulumi stack goes through :class:`PulumiStack` (export,
-refresh, targeted destroy), and every failure that comes out of ``pulumi.automation`` passes
-through :func:`translate` on its way out, so the engine only ever sees ``teardown`` errors.
+Everything this tool asks of a live Pulumi stack goes through :class:`PulumiStack` (export, its
+config, refresh, targeted destroy), and every failure that comes out of ``pulumi.automation``
+passes through :func:`translate` on its way out, so the engine only ever sees ``teardown`` errors.
 
 Example::
 
     stack = PulumiStack(StackRef("dev", Path("infra")))
     state = stack.export()                      # StackState, secrets unread
+    settings = stack.config()                   # {"teardown:backup.retention_days": ...}
     destroyer = PulumiDestroyer(stack)
     destroyer.destroy(server, DestroyAction.PULUMI, key="a1b2c3")
 
@@ -22,7 +23,7 @@ import re
 import shlex
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
@@ -30,7 +31,7 @@ from pulumi import automation
 from pulumi.automation import errors as automation_errors
 from pulumi.automation.events import EngineEvent
 
-from teardown.adapters.pulumi.state import StackState, parse_state
+from teardown.adapters.pulumi.state import StackState, engine_urn, parse_state
 from teardown.core.errors import (
     InputError,
     PermanentError,
@@ -47,6 +48,7 @@ __all__ = [
     "PulumiDestroyer",
     "PulumiStack",
     "PulumiUnavailable",
+    "StackConfigValue",
     "StackRef",
     "describe_event",
     "reconcile_commands",
@@ -64,9 +66,17 @@ HOOK_KEYS: tuple[str, ...] = ("resourceHooks", "hooks")
 """Keys under which a resource in a deployment may record its hook bindings.
 
 The engine (3.182+) stores them per resource as a map from hook type to hook names
-(``"resourceHooks": {"before-delete": ["guard"]}``). ``hooks`` is accepted too, so that a state
-written by another tool in the SDK's own spelling is not read as hook-free.
+(``"resourceHooks": {"BeforeDelete": ["guard"], "AfterDelete": [...]}``: the ``HookType``
+constants of ``sdk/go/common/resource/resource_state.go``). ``hooks`` is accepted too, so that
+a state written by another tool in the SDK's own spelling is not read as hook-free.
 """
+
+HOOK_FAILED = re.compile(r'(?:before|after) hook "(?P<name>[^"]+)" failed: (?P<why>.*)')
+"""How the engine reports a failing resource hook (``Deployment.RunHooks`` in
+``pkg/resource/deploy/deployment.go``: ``before hook %q failed: %w``)."""
+
+HOOK_UNREGISTERED = re.compile(r'hook "(?P<name>[^"]+)" was not registered')
+"""The engine's error for a bound hook the program did not register (same function)."""
 
 DELETE_HOOK_TYPES: frozenset[str] = frozenset({"beforedelete", "afterdelete"})
 """Hook types that make ``pulumi destroy`` refuse to run without ``--run-program``, normalised
@@ -133,12 +143,13 @@ def _clean(line: str) -> str:
     return line
 
 
-def _summary(e: automation_errors.CommandError) -> str:
-    """The last meaningful stderr line (else the last ``error:`` line of stdout), one line."""
+def _summary(e: automation_errors.CommandError, *, stdout_ok: bool = True) -> str:
+    """The last meaningful stderr line (else the last ``error:`` line of stdout, unless
+    ``stdout_ok`` is false: stdout that holds values, such as the stack's config), one line."""
     code, stdout, stderr = _parts(e)
     lines = [_clean(x) for x in stderr.splitlines()]
     lines = [x for x in lines if _meaningful(x)]
-    if not lines:
+    if not lines and stdout_ok:
         out = [_clean(x) for x in stdout.splitlines()]
         out = [x for x in out if _meaningful(x)]
         lines = [x for x in out if x.lower().startswith("error:")] or out
@@ -147,7 +158,30 @@ def _summary(e: automation_errors.CommandError) -> str:
     return f"exit code {code}" if code is not None else "no output"
 
 
-def translate(e: BaseException, stack: str) -> TeardownError:
+def _hook_error(stderr: str) -> PermanentError | None:
+    """A resource hook's failure, in the engine's words, as one teardown error (None when the
+    CLI's stderr reports none). Only the engine's line is kept: the hook's own message."""
+    for line in (_clean(x) for x in stderr.splitlines()):
+        found = HOOK_UNREGISTERED.search(line)
+        if found and "failed" not in line:
+            return PermanentError(
+                f'pulumi refused: hook "{found["name"]}" was not registered',
+                code="hook-not-registered",
+                hint="run the destroy with --run-program, from a program that binds the same "
+                "teardown_hooks() to every guarded resource on every run",
+            )
+        found = HOOK_FAILED.search(line)
+        if found:
+            return PermanentError(
+                f'pulumi stopped: hook "{found["name"]}" failed: {found["why"]}'[:_SUMMARY_LIMIT],
+                code="hook-failed",
+                hint="a teardown hook says what is missing; its journal run is named in the "
+                "message (teardown runs)",
+            )
+    return None
+
+
+def translate(e: BaseException, stack: str, *, stdout_ok: bool = True) -> TeardownError:
     """Map an exception out of ``pulumi.automation`` (or the CLI launch) to a teardown error.
 
     * already a :class:`TeardownError`: returned as is;
@@ -155,11 +189,15 @@ def translate(e: BaseException, stack: str) -> TeardownError:
     * ``InvalidVersionError``: :class:`PulumiUnavailable` naming the version problem;
     * ``ConcurrentUpdateError``: :class:`TransientError` ("another update is running on stack S");
     * ``StackNotFoundError``: ``InputError("--stack", ...)``;
+    * a ``CommandError`` whose stderr reports a failing or unregistered resource hook (the
+      engine's ``before hook "<name>" failed: ...`` / ``hook "<name>" was not registered``):
+      :class:`PermanentError` with that line (codes ``hook-failed``, ``hook-not-registered``);
     * any other ``CommandError``: :class:`PermanentError` with one line of the CLI's stderr;
     * anything else: :class:`PermanentError` naming the exception type.
 
     Every message is one line, and never carries more of the CLI output than one line: exports
-    run with ``--show-secrets``, so whole outputs may hold secret values.
+    run with ``--show-secrets``, so whole outputs may hold secret values. With ``stdout_ok``
+    false not even that line comes from stdout (``pulumi config --show-secrets --json``).
     """
     if isinstance(e, TeardownError):
         return e
@@ -183,9 +221,12 @@ def translate(e: BaseException, stack: str) -> TeardownError:
             f"no stack named {stack!r} in this project and backend (check `pulumi stack ls`)",
         )
     if isinstance(e, automation_errors.CommandError):
-        code, _, _ = _parts(e)
+        code, _, stderr = _parts(e)
+        hook = _hook_error(stderr)
+        if hook is not None:
+            return hook
         return PermanentError(
-            f"pulumi failed on stack {stack}: {_summary(e)}",
+            f"pulumi failed on stack {stack}: {_summary(e, stdout_ok=stdout_ok)}",
             code=f"exit-{code}" if code is not None else None,
         )
     text = str(e).splitlines()[0] if str(e) else ""
@@ -241,6 +282,16 @@ def describe_event(event: EngineEvent) -> str | None:
 
 
 @dataclass(frozen=True)
+class StackConfigValue:
+    """One value of a stack's config: the text Pulumi stores (a secret decrypted; objects and
+    lists set with ``--path`` as JSON), and whether it is a secret. The value never shows in a
+    repr."""
+
+    value: str = field(repr=False)
+    secret: bool = False
+
+
+@dataclass(frozen=True)
 class StackRef:
     """Which stack to drive: its name and the directory holding its ``Pulumi.yaml``."""
 
@@ -252,6 +303,8 @@ class _AutomationStack(Protocol):
     """The part of ``pulumi.automation.Stack`` this adapter uses (fakes implement just this)."""
 
     def export_stack(self) -> Any: ...
+
+    def get_all_config(self) -> Mapping[str, Any]: ...
 
     def destroy(self, **kwargs: Any) -> Any: ...
 
@@ -283,37 +336,65 @@ class PulumiStack:
             )
         return self._stack
 
-    def _call(self, fn: Callable[[_AutomationStack], _T]) -> _T:
+    def _call(self, fn: Callable[[_AutomationStack], _T], *, stdout_ok: bool = True) -> _T:
         try:
             return fn(self._selected())
         except TeardownError:
             raise
         except Exception as e:
             # ``from None``: the original may carry whole CLI outputs, secrets included.
-            raise translate(e, self.ref.name) from None
+            raise translate(e, self.ref.name, stdout_ok=stdout_ok) from None
 
     def _deployment(self) -> dict[str, Any]:
         """The raw ``deployment`` object of ``pulumi stack export`` (never stored, never logged)."""
+        return self._exported()[1]
+
+    def _exported(self) -> tuple[int, dict[str, Any]]:
+        """(version, deployment) of ``pulumi stack export``. The Automation API's ``Deployment``
+        keeps ``version`` and ``deployment`` only (``sdk/python/lib/pulumi/automation/
+        _workspace.py``): the export's ``features`` (version 4) do not reach teardown this way."""
         exported = self._call(lambda s: s.export_stack())
+        version = getattr(exported, "version", None)
+        version = version if isinstance(version, int) and not isinstance(version, bool) else 3
         deployment = getattr(exported, "deployment", None)
         if deployment is None:
-            return {}
+            return version, {}
         if not isinstance(deployment, Mapping):
             raise PermanentError(
                 f"pulumi stack export of {self.ref.name} returned "
                 f"{type(deployment).__name__}, expected an object"
             )
-        return dict(deployment)
+        return version, dict(deployment)
 
     def export(self, catalog: Catalog | None = None) -> StackState:
         """The stack's current state, read as :func:`parse_state` reads an export file (types
         mapped by ``catalog``, Huawei Cloud's by default)."""
-        deployment = self._deployment()
-        doc = {"version": 3, "deployment": deployment}
+        version, deployment = self._exported()
+        doc = {"version": version, "deployment": deployment}
         source = f"stack {self.ref.name}"
         if catalog is None:
             return parse_state(json.dumps(doc), source)
         return parse_state(json.dumps(doc), source, catalog)
+
+    def config(self) -> dict[str, StackConfigValue]:
+        """The stack's config (``Pulumi.<stack>.yaml``, and an ESC environment's
+        ``pulumiConfig``) by full key, ``namespace:key`` (``teardown:backup.retention_days``,
+        ``huaweicloud:region``), as ``get_all_config`` reads it (``pulumi config --show-secrets
+        --json``): secret values arrive decrypted, so they are never logged or stored here."""
+        values = self._call(lambda s: s.get_all_config(), stdout_ok=False)
+        if not isinstance(values, Mapping):
+            raise PermanentError(
+                f"pulumi config of {self.ref.name} returned {type(values).__name__}, "
+                "expected an object"
+            )
+        out: dict[str, StackConfigValue] = {}
+        for key, item in values.items():
+            value = getattr(item, "value", item)
+            out[str(key)] = StackConfigValue(
+                value if isinstance(value, str) else json.dumps(value),
+                bool(getattr(item, "secret", False)),
+            )
+        return out
 
     def refresh(self) -> None:
         """``pulumi refresh``: adopt what the cloud says, clear pending operations."""
@@ -406,7 +487,14 @@ class PulumiDestroyer:
             )
         if self.presence(resource) is Presence.GONE:
             return DestroyResult(Presence.GONE)
-        self.stack.destroy([resource.urn], run_program=self.stack.has_delete_hooks())
+        try:
+            self.stack.destroy([engine_urn(resource)], run_program=self.stack.has_delete_hooks())
+        except PermanentError:
+            # From CLI 3.238 a failing after-delete hook fails the deployment although the
+            # delete is committed: what the state says decides, not the exit code.
+            if self.presence(resource) is Presence.GONE:
+                return DestroyResult(Presence.GONE)
+            raise
         if self.presence(resource) is not Presence.GONE:
             raise PermanentError(
                 f"pulumi destroy finished but {resource.urn} is still in stack "
@@ -416,11 +504,20 @@ class PulumiDestroyer:
         return DestroyResult(Presence.GONE)
 
     def presence(self, resource: Resource) -> Presence:
-        """GONE when the URN is no longer in the exported state, else EXISTS."""
+        """GONE when the resource is no longer in the exported state, else EXISTS. A resource
+        is matched by the engine's URN and, when it has one, its cloud id: an old copy of a
+        replaced resource (``delete: true``) is keyed differently while its replacement is in
+        state, and it is the same copy either way."""
         state = self.stack.export()
-        urns = {r.urn for r in state.resources}
-        urns.update(state.skipped)
-        return Presence.EXISTS if resource.urn in urns else Presence.GONE
+        urn = engine_urn(resource)
+        if urn in state.skipped:
+            return Presence.EXISTS
+        for r in state.resources:
+            if engine_urn(r) == urn and (
+                resource.cloud_id is None or r.cloud_id in (None, resource.cloud_id)
+            ):
+                return Presence.EXISTS
+        return Presence.GONE
 
 
 # -- reconciliation --------------------------------------------------------------------------

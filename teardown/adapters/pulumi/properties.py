@@ -1,6 +1,7 @@
 """The properties of one resource in Pulumi state, read and checked one field at a time:
 names, tags, billing (``chargingMode``, ``orderId``, ``expiredTime``, ``autoRenew``),
-addresses, a server's disks (``volumeAttacheds``) and a disk's attachment.
+addresses, a server's disks (``volumeAttacheds``), a disk's attachment, and the resource's
+hooks (``resourceHooks``).
 
 The property names are those of the pulumi-huaweicloud provider (camelCase schema names),
 read from ``outputs`` and falling back to ``inputs``. Secret values are treated as absent.
@@ -18,7 +19,9 @@ from teardown.core.errors import StateError
 from teardown.core.model import Address, Billing, BillingMode, Disk, Kind
 
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
-"""The key Pulumi puts in every serialized secret value (with ``ciphertext`` or ``plaintext``)."""
+"""The key Pulumi puts in every serialized secret value (with ``ciphertext`` or ``plaintext``),
+and in its other special values: assets, archives, resource references, and the byte strings
+of the ``byteString`` feature (strings that are not UTF-8). All of them read as absent."""
 
 _DEFAULT_MODE: dict[Kind, BillingMode] = {
     Kind.SERVER: BillingMode.POST_PAID,  # the provider's default chargingMode
@@ -35,6 +38,21 @@ _MODES: dict[str, BillingMode] = {
 }
 
 EMPTY: dict[str, object] = {}
+
+HOOKS_KEY = "resourceHooks"
+"""Where the engine stores a resource's hooks (``apitype.ResourceV3.ResourceHooks``)."""
+
+HOOK_TYPES: tuple[str, ...] = (
+    "BeforeCreate",
+    "AfterCreate",
+    "BeforeUpdate",
+    "AfterUpdate",
+    "BeforeDelete",
+    "AfterDelete",
+    "OnError",
+)
+"""The engine's hook types (``resource.HookType`` in sdk/go/common/resource/resource_hooks.go),
+spelled as they are stored under :data:`HOOKS_KEY`."""
 
 
 def is_secret(value: object) -> bool:
@@ -87,6 +105,37 @@ class PropertyReader:
         return StateError(self.source, prefix + problem)
 
     # -- per-resource fields -----------------------------------------------------------------
+
+    def hooks(self, item: dict[str, object]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """``resourceHooks`` (the engine's ``map[HookType][]string``): an object of lists of hook
+        names, checked; (hook type, names) pairs sorted by type, empty lists left out. Hook types
+        teardown does not know (the engine may add some) are kept as they are."""
+        value = item.get(HOOKS_KEY)
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            raise self.fail(
+                f"'{HOOKS_KEY}' is {type_name(value)}, expected an object of hook type -> "
+                "hook names"
+            )
+        out: list[tuple[str, tuple[str, ...]]] = []
+        for hook_type, names in value.items():
+            if names is None:
+                continue
+            if not isinstance(names, list):
+                raise self.fail(
+                    f"'{HOOKS_KEY}.{hook_type}' is {type_name(names)}, "
+                    "expected a list of hook names"
+                )
+            for j, name in enumerate(names):
+                if not isinstance(name, str):
+                    raise self.fail(
+                        f"'{HOOKS_KEY}.{hook_type}[{j}]' is {type_name(name)}, expected a hook name"
+                    )
+            if names:
+                out.append((hook_type, tuple(names)))
+        out.sort()
+        return tuple(out)
 
     def props(self, item: dict[str, object], key: str) -> dict[str, object]:
         value = item.get(key)
@@ -161,7 +210,7 @@ class PropertyReader:
         if kind is Kind.NETWORK:
             return Billing(mode=BillingMode.FREE)
         strict = kind is not Kind.UNKNOWN
-        mode = _DEFAULT_MODE[kind]
+        mode = _DEFAULT_MODE.get(kind, BillingMode.UNKNOWN)
         text = self.opt_str(outputs, inputs, "chargingMode", strict=strict)
         if text is not None:
             found = _MODES.get(text.lower())
