@@ -287,6 +287,27 @@ def test_live_resource_and_its_old_copy_are_two_plan_entries_each_backed_up() ->
     )
 
 
+def test_under_a_pulumi_destroy_the_live_resource_carries_its_old_copy() -> None:
+    """``pulumi destroy --target URN`` deletes the URN's old copies too: the live resource's
+    destroy waits for the copy's backups, and the copy's destroy is the live one's. Through the
+    cloud API each is destroyed by its own id."""
+    from teardown.core.config import DestroyConfig, DestroyMethod
+
+    old = server(cloud_id="id-old", delete=True, resourceHooks=TEARDOWN_HOOKS_JSON)
+    state = parse(v4(server(), old))
+    live, copy = state.resources
+    pulumi = Config(destroy=DestroyConfig(method=DestroyMethod.PULUMI))
+    by_urn = {rp.resource.urn: rp for rp in make_plan(state.resources, pulumi, "dev").resources}
+    live_rp, copy_rp = by_urn[live.urn], by_urn[copy.urn]
+    assert live_rp.carries == (copy.urn,)
+    assert live_rp.destroy is not None and copy_rp.destroy is not None
+    assert {s.id for s in copy_rp.backups} <= set(live_rp.destroy.after)
+    assert live_rp.destroy.id in copy_rp.destroy.after
+
+    cloud = {rp.resource.urn: rp for rp in make_plan(state.resources, Config(), "dev").resources}
+    assert cloud[live.urn].carries == ()
+
+
 def test_the_only_entry_of_its_urn_is_keyed_by_the_urn_even_pending_delete() -> None:
     (r,) = parse(v4(server(delete=True))).resources
     assert (r.urn, r.pending_delete, engine_urn(r)) == (HW_SERVER, True, HW_SERVER)

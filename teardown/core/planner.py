@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from fnmatch import fnmatchcase
 
-from teardown.core.config import Config
+from teardown.core.config import Config, DestroyMethod
 from teardown.core.errors import BlastRadiusExceeded, ResourceRefused, ScopeRefused
 from teardown.core.model import (
     DATA_KINDS,
@@ -124,6 +124,8 @@ def make_plan(
         for r in resources
         if r.deleted_with in destroyed and r.deleted_with != r.urn and r.urn in destroyed
     }
+    if config.destroy.method is DestroyMethod.PULUMI:
+        carried.update(_copies_carried(resources, destroyed))
     plans: list[ResourcePlan] = []
     planned: dict[str, ResourcePlan] = {}
     for r in _parents_first(resources):
@@ -159,6 +161,19 @@ def make_plan(
     return Plan(
         scope=scope, resources=tuple(_block_cycles(ordered)), pre=tuple(pre), skipped=tuple(skipped)
     )
+
+
+def _copies_carried(resources: Sequence[Resource], destroyed: set[str]) -> dict[str, str]:
+    """Old copies of replaced resources (``pending_delete``), keyed ``<URN>#...`` beside their
+    live replacement (docs/pulumi-state.md) -> that URN: a Pulumi destroy of the URN also
+    deletes its copies, so the live resource's destroy carries them and waits for their
+    backups, as for deletedWith."""
+    out: dict[str, str] = {}
+    for r in resources:
+        live = r.urn.split("#", 1)[0]
+        if r.pending_delete and live != r.urn and live in destroyed and r.urn in destroyed:
+            out[r.urn] = live
+    return out
 
 
 def _parents_first(resources: Sequence[Resource]) -> list[Resource]:
