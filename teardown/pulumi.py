@@ -37,7 +37,8 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,26 @@ from teardown.adapters.pulumi.automation import StackConfigValue
 from teardown.app import pulumi_hooks as hooks
 from teardown.core.config import PullRule
 
-_HOOKS: dict[str, pulumi.ResourceHook] = {}
-"""Hooks by name: Pulumi wants each name registered once per program run."""
+_HOOKS: MutableMapping[object, dict[str, pulumi.ResourceHook]] = weakref.WeakKeyDictionary()
+"""Hooks by program run (its event loop), then by name: the engine wants each name registered
+once per run, and every run registers its own (an Automation API process runs its inline
+program once per ``up`` or ``destroy``, each in a new event loop; a hook registered in an
+earlier run is unknown to the next: ``hook "..." was not registered``)."""
+
+
+class _NoLoop:
+    """The run key outside any event loop (a hook binding made outside a program run)."""
+
+
+_NO_LOOP = _NoLoop()
+
+
+def _this_run() -> dict[str, pulumi.ResourceHook]:
+    try:
+        run: object = asyncio.get_running_loop()
+    except RuntimeError:
+        run = _NO_LOOP
+    return _HOOKS.setdefault(run, {})
 
 
 def _settings(pull: PullRule | None) -> hooks.HookSettings:
@@ -119,7 +138,8 @@ def _data(value: object) -> Any:
 
 
 def _hook(name: str, fn: hooks.HookFunction, pull: PullRule | None) -> pulumi.ResourceHook:
-    if name not in _HOOKS:
+    hooks_of_run = _this_run()
+    if name not in hooks_of_run:
 
         async def run(args: pulumi.ResourceHookArgs) -> None:
             # Async, with the blocking work in a thread: the engine calls the hooks of parallel
@@ -132,8 +152,8 @@ def _hook(name: str, fn: hooks.HookFunction, pull: PullRule | None) -> pulumi.Re
             if warning:
                 pulumi.log.warn(warning)
 
-        _HOOKS[name] = pulumi.ResourceHook(name, run)
-    return _HOOKS[name]
+        hooks_of_run[name] = pulumi.ResourceHook(name, run)
+    return hooks_of_run[name]
 
 
 def teardown_hooks(

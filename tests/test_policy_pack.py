@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -123,7 +124,7 @@ def offline_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Real ``pulumi.ResourceHook`` objects from the real ``teardown_hooks``, without an engine to
     register them with, and without leaking into teardown.pulumi's per-run hook table."""
     monkeypatch.setattr(pulumi.resource_hooks, "register_resource_hook", lambda hook: None)
-    monkeypatch.setattr(teardown_pulumi, "_HOOKS", {})
+    monkeypatch.setattr(teardown_pulumi, "_HOOKS", weakref.WeakKeyDictionary())
 
 
 @pytest.mark.usefixtures("offline_hooks")
@@ -421,9 +422,11 @@ Box("scratch", {"teardown:opt-out": "ci-scratch"})
 
 @pytest.mark.pulumi
 @pytest.mark.skipif(
-    shutil.which("pulumi") is None,
-    reason="the pulumi CLI (with its pulumi-language-python host, which runs Python policy "
-    "packs) is not on PATH; its installer downloads it, which this workplace cannot",
+    shutil.which("pulumi") is None or shutil.which("pulumi-language-python") is None,
+    reason="needs the pulumi CLI and its Python language host pulumi-language-python (which "
+    "runs Python policy packs) on PATH: scripts/get-pulumi builds the CLI, but the host's Go "
+    "module (github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python) is not served "
+    "by the Go module proxy (403), and its installer downloads it",
 )
 def test_pulumi_preview_with_the_policy_pack(tmp_path: Path) -> None:
     """The engine runs the pack on a real preview. No cloud provider plugin is at hand, so the

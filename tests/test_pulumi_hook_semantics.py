@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import weakref
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -206,7 +207,7 @@ class _Hooks:
                 made[name] = func
                 self.name = name
 
-        monkeypatch.setattr(teardown_pulumi, "_HOOKS", {})
+        monkeypatch.setattr(teardown_pulumi, "_HOOKS", weakref.WeakKeyDictionary())
         monkeypatch.setattr(pulumi, "ResourceHook", Recorded)
         monkeypatch.setattr(pulumi, "ResourceHookBinding", lambda **kw: kw, raising=True)
 
@@ -386,3 +387,22 @@ def test_a_hook_on_a_type_teardown_does_not_know_stops_the_delete_until_it_is_ma
         kinds_done = {s.kind for s in journal.steps(run_id) if s.outcome_at}
         assert {StepKind.SNAPSHOT, StepKind.PULL} <= kinds_done
         assert journal.resource_phases(run_id)[dyn_urn] is Phase.VERIFIED
+
+
+def test_each_program_run_registers_its_own_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An Automation API process runs its inline program once per ``up`` or ``destroy``, each
+    in a new event loop; a hook object of an earlier run is unknown to the engine's next one
+    (``hook "..." was not registered``, seen with the real CLI)."""
+    hooks = _Hooks(monkeypatch)
+    made: list[object] = []
+
+    async def program_run() -> None:
+        first: Any = teardown_pulumi.teardown_hooks(name="teardown-web-1")
+        again: Any = teardown_pulumi.teardown_hooks(name="teardown-web-1")
+        assert first["before_delete"] == again["before_delete"]  # once per run
+        made.append(first["before_delete"][0])
+
+    run_in_new_loop(program_run())
+    run_in_new_loop(program_run())
+    assert len(made) == 2 and made[0] is not made[1]
+    assert len(hooks.made) == 2  # both names (before, after) made in each run: same names

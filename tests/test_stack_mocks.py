@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,7 @@ def run_stack(monkeypatch: pytest.MonkeyPatch, config: dict[str, str]) -> StackR
     monkeypatch.setattr(teardown_pulumi, "teardown_hooks", recording_factory)
     # The factory caches hooks by name for the program run; a fresh cache keeps hooks made by an
     # earlier test (bound to its event loop) out of this run.
-    monkeypatch.setattr(teardown_pulumi, "_HOOKS", {})
+    monkeypatch.setattr(teardown_pulumi, "_HOOKS", weakref.WeakKeyDictionary())
 
     saved_config = dict(CONFIG.get())
     set_all_config(config)
