@@ -119,7 +119,10 @@ def _unsubscribe(resource_id: str) -> None:
 class SandboxServer(Resource, module="sandbox", name="Server"):
     """A sandbox server under Pulumi (type :data:`SERVER_TYPE`)."""
 
-    def __init__(self, name: str, opts: ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, opts: ResourceOptions | None = None, tags: dict[str, str] | None = None
+    ) -> None:
+        # ``tags`` are inputs only (what a policy sees); the outputs are the sandbox's.
         super().__init__(
             ServerProvider(),
             name,
@@ -128,7 +131,7 @@ class SandboxServer(Resource, module="sandbox", name="Server"):
                 "id": None,
                 "accessIpV4": None,
                 "chargingMode": None,
-                "tags": None,
+                "tags": tags,
             },
             opts,
         )

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
 import subprocess
 import sys
 import weakref
@@ -194,6 +192,18 @@ def test_extra_data_types_from_the_config_need_protect_or_an_opt_out() -> None:
     opt_out = {"teardown:opt-out": "restored-nightly"}
     assert violations(args_for(RDS, "orders", tags=opt_out, config=config)) == []
     assert violations(args_for(SERVER_TYPE, tags=opt_out, config=config)) == []
+
+
+def test_types_mapped_in_teardown_toml_are_guarded_by_a_hook_declaration() -> None:
+    """``hookedTypes``: types teardown.toml maps to a data kind ([types] kinds), which the hook
+    backs up: a declaration guards them; without a guard they are flagged with the hook fix."""
+    dynamic = "pulumi-python:dynamic/sandbox:Server"
+    config = {"hookedTypes": [dynamic]}
+    declared = {"teardown:before-delete": HOOK_NAME}
+    assert violations(args_for(dynamic, tags=declared, config=config)) == []
+    (message,) = violations(args_for(dynamic, tags={}, config=config))
+    assert "teardown_hooks(" in message
+    assert violations(args_for(dynamic, tags={})) == []  # not a data type unless configured
 
 
 def test_tag_keys_come_from_the_config() -> None:
@@ -385,7 +395,7 @@ def test_the_pack_serves_its_policy_over_grpc(
     assert policy.name == guard.POLICY_NAME
     assert policy.enforcementLevel == analyzer_pb2.ADVISORY
     schema = json_format.MessageToDict(policy.configSchema.properties)
-    assert set(schema) == {"extraDataTypes", "optOutTag", "hookTag"}
+    assert set(schema) == {"extraDataTypes", "hookedTypes", "optOutTag", "hookTag"}
     assert schema["optOutTag"]["default"] == "teardown:opt-out"
     assert schema["hookTag"]["default"] == "teardown:before-delete"
 
@@ -399,74 +409,6 @@ def test_the_pack_serves_its_policy_over_grpc(
 
 # --- the real engine ------------------------------------------------------------------------
 
-DYNAMIC_PROGRAM = """\
-import pulumi
-from pulumi.dynamic import CreateResult, Resource, ResourceProvider
 
-
-class Provider(ResourceProvider):
-    def create(self, props):
-        return CreateResult("id-" + props["label"], props)
-
-
-class Box(Resource):
-    def __init__(self, name, tags, opts=None):
-        super().__init__(Provider(), name, {"label": name, "tags": tags}, opts)
-
-
-Box("bare", {"env": "test"})
-Box("kept", {}, pulumi.ResourceOptions(protect=True))
-Box("scratch", {"teardown:opt-out": "ci-scratch"})
-"""
-
-
-@pytest.mark.pulumi
-@pytest.mark.skipif(
-    shutil.which("pulumi") is None or shutil.which("pulumi-language-python") is None,
-    reason="needs the pulumi CLI and its Python language host pulumi-language-python (which "
-    "runs Python policy packs) on PATH: scripts/get-pulumi builds the CLI, but the host's Go "
-    "module (github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python) is not served "
-    "by the Go module proxy (403), and its installer downloads it",
-)
-def test_pulumi_preview_with_the_policy_pack(tmp_path: Path) -> None:
-    """The engine runs the pack on a real preview. No cloud provider plugin is at hand, so the
-    program uses Pulumi's dynamic provider and the config declares its type as holding data."""
-    project = tmp_path / "proj"
-    project.mkdir()
-    (project / "Pulumi.yaml").write_text(
-        "name: policy-it\nruntime:\n  name: python\n  options:\n"
-        f"    toolchain: pip\n    virtualenv: {Path(sys.executable).parents[1]}\n"
-    )
-    (project / "__main__.py").write_text(DYNAMIC_PROGRAM)
-    config = tmp_path / "policy-config.json"
-    config.write_text(
-        json.dumps(
-            {
-                guard.POLICY_NAME: {
-                    "enforcementLevel": "mandatory",
-                    "extraDataTypes": ["pulumi-python:dynamic:Resource"],
-                }
-            }
-        )
-    )
-    (tmp_path / "backend").mkdir()
-    env = {
-        **os.environ,
-        "PULUMI_BACKEND_URL": f"file://{tmp_path / 'backend'}",
-        "PULUMI_CONFIG_PASSPHRASE": "test-only",
-        "PULUMI_HOME": str(tmp_path / "home"),
-    }
-    subprocess.run(
-        ["pulumi", "stack", "init", "it", "--non-interactive"],
-        cwd=project, env=env, check=True, capture_output=True,
-    )  # fmt: skip
-    preview = subprocess.run(
-        ["pulumi", "preview", "--non-interactive", "--policy-pack", str(PACK_DIR),
-         "--policy-pack-config", str(config)],
-        cwd=project, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    output = preview.stdout + preview.stderr
-    assert preview.returncode != 0, output
-    assert "pulumi-python:dynamic:Resource 'bare' holds data and is not guarded" in output
-    assert "'kept' holds data" not in output
-    assert "'scratch' holds data" not in output
+# The engine running the pack on a real preview: tests/test_pulumi_engine.py
+# (test_the_policy_pack_run_by_the_engine_rejects_an_unguarded_server).

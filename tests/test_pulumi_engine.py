@@ -290,3 +290,58 @@ def test_teardown_run_on_a_stack_through_the_automation_api(world: World) -> Non
         assert all(b["status"] == "succeeded" for b in rp["backups"]), rp["name"]
     # cache-1 is prepaid: the provider's unsubscribe refunded it, and the run recorded it
     assert float(report["money"]["recorded_refund"]) > 0
+
+
+POLICY_PACK = REPO / "stacks" / "policy"
+
+
+def test_the_policy_pack_run_by_the_engine_rejects_an_unguarded_server(world: World) -> None:
+    """``preview`` with teardown's policy pack (mandatory): the server bound to teardown's hooks
+    and declaring them passes, the bare one is rejected. No Python language host is at hand (its
+    module is not served), so the engine starts the pack as a binary analyzer: the pack's own
+    ``run-pack`` script."""
+
+    def program() -> None:
+        from teardown.pulumi import hook_tag, teardown_hooks
+        from tests.engine_provider import SandboxServer
+
+        binding = teardown_hooks(name="teardown-web-1")
+        SandboxServer("web-1", pulumi.ResourceOptions(hooks=binding), tags=hook_tag(binding))
+        SandboxServer("db-1", tags={"env": "test"})
+
+    stack = automation.create_or_select_stack(
+        stack_name="policy",
+        project_name=PROJECT,
+        program=program,
+        opts=automation.LocalWorkspaceOptions(
+            work_dir=str(world.project),
+            env_vars=world.env,
+            project_settings=automation.ProjectSettings(
+                name=PROJECT,
+                runtime="python",
+                backend=automation.ProjectBackend(world.env["PULUMI_BACKEND_URL"]),
+            ),
+        ),
+    )
+    config = world.root / "policy-config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "teardown-data-resources-guarded": {
+                    "enforcementLevel": "mandatory",
+                    "hookedTypes": [SERVER_TYPE],
+                }
+            }
+        )
+    )
+    lines: list[str] = []
+    with pytest.raises(automation.errors.CommandError) as rejected:
+        stack.preview(
+            policy_packs=[str(POLICY_PACK / "run-pack")],
+            policy_pack_configs=[str(config)],
+            on_output=lines.append,
+        )
+    output = "".join(lines) + str(rejected.value)
+    assert f"{SERVER_TYPE} 'db-1' holds data and is not guarded" in output
+    assert "'web-1' holds data" not in output
+    assert "mandatory" in output

@@ -87,6 +87,16 @@ CONFIG_SCHEMA = PolicyConfigSchema(
                 "teardown's hook does not back them up, so they need protect or the opt-out tag."
             ),
         },
+        "hookedTypes": {
+            "type": "array",
+            "items": {"type": "string", "pattern": TYPE_TOKEN},
+            "default": [],
+            "description": (
+                "More type tokens that hold data and that teardown's hook backs up because "
+                "teardown.toml maps them to a data kind ([types] kinds: component, "
+                "dynamic-provider or other providers' types): a hook declaration guards them."
+            ),
+        },
         "optOutTag": {
             "type": "string",
             "minLength": 1,
@@ -110,28 +120,45 @@ class GuardConfig:
     """The policy's settings, from the pack config (the engine fills in the schema defaults)."""
 
     extra_data_types: frozenset[str] = frozenset()
+    hooked_types: frozenset[str] = frozenset()
+    """Types teardown.toml maps to a data kind ([types] kinds): the hook backs them up."""
     opt_out_tag: str = DEFAULT_OPT_OUT_TAG
     hook_tag: str = DEFAULT_HOOK_TAG
     """Empty: hook declarations are not accepted."""
 
     @classmethod
     def from_policy_config(cls, config: Mapping[str, Any]) -> GuardConfig:
-        extra = config.get("extraDataTypes", [])
-        if not isinstance(extra, list | tuple) or not all(isinstance(t, str) for t in extra):
-            raise ValueError(f"{POLICY_NAME}: extraDataTypes must be a list of type tokens")
-        bad = [t for t in extra if not re.match(TYPE_TOKEN, t)]
-        if bad:
-            raise ValueError(f"{POLICY_NAME}: extraDataTypes: not type tokens: {bad}")
+        extra = _type_list(config, "extraDataTypes")
+        hooked = _type_list(config, "hookedTypes")
         opt_out = config.get("optOutTag", DEFAULT_OPT_OUT_TAG)
         hook = config.get("hookTag", DEFAULT_HOOK_TAG)
         if not isinstance(opt_out, str) or not opt_out:
             raise ValueError(f"{POLICY_NAME}: optOutTag must be a non-empty string")
         if not isinstance(hook, str):
             raise ValueError(f"{POLICY_NAME}: hookTag must be a string")
-        return cls(extra_data_types=frozenset(extra), opt_out_tag=opt_out, hook_tag=hook)
+        return cls(
+            extra_data_types=frozenset(extra),
+            hooked_types=frozenset(hooked),
+            opt_out_tag=opt_out,
+            hook_tag=hook,
+        )
 
     def data_types(self) -> frozenset[str]:
-        return HOOKED_DATA_TYPES | self.extra_data_types
+        return HOOKED_DATA_TYPES | self.hooked_types | self.extra_data_types
+
+    def hookable(self, resource_type: str) -> bool:
+        """Whether teardown's before-delete hook backs up this type."""
+        return resource_type in HOOKED_DATA_TYPES or resource_type in self.hooked_types
+
+
+def _type_list(config: Mapping[str, Any], key: str) -> list[str]:
+    value = config.get(key, [])
+    if not isinstance(value, list | tuple) or not all(isinstance(t, str) for t in value):
+        raise ValueError(f"{POLICY_NAME}: {key} must be a list of type tokens")
+    bad = [t for t in value if not re.match(TYPE_TOKEN, t)]
+    if bad:
+        raise ValueError(f"{POLICY_NAME}: {key}: not type tokens: {bad}")
+    return list(value)
 
 
 def _tags(props: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -157,7 +184,7 @@ def check_resource(
     tags = _tags(props)
     opt_out = config.opt_out_tag
     hook_tag = config.hook_tag
-    hookable = resource_type in HOOKED_DATA_TYPES
+    hookable = config.hookable(resource_type)
     problems: list[str] = []
 
     if opt_out in tags:
@@ -182,13 +209,15 @@ def check_resource(
     if not hookable:
         return (
             f"{what} teardown's before-delete hook does not back up this type (teardown's catalog "
-            f"lists only {', '.join(sorted(HOOKED_DATA_TYPES))} as holding data), so add "
-            f"{protect_fix}, or {opt_out_fix}."
+            f"lists only {', '.join(sorted(HOOKED_DATA_TYPES))} as holding data; map it in "
+            "teardown.toml's [types] kinds and list it in this pack's hookedTypes to guard it "
+            f"with the hook), so add {protect_fix}, or {opt_out_fix}."
         )
     if hook_tag:
         hook_fix = (
             "add opts=pulumi.ResourceOptions(hooks=teardown_hooks(...)) (from teardown.pulumi) "
-            f"and declare it with tags={{{hook_tag!r}: binding.before_delete[0].name}} "
+            "and declare it with tags={..., **hook_tag(binding)} (binding: that same "
+            f"teardown_hooks() result), that is {{{hook_tag!r}: binding.before_delete[0].name}} "
             f"(e.g. 'teardown-before-delete-0123456789'): {HOOKS_INVISIBLE}"
         )
     else:
