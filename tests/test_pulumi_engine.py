@@ -19,7 +19,7 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,20 +117,10 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         yield World(sb, tmp_path, project, config, journal, env)
 
 
-def make_stack(
-    world: World, name: str, servers: list[str], *, hooks: bool = True
-) -> automation.Stack:
-    def program() -> None:
-        from teardown.pulumi import teardown_hooks
-        from tests.engine_provider import SandboxServer
-
-        for server in servers:
-            opts = None
-            if hooks:
-                opts = pulumi.ResourceOptions(hooks=teardown_hooks(name=f"teardown-{server}"))
-            SandboxServer(server, opts)
-
-    stack = automation.create_or_select_stack(
+def inline_stack(world: World, name: str, program: Callable[[], None]) -> automation.Stack:
+    """An Automation API stack of ``program`` (inline: no language host) in the world's project
+    directory and local backend."""
+    return automation.create_or_select_stack(
         stack_name=name,
         project_name=PROJECT,
         program=program,
@@ -144,6 +134,22 @@ def make_stack(
             ),
         ),
     )
+
+
+def make_stack(
+    world: World, name: str, servers: list[str], *, hooks: bool = True
+) -> automation.Stack:
+    def program() -> None:
+        from teardown.pulumi import teardown_hooks
+        from tests.engine_provider import SandboxServer
+
+        for server in servers:
+            opts = None
+            if hooks:
+                opts = pulumi.ResourceOptions(hooks=teardown_hooks(name=f"teardown-{server}"))
+            SandboxServer(server, opts)
+
+    stack = inline_stack(world, name, program)
     stack.set_all_config(
         {
             "teardown:profile": automation.ConfigValue(str(world.profile())),
@@ -309,20 +315,7 @@ def test_the_policy_pack_run_by_the_engine_rejects_an_unguarded_server(world: Wo
         SandboxServer("web-1", pulumi.ResourceOptions(hooks=binding), tags=hook_tag(binding))
         SandboxServer("db-1", tags={"env": "test"})
 
-    stack = automation.create_or_select_stack(
-        stack_name="policy",
-        project_name=PROJECT,
-        program=program,
-        opts=automation.LocalWorkspaceOptions(
-            work_dir=str(world.project),
-            env_vars=world.env,
-            project_settings=automation.ProjectSettings(
-                name=PROJECT,
-                runtime="python",
-                backend=automation.ProjectBackend(world.env["PULUMI_BACKEND_URL"]),
-            ),
-        ),
-    )
+    stack = inline_stack(world, "policy", program)
     config = world.root / "policy-config.json"
     config.write_text(
         json.dumps(

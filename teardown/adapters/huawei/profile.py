@@ -239,6 +239,15 @@ _ENV = {
 provider's)."""
 
 
+def _env_value(env: Mapping[str, str], key: str) -> str | None:
+    """The first non-empty environment variable of :data:`_ENV` for the profile field ``key``."""
+    for name in _ENV[key]:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
 def profile_from_env(env: Mapping[str, str]) -> HuaweiProfile | None:
     """A profile from environment variables, or None when no access key is set.
 
@@ -255,11 +264,7 @@ def profile_from_env(env: Mapping[str, str]) -> HuaweiProfile | None:
     """
 
     def get(key: str) -> str | None:
-        for name in _ENV[key]:
-            value = env.get(name, "").strip()
-            if value:
-                return value
-        return None
+        return _env_value(env, key)
 
     if get("ak") is None and get("sk") is None:
         return None
@@ -324,11 +329,7 @@ def profile_from_pulumi_config(
         return (value.strip() or None) if isinstance(value, str) else None
 
     def environ(key: str) -> str | None:
-        for name in _ENV[key]:
-            value = env.get(name, "").strip()
-            if value:
-                return value
-        return None
+        return _env_value(env, key)
 
     if stack_config.get(PULUMI_TEMPORARY):
         raise ConfigError(
