@@ -135,6 +135,13 @@ class FakeClaims:
                 del data[r.urn]
         self.path.write_text(json.dumps(data))
 
+    def tag(self, resources: Sequence[Resource], tags: Sequence[tuple[str, str]]) -> None:
+        path = self.path.with_name("tags.json")
+        data = json.loads(path.read_text()) if path.exists() else {}
+        for r in resources:
+            data.setdefault(r.urn, {}).update(dict(tags))
+        path.write_text(json.dumps(data))
+
 
 @dataclass(frozen=True)
 class FakeAccount:

@@ -151,6 +151,9 @@ class MemoryClaims:
             if held is not None and held.run_id == run_id:
                 del self.held[r.urn]
 
+    def tag(self, resources: Sequence[Resource], tags: Sequence[tuple[str, str]]) -> None:
+        raise AssertionError("runs never write notices")
+
 
 def test_two_runs_from_two_directories_exactly_one_acts(tmp_path: Path) -> None:
     sb, cfg_a = prepare(tmp_path / "a")

@@ -45,6 +45,7 @@ from teardown.cli.orders import orders
 from teardown.cli.progress import events_option, quiet_option
 from teardown.cli.render import render_plan
 from teardown.cli.sandbox import sandbox
+from teardown.cli.sweep import sweep
 from teardown.core.config import Config
 from teardown.core.model import Plan
 from teardown.core.phases import RunPhase
@@ -529,6 +530,7 @@ cli.add_command(status)
 cli.add_command(runs)
 cli.add_command(verify)
 cli.add_command(restore)
+cli.add_command(sweep)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -38,9 +38,15 @@ class JsonLines:
         self._file: IO[str] = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
         self.label = f"the events file {path}"
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Event, extra: Mapping[str, str] | None = None) -> None:
+        """Write ``event``; ``extra`` adds fields (a sweep adds the ``scope``)."""
         fields = {k: _json_value(v) for k, v in dataclasses.asdict(event).items()}
-        record = {"event": type(event).__name__, "at": datetime.now(UTC).isoformat(), **fields}
+        record = {
+            "event": type(event).__name__,
+            "at": datetime.now(UTC).isoformat(),
+            **fields,
+            **(extra or {}),
+        }
         self._file.write(json.dumps(record, sort_keys=True) + "\n")
 
     def close(self) -> None:

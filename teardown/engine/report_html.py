@@ -49,6 +49,11 @@ _ENV = Environment(
 _ENV.filters["coord"] = lambda value: f"{value:.1f}"
 
 
+def template(name: str) -> Any:
+    """A page template of ``teardown/engine/templates`` (autoescaped, strict, escapes shown)."""
+    return _ENV.get_template(name)
+
+
 # -- what the page shows --------------------------------------------------------------------
 
 
@@ -515,4 +520,4 @@ def render_html(report: dict[str, Any], timeline: list[dict[str, Any]]) -> str:
     return _ENV.get_template("report.html.j2").render(page=page_view(report, timeline))
 
 
-__all__ = ["Page", "page_view", "pull_notes", "render_html", "timeline_from_events"]
+__all__ = ["Page", "page_view", "pull_notes", "render_html", "template", "timeline_from_events"]

@@ -337,6 +337,11 @@ class Claims(Protocol):
         """Remove this run's claim from each resource that still carries it."""
         ...
 
+    def tag(self, resources: Sequence[Resource], tags: Sequence[tuple[str, str]]) -> None:
+        """Write these tags on each resource that still exists: notices for people, who may
+        change or remove them (``teardown:sweep-after``, written by ``sweep --mark``)."""
+        ...
+
 
 __all__ = [
     "Artifact",

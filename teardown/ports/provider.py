@@ -25,10 +25,11 @@ from teardown.core.reminders import Reminder
 from teardown.core.resource_plan import Estimator
 from teardown.ports import Billing, Claims, Destroyer, Inventory, Snapshotter
 
-PROVIDER_API = 3
+PROVIDER_API = 4
 """The version of this interface. A change that breaks providers increments it (2: the
 estimator and the reminders are asked for one account, whose site may change the rules; 3: an
-account from a Pulumi stack's provider config)."""
+account from a Pulumi stack's provider config; 4: ``Claims.tag`` writes notices such as
+``teardown:sweep-after``)."""
 
 Sleep = Callable[[float], None]
 

@@ -172,5 +172,11 @@ class HuaweiClaims(ApiCaller):
             if tags is not None and tags.get(RUN_KEY) == run_id:
                 self._write(r, "delete", [(RUN_KEY, run_id), (BEAT_KEY, tags.get(BEAT_KEY, ""))])
 
+    def tag(self, resources: Sequence[Resource], tags: Sequence[tuple[str, str]]) -> None:
+        """Write ``tags`` on each server or disk that still exists (ECS/EVS tag APIs)."""
+        for r in resources:
+            if self._taggable(r):
+                self._write(r, "create", tags)
+
 
 __all__ = ["BEAT_KEY", "RUN_KEY", "HuaweiClaims"]

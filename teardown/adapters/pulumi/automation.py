@@ -24,6 +24,7 @@ import shlex
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
@@ -46,9 +47,11 @@ __all__ = [
     "DELETE_HOOK_TYPES",
     "HOOK_KEYS",
     "PulumiDestroyer",
+    "PulumiProject",
     "PulumiStack",
     "PulumiUnavailable",
     "StackConfigValue",
+    "StackInfo",
     "StackRef",
     "describe_event",
     "reconcile_commands",
@@ -456,6 +459,64 @@ class PulumiStack:
                     if norm in DELETE_HOOK_TYPES and names:
                         return True
         return False
+
+
+# -- the project's stacks (for sweep) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """A stack of a project, as ``pulumi stack ls`` shows it."""
+
+    name: str
+    last_update: datetime | None
+
+
+class PulumiProject:
+    """The stacks of the Pulumi project in ``work_dir`` (its ``Pulumi.yaml`` and backend), for
+    ``teardown sweep``: list them, read and write their tags."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        workspace: Callable[..., Any] = automation.LocalWorkspace,
+    ) -> None:
+        self.work_dir = work_dir
+        self._make = workspace
+        self._workspace: Any = None
+
+    def _call(self, fn: Callable[[Any], _T], what: str) -> _T:
+        try:
+            if self._workspace is None:
+                if self._make is automation.LocalWorkspace and shutil.which("pulumi") is None:
+                    raise PulumiUnavailable()
+                self._workspace = self._make(work_dir=str(self.work_dir))
+            return fn(self._workspace)
+        except TeardownError:
+            raise
+        except Exception as e:
+            raise translate(e, what) from None
+
+    def stacks(self) -> list[StackInfo]:
+        """Every stack of the project, with its last update (None: never updated)."""
+        found = self._call(lambda w: w.list_stacks(), f"project {self.work_dir}")
+        out = []
+        for s in found:
+            when = getattr(s, "last_update", None)
+            if isinstance(when, datetime) and when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            out.append(StackInfo(str(s.name), when if isinstance(when, datetime) else None))
+        return out
+
+    def tags(self, stack: str) -> dict[str, str]:
+        """The stack's tags (``pulumi stack tag ls``)."""
+        found = self._call(lambda w: w.list_tags(stack), stack)
+        return {str(k): str(v) for k, v in (found or {}).items()}
+
+    def tag(self, stack: str, key: str, value: str) -> None:
+        """Set one tag on the stack (``pulumi stack tag set``)."""
+        self._call(lambda w: w.set_tag(stack, key, value), stack)
 
 
 # -- the Destroyer port ----------------------------------------------------------------------
