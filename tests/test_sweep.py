@@ -19,6 +19,9 @@ from teardown.cli.main import cli
 from teardown.sandbox.billing import still_billing
 from teardown.sandbox.runtime import Sandbox
 from teardown.support.clock import SystemClock
+from tests.test_notify import Hook, hook
+
+__all__ = ["hook"]  # the webhook listener fixture, shared with test_notify.py
 
 CONFIG = """
 [backup]
@@ -100,8 +103,15 @@ def test_a_dry_sweep_lists_what_it_would_do_and_changes_nothing(envs: CiEnvs) ->
     assert set(envs.servers()) == ALL
 
 
-def test_the_sweep_takes_exactly_the_expired_environments(envs: CiEnvs) -> None:
-    result = envs.sweep("--tag", "env=ci", "--older-than", "6h", "--yes", "--json")
+def test_the_sweep_takes_exactly_the_expired_environments(
+    envs: CiEnvs, hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWEEP_HOOK", f"{hook.base}/hooks/sweep")
+    events = envs.root / "events.jsonl"
+    result = envs.sweep(
+        "--tag", "env=ci", "--older-than", "6h", "--yes", "--json",
+        "--events", str(events), "--notify", "${env:SWEEP_HOOK}",
+    )  # fmt: skip
     report = report_of(result)
     lines = {line["scope"]: line for line in report["scopes"]}
 
@@ -130,6 +140,20 @@ def test_the_sweep_takes_exactly_the_expired_environments(envs: CiEnvs) -> None:
         assert not [b for b in line["still_billing"] if b.get("resource_id") in gone_ids]
     refund = ledger_refund(envs, "ci-101-db")
     assert refund > 0 and float(lines["ci-101"]["refunded"]) == refund
+
+    # the account's vaults bill once, however many scopes used them
+    run_report = json.loads(
+        (envs.root / "runs" / lines["ci-101"]["run_id"] / "report.json").read_text()
+    )
+    assert report["money"]["backups_monthly"] == run_report["money"]["backups_monthly"]
+
+    # the webhook got the summary; every event line names its scope
+    (posted,) = hook.received
+    assert posted.path == "/hooks/sweep" and posted.content_type == "application/json"
+    text = json.loads(posted.body)["text"]
+    assert "| ci-101 |" in text and "exit code **3**" in text
+    scopes_seen = {json.loads(x)["scope"] for x in events.read_text().splitlines()}
+    assert scopes_seen == {"ci-101", "ci-103"}  # prod-db never ran
 
     sweep_dir = envs.root / "sweeps" / report["sweep_id"]
     assert {p.name for p in sweep_dir.iterdir()} == {"sweep.json", "summary.md", "sweep.html"}

@@ -338,8 +338,10 @@ def sweep_report(
             "currency": currency,
             "refunded": str(sum((_money(rep, "recorded_refund") for rep in reports), Decimal(0))),
             "fees": str(sum((_money(rep, "recorded_fee") for rep in reports), Decimal(0))),
+            # The backup vaults bill by capacity for the whole account: every run reports the
+            # same vaults, so they are counted once, not once per scope.
             "backups_monthly": str(
-                sum((_money(rep, "backups_monthly") for rep in reports), Decimal(0))
+                max((_money(rep, "backups_monthly") for rep in reports), default=Decimal(0))
             ),
         },
         "exit_code": exit_code(results),

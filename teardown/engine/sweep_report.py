@@ -43,9 +43,14 @@ def render_summary(report: dict[str, Any]) -> str:
     m = report["money"]
     lines += [
         "",
-        f"Refunded **{m['refunded']} {m['currency']}**; fees {m['fees']}; the backups cost "
-        f"{m['backups_monthly']} a month.",
+        f"Refunded **{m['refunded']} {m['currency']}**; fees {m['fees']}; the backup vaults "
+        f"(the account's, shared by every scope) cost {m['backups_monthly']} a month.",
     ]
+    if report.get("dry_run"):
+        lines += ["", "## Would sweep (dry run: run again with --yes)", ""]
+        lines += [
+            f"- {_cell(x['scope'])}: {_cell(x['why'])}" for x in report.get("selected", [])
+        ] or ["- nothing"]
     if report["left"]:
         lines += ["", "## Left alone", ""]
         lines += [f"- {_cell(x['what'])}: {_cell(x['reason'])}" for x in report["left"]]
