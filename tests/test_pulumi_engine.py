@@ -338,3 +338,30 @@ def test_the_policy_pack_run_by_the_engine_rejects_an_unguarded_server(world: Wo
     assert f"{SERVER_TYPE} 'db-1' holds data and is not guarded" in output
     assert "'web-1' holds data" not in output
     assert "mandatory" in output
+
+
+def test_sweep_of_stacks_by_name_glob(world: World) -> None:
+    """``teardown sweep --stack-glob 'ci-*'``: every matching stack of the project is a scope,
+    destroyed through the engine; a stack that does not match is left as it is."""
+    for name, servers in (("ci-a", ["web-1"]), ("ci-b", ["cache-1"]), ("keep-db", ["db-1"])):
+        make_stack(world, name, servers, hooks=False).up(on_output=lambda _: None)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "sweep", "--stack-glob", "ci-*", "--cwd", str(world.project),
+            "--destroy-with", "pulumi", "--profile", str(world.profile()),
+            "--config", str(world.config), "--yes", "--quiet", "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {line["scope"]: line["exit_code"] for line in report["scopes"]} == {
+        "ci-a": 0,
+        "ci-b": 0,
+    }
+    assert all(line["destroyed"] == 1 for line in report["scopes"])
+    left = world.names()
+    assert "db-1" in left and not {"web-1", "cache-1"} & left
+    assert [r["type"] for r in export(world, "keep-db")["deployment"]["resources"]].count(
+        SERVER_TYPE
+    ) == 1
