@@ -153,16 +153,15 @@ def _show_selection(selection: Any, dry: bool) -> None:
 @click.option(
     "--max-scopes",
     type=click.IntRange(1, 10_000),
-    default=50,
-    show_default=True,
-    help="Refuse the whole sweep when more scopes than this are selected.",
+    default=None,
+    help="Refuse the whole sweep when more scopes than this are selected (default: "
+    "[sweep] max_scopes, 50).",
 )
 @click.option(
     "--parallel-scopes",
     type=click.IntRange(1, 64),
-    default=4,
-    show_default=True,
-    help="Scopes run at the same time.",
+    default=None,
+    help="Scopes run at the same time (default: [sweep] parallel_scopes, 4).",
 )
 @click.option(
     "--yes", is_flag=True, help="Act. Without it the sweep is a dry run: it shows what it would do."
@@ -199,8 +198,8 @@ def sweep(
     mark: bool,
     notice: timedelta,
     require_mark: bool,
-    max_scopes: int,
-    parallel_scopes: int,
+    max_scopes: int | None,
+    parallel_scopes: int | None,
     yes: bool,
     resume_last: bool,
     as_json: bool,
@@ -237,6 +236,8 @@ def sweep(
       teardown sweep --resume --yes
     """
     config = load_config(config_path)
+    max_scopes = max_scopes or config.sweep.max_scopes
+    parallel_scopes = parallel_scopes or config.sweep.parallel_scopes
     rules = SweepRules(
         tags=parse_tags(tags),
         older_than=older_than,

@@ -395,6 +395,30 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class SweepConfig:
+    """``[sweep]``: ``teardown sweep`` over all scopes (each scope also obeys ``[scope]``).
+
+    Example::
+
+        [sweep]
+        max_scopes = 20
+        parallel_scopes = 8
+    """
+
+    __pydantic_config__ = _STRICT
+    max_scopes: int = 50
+    """Refuse the whole sweep when more scopes than this are selected (``--max-scopes``)."""
+    parallel_scopes: int = 4
+    """Scopes run at the same time (``--parallel-scopes``)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_scopes <= 10_000:
+            raise ValueError("max_scopes must be 1 to 10000")
+        if not 1 <= self.parallel_scopes <= 64:
+            raise ValueError("parallel_scopes must be 1 to 64")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole ``teardown.toml``. Every table is optional."""
 
@@ -408,6 +432,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     ssh: SshConfig = field(default_factory=SshConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
     def __post_init__(self) -> None:
         # ``${env:NAME}`` in a pull rule's commands: only what [ssh] pass_env allows.
