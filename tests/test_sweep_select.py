@@ -634,3 +634,13 @@ def test_keep_tag_never_selected_exhaustive() -> None:
         sel = select(servers, [], r, NOW)
         assert sel.scopes == ()
         assert all("kept by tag keep" in x.reason for x in sel.left)
+
+
+def test_stack_tags_narrow_the_stacks() -> None:
+    stacks = [
+        StackCandidate("ci-a", NOW - timedelta(days=2), {"team": "web"}),
+        StackCandidate("ci-b", NOW - timedelta(days=2), {"team": "db"}),
+        StackCandidate("ci-c", NOW - timedelta(days=2)),
+    ]
+    rules = SweepRules(stack_globs=("ci-*",), stack_tags=(("team", "web"),))
+    assert [s.name for s in select([], stacks, rules, NOW).scopes] == ["ci-a"]

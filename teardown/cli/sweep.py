@@ -43,6 +43,16 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(e)) from None
 
 
+def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{v!r} is not KEY=VALUE", param_hint=flag)
+        out.append((key, value))
+    return tuple(out)
+
+
 def _scoped(lines: JsonLines, scope: Scope) -> Observer:
     """Events of one scope's run as JSON lines carrying the scope's name."""
 
@@ -120,6 +130,13 @@ def _show_selection(selection: Any, dry: bool) -> None:
     help="Pulumi stacks of the project in --cwd to consider (repeatable).",
 )
 @click.option(
+    "--stack-tag",
+    "stack_tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Stacks must also carry this stack tag (repeatable).",
+)
+@click.option(
     "--cwd",
     "work_dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -193,6 +210,7 @@ def sweep(
     exclude: tuple[str, ...],
     keep_tag: str,
     stack_globs: tuple[str, ...],
+    stack_tags: tuple[str, ...],
     work_dir: Path,
     destroy_with: str | None,
     mark: bool,
@@ -243,6 +261,7 @@ def sweep(
         older_than=older_than,
         newer_than=newer_than,
         stack_globs=tuple(stack_globs),
+        stack_tags=_pairs(stack_tags, "--stack-tag"),
         exclude=tuple(exclude),
         keep_tag=keep_tag,
         group_by=group_by,

@@ -12,7 +12,8 @@ Candidates
     value compared exactly). ``no_tags_no_servers``: with no ``tags`` at all, no server is a
     candidate (as no ``stack_globs`` means no stacks), so a sweep of stacks never reaches the
     account's other servers. ``stack_globs_select_stacks``: a stack is a candidate when its name
-    matches one of ``stack_globs`` (``fnmatchcase``); ``tags`` do not apply to stacks.
+    matches one of ``stack_globs`` (``fnmatchcase``) and carries every ``stack_tags`` pair;
+    ``tags`` do not apply to stacks.
     Non-candidates are not reported.
 
 Vetoes (a vetoed candidate is left, whatever else it carries)
@@ -136,6 +137,8 @@ class SweepRules:
     """Also required: created / last updated after ``now - newer_than``."""
     stack_globs: tuple[str, ...] = ()
     """Which stacks are candidates at all (``fnmatchcase``). None: no stacks."""
+    stack_tags: tuple[tuple[str, str], ...] = ()
+    """A stack must also carry every pair among its stack tags (exact)."""
     exclude: tuple[str, ...] = ()
     """Globs over scope names and server names (folded): left alone."""
     keep_tag: str = "keep"
@@ -264,7 +267,7 @@ def select(
 
     for st in stacks:
         glob = next((g for g in rules.stack_globs if fnmatchcase(st.name, g)), None)
-        if glob is None:
+        if glob is None or any(st.tags.get(k) != v for k, v in rules.stack_tags):
             continue
         what = f"stack {st.name}"
         plain = f"matches stack glob {glob!r} (no age rule)"
