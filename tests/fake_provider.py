@@ -96,6 +96,9 @@ class FakeInventory:
             out.append(r)
         return out
 
+    def servers(self, tags: Sequence[tuple[str, str]]) -> list[Resource]:
+        return [r for r in self.resources((), tags) if r.kind is Kind.SERVER]
+
     def pending_orders(self) -> list[PendingOrder]:
         return []
 

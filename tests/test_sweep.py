@@ -94,8 +94,16 @@ def report_of(result: Result) -> dict[str, Any]:
     return report
 
 
+def calls(envs: CiEnvs) -> list[str]:
+    assert envs.sb.store is not None
+    return [r[0] for r in envs.sb.store.conn.execute("SELECT operation FROM calls ORDER BY id")]
+
+
 def test_a_dry_sweep_lists_what_it_would_do_and_changes_nothing(envs: CiEnvs) -> None:
+    before = len(calls(envs))
     result = envs.sweep("--tag", "env=ci", "--older-than", "6h", "--json")
+    # the selection needs only the server listing: no disk, address or billing read per server
+    assert set(calls(envs)[before:]) == {"ecs.ListServersDetails"}
     assert result.exit_code == 0, result.output
     report = report_of(result)
     assert report["dry_run"] is True and report["scopes"] == []

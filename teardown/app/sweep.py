@@ -77,8 +77,8 @@ def candidates(
     """The servers carrying the rules' tags (asked of the cloud, then re-checked by
     :func:`select`) and, when the rules name stack globs, the project's stacks."""
     servers: list[ServerCandidate] = []
-    if rules.tags or not rules.stack_globs:
-        found = account.inventory(tuning.sleep).resources((), rules.tags)
+    if rules.tags:  # no tags: no server is a candidate (core.sweep)
+        found = account.inventory(tuning.sleep).servers(rules.tags)
         servers = [
             ServerCandidate(r.cloud_id or r.urn, r.name, dict(r.tags), r.created_at)
             for r in found

@@ -109,6 +109,13 @@ class Inventory(Protocol):
         """
         ...
 
+    def servers(self, tags: Sequence[tuple[str, str]]) -> list[Resource]:
+        """The servers carrying every tag, as one listing gives them: name, tags, creation time
+        and account, but no disks, addresses or billing facts (a quick look, e.g. what
+        ``teardown sweep`` selects from; plan with :meth:`resources`). The cloud's filters may
+        be ignored: callers re-check what came back."""
+        ...
+
     def pending_orders(self) -> list[PendingOrder]:
         """Every order of the account pending payment, with the resource ids its lines name."""
         ...

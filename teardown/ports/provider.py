@@ -29,7 +29,7 @@ PROVIDER_API = 4
 """The version of this interface. A change that breaks providers increments it (2: the
 estimator and the reminders are asked for one account, whose site may change the rules; 3: an
 account from a Pulumi stack's provider config; 4: ``Claims.tag`` writes notices such as
-``teardown:sweep-after``)."""
+``teardown:sweep-after``, ``Inventory.servers`` lists servers quickly)."""
 
 Sleep = Callable[[float], None]
 

@@ -303,6 +303,24 @@ class HuaweiInventory(ApiCaller):
         reader = BillReader(self.clients, sleep=self._sleep, retry=self._retry)
         return reader.bills(self._list_servers, eips=self._eips)
 
+    def servers(self, tags: Sequence[tuple[str, str]]) -> list[Resource]:
+        """The servers carrying every tag, from the paged ECS listing alone (re-checked against
+        each tag): no EVS, EIP or BSS call."""
+        account = self.clients.profile.account
+        return [
+            Resource(
+                urn=server_urn(s.id),
+                type=SERVER_TYPE,
+                kind=Kind.SERVER,
+                name=s.name,
+                cloud_id=s.id,
+                tags=_tags(s.tags),
+                account=account,
+                created_at=parse_time(s.created),
+            )
+            for s in self._servers((), tags)
+        ]
+
     # -- the whole inventory -------------------------------------------------------------
 
     def resources(
