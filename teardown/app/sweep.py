@@ -16,11 +16,10 @@ completed; 1 every scope that ran failed.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -110,7 +109,7 @@ def mark(
     selection: Selection,
     targets: SweepTargets,
     now: datetime,
-    notice: Any,
+    notice: timedelta,
     tuning: services.Tuning,
 ) -> str:
     """Tag every selected server and stack with ``teardown:sweep-after`` (``now`` + ``notice``);
@@ -400,10 +399,6 @@ def resume(report: Mapping[str, Any], ctx: SweepContext, parallel: int) -> list[
         else:
             jobs.append(partial(run_scope, scope, ctx))
     return run_all(jobs, parallel)
-
-
-def env_of(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    return dict(os.environ if environ is None else environ)
 
 
 __all__ = [

@@ -26,7 +26,7 @@ from teardown.cli.common import (
 from teardown.cli.execute import tuning as tuning_of
 from teardown.cli.progress import JsonLines, events_option, quiet_option
 from teardown.core.errors import InputError, TeardownError
-from teardown.core.sweep import Scope, ScopeKind, SweepRules, parse_duration
+from teardown.core.sweep import Scope, ScopeKind, Selection, SweepRules, parse_duration
 from teardown.engine.events import Event, Observer
 from teardown.engine.runner import new_run_id
 from teardown.engine.sweep_report import render_summary
@@ -77,7 +77,7 @@ def _progress(scope: Scope) -> Observer:
     return show
 
 
-def _show_selection(selection: Any, dry: bool) -> None:
+def _show_selection(selection: Selection, dry: bool) -> None:
     if not selection.scopes:
         echo("teardown sweep: nothing to sweep.", err=True)
     for s in selection.scopes:
