@@ -501,3 +501,14 @@ def test_plan_of_a_stack_applies_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
     kinds = [(rp.resource.urn, rp.resource.kind) for rp in planned.plan.resources]
     assert kinds == [(WEB, Kind.SERVER), (WEB_OLD, Kind.SERVER)]
     assert not planned.plan.blockers
+
+
+def test_the_plan_says_which_entries_it_leaves_out_and_why(tmp_path: Path) -> None:
+    """Routine entries (the stack, providers, components) are only counted; an entry left out
+    for a reason that matters (already deleted by the engine) gets a line."""
+    state = tmp_path / "dev.json"
+    state.write_text(json.dumps(v4(server(), server("cache", "id-cache", pendingReplacement=True))))
+    result = CliRunner().invoke(cli, ["plan", "--state", str(state), "--json"])
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("teardown: not planned:")]
+    assert "::cache:" in line and "already deleted" in line

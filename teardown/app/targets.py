@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from teardown.adapters.pulumi.automation import PulumiStack, StackRef
-from teardown.adapters.pulumi.state import read_state, with_kinds
+from teardown.adapters.pulumi.state import ROUTINE_SKIPS, StackState, read_state, with_kinds
 from teardown.app import services
 from teardown.app.config import apply_stack_config
 from teardown.app.providers import provider_of
@@ -82,6 +82,9 @@ class Planned:
     config: Config | None = None
     """The configuration the plan was made with: the caller's, with a stack's ``teardown:``
     keys applied. Run the plan with this one (None: the caller's, unchanged)."""
+    skip_notes: tuple[str, ...] = ()
+    """A state's entries left out for a reason worth saying (``pendingReplacement``: already
+    deleted; external; an old copy without a cloud id...), as ``<urn>: <why>``."""
 
 
 def _catalog(profile: Account | None, config: Config) -> Catalog:
@@ -89,6 +92,10 @@ def _catalog(profile: Account | None, config: Config) -> Catalog:
     an offline preview), with ``[types] kinds`` over it."""
     base = None if profile is None else provider_of(profile).catalog
     return with_kinds(base, config.types.kinds)
+
+
+def _skip_notes(state: StackState) -> tuple[str, ...]:
+    return tuple(f"{urn}: {why}" for urn, why in state.skip_reasons if why not in ROUTINE_SKIPS)
 
 
 def plan_targets(
@@ -150,7 +157,12 @@ def plan_targets(
             include_foreign=source.include_foreign,
         )
         planned = Planned(
-            plan, profile, None if cloud else stack, source.stack if cloud else None, config
+            plan,
+            profile,
+            None if cloud else stack,
+            source.stack if cloud else None,
+            config,
+            _skip_notes(state),
         )
     else:
         assert source.state is not None
@@ -164,7 +176,9 @@ def plan_targets(
             destroy_with_cloud=True,
             include_foreign=source.include_foreign,
         )
-        planned = Planned(plan, profile, None, state.stack or source.state.stem, config)
+        planned = Planned(
+            plan, profile, None, state.stack or source.state.stem, config, _skip_notes(state)
+        )
     if profile is not None:
         services.check_runnable(planned.plan, profile)
     return planned

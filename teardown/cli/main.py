@@ -301,6 +301,8 @@ def plan(
         offline=planned.profile is None,
         account=planned.profile,
     )
+    for note in planned.skip_notes:
+        echo(f"teardown: not planned: {note}", err=True)
     if planned.plan.blocked:
         for b in planned.plan.blockers:
             echo(f"teardown: blocked: {b.message}", err=True)

@@ -95,6 +95,8 @@ _SKIP_PENDING_REPLACEMENT = (
     "pendingReplacement: the engine already deleted it in the cloud (delete-before-replace); "
     "the entry waits for its replacement"
 )
+ROUTINE_SKIPS = frozenset({_SKIP_STACK, _SKIP_PROVIDER, _SKIP_COMPONENT})
+"""Skip reasons every stack has (not worth a line in a plan)."""
 _SKIP_NO_ID = "delete: true without a cloud id: nothing in the cloud to back up or delete"
 
 _T = TypeVar("_T")
