@@ -547,3 +547,23 @@ def test_real_stack_config_reaches_the_plan(
     result = CliRunner().invoke(cli, ["plan", "--stack", "dev", "--cwd", str(project), "--json"])
     assert result.exit_code == 0, result.stderr
     assert retention(json.loads(result.stdout)) == {7}
+
+
+def test_a_config_file_named_by_the_stack_is_used_unless_config_is_given(
+    stack_seam: ConfiguredStack, tmp_path: Path
+) -> None:
+    """``teardown:config`` names the teardown.toml (relative to the project, ``--cwd``) when no
+    ``--config`` is given; ``--config`` wins; the stack's ``teardown:`` keys go over either."""
+    (tmp_path / "stack-teardown.toml").write_text("[backup]\nretention_days = 12\n")
+    (tmp_path / "given.toml").write_text("[backup]\nretention_days = 5\n")
+    stack_seam.config["teardown:config"] = automation.ConfigValue("stack-teardown.toml")
+    code, doc, err = plan_json()
+    assert code == 0, err
+    assert retention(doc) == {12}
+    code, doc, err = plan_json("--config", str(tmp_path / "given.toml"))
+    assert code == 0, err
+    assert retention(doc) == {5}
+    stack_seam.config["teardown:backup.retention_days"] = automation.ConfigValue("9")
+    code, doc, err = plan_json()
+    assert code == 0, err
+    assert retention(doc) == {9}

@@ -23,7 +23,7 @@ from pathlib import Path
 from teardown.adapters.pulumi.automation import PulumiStack, StackRef
 from teardown.adapters.pulumi.state import ROUTINE_SKIPS, StackState, read_state, with_kinds
 from teardown.app import services
-from teardown.app.config import apply_stack_config
+from teardown.app.config import apply_stack_config, load_config
 from teardown.app.providers import provider_of
 from teardown.core.config import Config, DestroyConfig, DestroyMethod
 from teardown.core.errors import InputError
@@ -47,6 +47,9 @@ class TargetSource:
     all_regions: bool = False
     """Account-wide pending orders (``billing.pending_orders = "account"``) of every region,
     not only the profile's."""
+    config_given: bool = True
+    """The caller's config was named (``--config``); otherwise a stack's ``teardown:config``
+    (a teardown.toml, relative to the project) is loaded in its place."""
 
     def check(self) -> None:
         """InputError unless exactly one source is given and the destroy mode fits it."""
@@ -138,8 +141,12 @@ def plan_targets(
         stack = PulumiStack(StackRef(source.stack, source.work_dir))
         settings = stack.config()
         where = f"stack {source.stack} config"
-        config = apply_stack_config(config, settings, where)
         values = {key: v.value for key, v in settings.items()}
+        named = values.get("teardown:config", "").strip()
+        if named and not source.config_given:
+            path = Path(named).expanduser()
+            config = load_config(path if path.is_absolute() else source.work_dir / path)
+        config = apply_stack_config(config, settings, where)
         if wants_profile or services.stack_names_profile(values):
             profile = services.resolve_stack_profile(
                 profile_path, values, env, project_dir=source.work_dir

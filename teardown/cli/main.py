@@ -159,8 +159,10 @@ def _make_plan(
     need_profile: bool = False,
     include_foreign: bool = False,
     all_regions: bool = False,
+    config_given: bool = True,
 ) -> Planned:
-    """The command line's targets, checked, as the app's one TargetSource, planned."""
+    """The command line's targets, checked, as the app's one TargetSource, planned.
+    ``config_given``: ``--config`` was given (else a stack's ``teardown:config`` is used)."""
     source = TargetSource(
         servers=check_servers(tuple(servers)),
         tags=parse_tags(tags),
@@ -170,6 +172,7 @@ def _make_plan(
         destroy_with=destroy_with,
         include_foreign=include_foreign,
         all_regions=all_regions,
+        config_given=config_given,
     )
     return plan_targets(
         source, config, profile_path=profile_path, env=os.environ, need_profile=need_profile
@@ -292,6 +295,7 @@ def plan(
         destroy_with=destroy_with,
         include_foreign=include_foreign,
         all_regions=all_regions,
+        config_given=config_path is not None,
     )
     config = planned.config or config  # with the stack's `teardown:` keys
     _show_plan(
@@ -484,6 +488,7 @@ def run(
             need_profile=True,
             include_foreign=include_foreign,
             all_regions=all_regions,
+            config_given=config_path is not None,
         )
 
     planned = make()
