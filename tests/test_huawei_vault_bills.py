@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from huaweicloudsdkbss.v2 import PeriodToOnDemandReq, UpdatePeriodToOnDemandRequ
 from huaweicloudsdkcbr.v1 import ListBackupsRequest, ShowVaultRequest
 
 from teardown.adapters.huawei import CbrSnapshotter, Clients, HuaweiBilling, HuaweiInventory
+from teardown.adapters.huawei._parse import parse_time
 from teardown.adapters.huawei.bills import expiry_outcome, kind_of
 from teardown.adapters.huawei.profile import HuaweiProfile
 from teardown.core.errors import PermanentError
@@ -133,7 +134,7 @@ def test_retention_is_sent_and_visible_as_each_backups_expiry(demo: Cloud) -> No
     art = snap.wait(web, snap.create(web, SnapshotKind.CBR, "k", retention_days=14))
 
     (backup,) = backups(demo, checkpoint_id=art.ref)
-    assert parse_ts(backup.expired_at) == parse_ts(backup.created_at) + timedelta(days=14)
+    assert parse_time(backup.expired_at) == utc(backup.created_at) + timedelta(days=14)
     kept = snap.wait(web, snap.create(web, SnapshotKind.CBR, "k2"))
     (forever,) = backups(demo, checkpoint_id=kept.ref)
     assert forever.expired_at is None  # 0: kept until someone deletes it
@@ -384,3 +385,10 @@ def test_assumption_bss_resource_type_codes_name_the_kind_of_a_bill() -> None:
         "release",
         None,
     ]
+
+
+def utc(value: object) -> datetime:
+    """A time the SDK returned (a string, or a datetime when python-dateutil is installed)."""
+    parsed = parse_time(value)
+    assert parsed is not None, value
+    return parsed

@@ -7,7 +7,7 @@ billing. Facts and assumptions: docs/huawei-api.md, "CBR". Time moves only with 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from huaweicloudsdkcbr.v1 import (
 )
 from huaweicloudsdkcore.exceptions.exceptions import ClientRequestException
 
+from teardown.adapters.huawei._parse import parse_time
 from teardown.core.errors import ConfigError
 from teardown.sandbox.billing import still_billing
 from teardown.sandbox.scenario import (
@@ -40,7 +41,7 @@ from teardown.sandbox.scenario import (
     VaultSpec,
     VolumeSpec,
 )
-from teardown.sandbox.store import advance, parse_ts
+from teardown.sandbox.store import advance
 from tests.sandbox_rig import SandboxRig, cbr, running_sandbox
 
 SERVER, VOLUME = "OS::Nova::Server", "OS::Cinder::Volume"
@@ -262,9 +263,9 @@ def test_retention_sets_expired_at_and_the_backup_is_deleted_when_it_expires(
         rig.advance(2)
         (listed,) = backups(rig, checkpoint_id=dated.id)
         backup = cbr(rig).show_backup(ShowBackupRequest(backup_id=listed.id)).backup
-        made = parse_ts(backup.created_at)
-        assert parse_ts(backup.expired_at) == made + timedelta(days=3)
-        assert {parse_ts(c.expired_at) for c in backup.children} == {made + timedelta(days=3)}
+        made = utc(backup.created_at)
+        assert parse_time(backup.expired_at) == made + timedelta(days=3)
+        assert {parse_time(c.expired_at) for c in backup.children} == {made + timedelta(days=3)}
         (forever,) = backups(rig, checkpoint_id=kept.id)
         assert forever.expired_at is None
         assert billing(rig)["servers"]["retention_days"] is None  # one is kept until deleted
@@ -330,3 +331,10 @@ def test_scenario_vault_bindings_are_made_at_seed(tmp_path: Path) -> None:
     with running_sandbox(tmp_path, world(vault)) as rig:
         assert bindings(rig) == [("servers", rig.ids["a"])]
         assert checkpoint(rig, "servers", rig.ids["a"]).status == "protecting"
+
+
+def utc(value: object) -> datetime:
+    """A time the SDK returned (a string, or a datetime when python-dateutil is installed)."""
+    parsed = parse_time(value)
+    assert parsed is not None, value
+    return parsed

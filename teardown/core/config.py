@@ -339,16 +339,148 @@ class SshConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """``[store]``: where pulled backups are kept.
+    """``[store]``: where pulled backups are kept: a local directory (``path``), or object
+    storage (``url``: Huawei OBS through its S3-compatible endpoint, or any S3 service).
 
     Example::
 
         [store]
         path = "/srv/backups/teardown"
+
+    or, in a bucket (docs/object-store.md)::
+
+        [store]
+        url = "s3://team-teardown/ci"
+        endpoint_url = "https://obs.cn-north-4.myhuaweicloud.com"
+        region = "cn-north-4"
+        access_key = "${env:OBS_ACCESS_KEY}"
+        secret_key = "${env:OBS_SECRET_KEY}"
     """
 
     __pydantic_config__ = _STRICT
+    _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+    _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+    _REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+    _STORAGE_CLASS = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+    URL_FORM = (
+        "url must be s3://BUCKET or s3://BUCKET/PREFIX: a bucket name of 3 to 63 lowercase "
+        "letters, digits, dots and hyphens that starts and ends with a letter or digit, and a "
+        "prefix of /-separated names (none empty, '.' or '..')"
+    )
     path: str = ".teardown/backups"
+    """The local store's directory (relative to the working directory); unused with ``url``."""
+    url: str | None = None
+    """``s3://bucket[/prefix]``: keep backups, journal snapshots and reports in this bucket,
+    under this prefix. None: the local store at ``path``."""
+    endpoint_url: str | None = None
+    """The S3 endpoint (``https://...``; as boto3 names it). None: the AWS endpoint of
+    ``region``. ``http://`` only for a test server on loopback."""
+    region: str | None = None
+    """The region requests are signed for (``cn-north-4``, ``eu-west-1``). None: boto3's
+    default (``AWS_DEFAULT_REGION``, the shared config)."""
+    access_key: str | None = None
+    """``${env:NAME}``: the variable holding the access key id, never the key itself. None
+    (with ``secret_key`` None): boto3's standard credential chain, ``AWS_ACCESS_KEY_ID`` /
+    ``AWS_SECRET_ACCESS_KEY`` first."""
+    secret_key: str | None = None
+    """``${env:NAME}``: the variable holding the secret access key, never the key itself."""
+    sse: str = "AES256"
+    """Server-side encryption asked for on every object: ``AES256`` (keys the service
+    manages: SSE-S3, SSE-OBS), ``aws:kms`` (the bucket's KMS key), or ``none`` (the bucket's
+    default encryption, if any)."""
+    storage_class: str | None = None
+    """The storage class of backup objects (``STANDARD``, ``STANDARD_IA``...). None: the
+    bucket's default. An archive class (``GLACIER``, ``DEEP_ARCHIVE``) cannot be read back
+    without a restore, so a backup in it cannot be re-read to verify it."""
+    retention_days: int | None = None
+    """Days backups are meant to stay in the store (None: until deleted). Recorded for a
+    lifecycle rule on the backups prefix; teardown itself deletes nothing on this count."""
+
+    def __post_init__(self) -> None:
+        if self.url is None:
+            s3_only = ("endpoint_url", "region", "access_key", "secret_key", "storage_class")
+            given = [n for n in (*s3_only, "retention_days") if getattr(self, n) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for an s3:// store (set url)")
+        elif self.split_url(self.url) is None:
+            raise ValueError(self.URL_FORM)
+        if self.endpoint_url is not None:
+            problem = self._endpoint_problem(self.endpoint_url)
+            if problem:
+                raise ValueError(problem)
+        if self.region is not None and not self._REGION.fullmatch(self.region):
+            raise ValueError("region must be lowercase letters, digits and hyphens (cn-north-4)")
+        for name in ("access_key", "secret_key"):
+            value = getattr(self, name)
+            if value is not None and not ENV_REF.fullmatch(value):
+                # The value may be the secret itself: never repeat it.
+                raise ValueError(
+                    f"{name} must be an ${{env:NAME}} reference to the variable that holds it; "
+                    "a key written in the file is refused (not shown)"
+                )
+        if (self.access_key is None) != (self.secret_key is None):
+            raise ValueError("give both access_key and secret_key, or neither")
+        if self.sse not in ("AES256", "aws:kms", "none"):
+            raise ValueError("sse must be AES256, aws:kms or none")
+        if self.storage_class is not None and not self._STORAGE_CLASS.fullmatch(self.storage_class):
+            raise ValueError("storage_class must be an S3 storage class name, like STANDARD_IA")
+        if self.retention_days is not None and not 1 <= self.retention_days <= 36_500:
+            raise ValueError("retention_days must be 1 to 36500 (or unset: until deleted)")
+
+    @property
+    def bucket(self) -> str | None:
+        """The bucket of ``url`` (None: the local store)."""
+        parts = None if self.url is None else self.split_url(self.url)
+        return None if parts is None else parts[0]
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix of ``url``, without slashes at its ends (``""``: none, or local)."""
+        parts = None if self.url is None else self.split_url(self.url)
+        return "" if parts is None else parts[1]
+
+    @classmethod
+    def split_url(cls, url: str) -> tuple[str, str] | None:
+        """``(bucket, prefix)`` of ``s3://bucket[/prefix]`` (the prefix without its slashes at
+        the ends, ``""`` for none), or None when ``url`` is not of that shape (``URL_FORM``)."""
+        from teardown.core.text import printable
+
+        if not url.startswith("s3://"):
+            return None
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        prefix = prefix.removesuffix("/")
+        if not cls._BUCKET.fullmatch(bucket) or ".." in bucket or cls._IPV4.fullmatch(bucket):
+            return None
+        if prefix and (
+            len(prefix.encode()) > 512
+            or printable(prefix) != prefix
+            or "\\" in prefix
+            or any(part in ("", ".", "..") for part in prefix.split("/"))
+        ):
+            return None
+        return bucket, prefix
+
+    @staticmethod
+    def _endpoint_problem(url: str) -> str | None:
+        """Why ``url`` is not a usable ``endpoint_url``, or None."""
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            parts.port  # noqa: B018  (raises ValueError on a bad port)
+        except ValueError:
+            return "endpoint_url is not a URL (like https://obs.cn-north-4.myhuaweicloud.com)"
+        if parts.scheme not in ("https", "http") or not host:
+            return "endpoint_url must be an https:// URL with a host"
+        if parts.username is not None or parts.password is not None:
+            return "endpoint_url must not hold credentials (use access_key and secret_key)"
+        if parts.query or parts.fragment:
+            return "endpoint_url must not have a query or a fragment"
+        loopback = host == "localhost" or host == "::1" or host.startswith("127.")
+        if parts.scheme == "http" and not loopback:
+            return "endpoint_url must be https:// (http:// only for a test server on loopback)"
+        return None
 
 
 @dataclass(frozen=True)
