@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from teardown.adapters.confusables import fold
+from teardown.adapters.object_fetcher import ObjectStoreFetcher
+from teardown.adapters.objstore import ObjectStore
 from teardown.adapters.pulumi.state import StackState
 from teardown.adapters.ssh.fetcher import SshFetcher
 from teardown.adapters.store import LocalStore
@@ -35,7 +37,7 @@ from teardown.engine.journal import Journal, RunRecord
 from teardown.engine.report import build_report, vault_month, write_report
 from teardown.engine.report_html import timeline_from_events
 from teardown.engine.runner import Ports, Runner, RunResult
-from teardown.ports import Clock, Destroyer
+from teardown.ports import Clock, Destroyer, Fetcher
 from teardown.ports.provider import Account
 from teardown.support.clock import SystemClock
 from teardown.support.retry import RetryPolicy
@@ -308,14 +310,18 @@ def build_runner(
     tuning: Tuning,
     destroyer: Destroyer | None = None,
 ) -> Runner:
+    ssh = SshFetcher(
+        LocalStore(Path(config.store.path)),
+        ssh_settings(config, profile),
+        tuning.env,
+        local_ports=dict(profile.ssh.ports),
+    )
+    fetcher: Fetcher = ssh
+    if config.store.url is not None:  # the object store, with [store] path as staging
+        fetcher = ObjectStoreFetcher(ssh, ObjectStore.open(config.store, tuning.env))
     ports = Ports(
         snapshotter=profile.snapshotter(tuning.sleep, tuning.poll_interval),
-        fetcher=SshFetcher(
-            LocalStore(Path(config.store.path)),
-            ssh_settings(config, profile),
-            tuning.env,
-            local_ports=dict(profile.ssh.ports),
-        ),
+        fetcher=fetcher,
         destroyer=destroyer or profile.destroyer(tuning.sleep, tuning.poll_interval),
         billing=profile.billing(),
         claims=profile.claims(tuning.sleep),

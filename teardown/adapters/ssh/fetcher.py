@@ -93,7 +93,7 @@ class SshFetcher:
         )
         transport = open_transport(target)
         host_key = fingerprint(transport.get_remote_server_key())
-        origin = _origin(resource, spec)
+        origin = origin_of(resource, spec)
         request = replace(
             request,
             origin={
@@ -143,7 +143,7 @@ class SshFetcher:
             size=int(manifest.get("total_bytes", 0)),
             sha256=sha256_file(pd.manifest_path),
             detail=f"{len(files)} files verified earlier",
-            origin=_origin(resource, spec),
+            origin=origin_of(resource, spec),
             host_key=str((manifest.get("origin") or {}).get("host_key", "")),
             files=len(files),
             refused=tuple(
@@ -167,7 +167,7 @@ class SshFetcher:
         return problem
 
 
-def _origin(resource: Resource, spec: PullSpec) -> Origin:
+def origin_of(resource: Resource, spec: PullSpec) -> Origin:
     """What a pull of ``resource`` with ``spec`` is a copy of (the machine reached at its
     address; its host key is recorded beside)."""
     return expected_origin(resource, pull_spec_digest(spec))

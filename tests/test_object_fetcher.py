@@ -1,0 +1,139 @@
+"""A run whose pulls live in an object store (``[store] url``), against the sandbox and moto's
+S3 server on loopback: backups in the bucket, checked there before the destroy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from teardown.adapters.object_fetcher import INDEX, MANIFEST, ObjectStoreFetcher
+from teardown.adapters.objstore import ObjectStore
+from teardown.adapters.ssh.fetcher import SshFetcher
+from teardown.adapters.store import LocalStore
+from teardown.app.config import load_config
+from teardown.cli.main import cli
+from teardown.core.config import SshConfig
+from teardown.core.model import PullSpec
+from teardown.engine.journal import Journal
+from teardown.sandbox.runtime import Sandbox
+from teardown.support.clock import SystemClock
+from tests.s3_server import S3Server, s3_endpoint
+
+__all__ = ["s3_endpoint"]  # the fixture
+
+CONFIG = """
+[scope]
+name = "ci-103"
+[backup]
+snapshot = "none"
+[[backup.pull]]
+name = "data"
+paths_from_tag = "sandbox.data"
+[journal]
+path = "{root}/journal.db"
+[store]
+path = "{root}/staging"
+url = "s3://{bucket}/teardown"
+endpoint_url = "{endpoint}"
+region = "{region}"
+[run]
+poll_interval = 0.05
+"""
+
+
+@dataclass
+class World:
+    root: Path
+    sb: Sandbox
+    s3: S3Server
+    bucket: str
+
+    def objects(self) -> list[str]:
+        found = self.s3.client().list_objects_v2(Bucket=self.bucket, Prefix="teardown/")
+        return sorted(o["Key"] for o in found.get("Contents", []))
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path, s3_endpoint: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[World]:
+    sb_dir = tmp_path / "sb"
+    sb_dir.mkdir()
+    (sb_dir / "sandbox.toml").write_text(
+        "[durations]\ndelete_server = 0.1\nsnapshot = 0.1\ncheckpoint = 0.1\nrelease = 0.1\n"
+    )
+    bucket = s3_endpoint.new_bucket()
+    (tmp_path / "teardown.toml").write_text(
+        CONFIG.format(
+            root=tmp_path, bucket=bucket, endpoint=s3_endpoint.endpoint, region=s3_endpoint.region
+        )
+    )
+    for key, value in s3_endpoint.env.items():
+        monkeypatch.setenv(key, value)
+    with Sandbox(sb_dir, scenario="ci-envs") as sb:
+        yield World(tmp_path, sb, s3_endpoint, bucket)
+
+
+def run(world: World, *args: str) -> Any:
+    return CliRunner().invoke(
+        cli,
+        [
+            "run", "--profile", str(world.sb.layout.profile), "--config",
+            str(world.root / "teardown.toml"), "--yes", "--quiet", "--json", *args,
+        ],
+        catch_exceptions=False,
+    )  # fmt: skip
+
+
+def test_a_run_keeps_its_pulls_in_the_bucket_checked_there_before_the_destroy(
+    world: World,
+) -> None:
+    result = run(world, "--tag", "teardown:scope=ci-103")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (rp,) = report["resources"]
+    assert rp["phase"] == "done" and rp["destroy"]["status"] == "succeeded"
+    (pull,) = rp["backups"]
+    prefix = f"s3://{world.bucket}/teardown/backups/"
+    assert pull["status"] == "succeeded" and pull["ref"].startswith(prefix)
+    assert pull["ref"].endswith("/" + MANIFEST) and pull["files"] >= 1
+
+    # the backup is in the bucket, manifest and index included; nothing is left on the runner
+    key = pull["ref"].removeprefix(prefix).removesuffix("/" + MANIFEST)
+    stored = world.objects()
+    assert f"teardown/backups/{key}/{MANIFEST}" in stored
+    assert f"teardown/backups/{key}/{INDEX}" in stored
+    assert any("/segments/" in k for k in stored)
+    staging = world.root / "staging"
+    assert not [p for p in staging.iterdir() if p.is_dir()] if staging.exists() else True
+
+    # the journal's artifact is checked against the bucket: intact, then tampered
+    config = load_config(world.root / "teardown.toml")
+    store = ObjectStore.open(config.store, world.s3.env)
+    fetcher = ObjectStoreFetcher(SshFetcher(LocalStore(staging), SshConfig()), store)
+    with Journal.open(world.root / "journal.db", SystemClock(), create=False) as journal:
+        (artifact,) = journal.artifacts(report["run_id"]).values()
+    spec = PullSpec(name="data", paths=("/",))
+    assert fetcher.check(_resource(), spec, artifact) is None
+    segment = next(k for k in stored if "/segments/" in k)
+    world.s3.client().put_object(Bucket=world.bucket, Key=segment, Body=b"changed bytes")
+    problem = fetcher.check(_resource(), spec, artifact)
+    assert problem is not None and segment.rsplit("/", 1)[-1] in problem
+
+    # another machine (empty staging) finds the verified pull in the bucket: nothing is sent
+    found = fetcher.find(_resource(), spec, key)
+    assert found is not None and found.verified and found.ref == pull["ref"]
+
+
+def _resource() -> Any:
+    from teardown.core.model import Kind, Resource
+
+    return Resource(
+        urn="urn:x", type="huaweicloud:Ecs/instance:Instance", kind=Kind.SERVER, name="ci-103"
+    )
