@@ -137,3 +137,71 @@ def _resource() -> Any:
     return Resource(
         urn="urn:x", type="huaweicloud:Ecs/instance:Instance", kind=Kind.SERVER, name="ci-103"
     )
+
+
+def test_a_second_runner_on_the_scope_is_refused_naming_the_holder(world: World) -> None:
+    """Another machine's run holds the scope's lock in the bucket (written as that run's
+    would be): this run is refused, exit 3, naming it, and changes nothing."""
+    config = load_config(world.root / "teardown.toml")
+    store = ObjectStore.open(config.store, world.s3.env)
+    other = {"run_id": "20261130T040000Z-0ther1", "host": "runner-b", "pid": 4242}
+    assert store.lock("ci-103", other).acquired
+    result = run(world, "--tag", "teardown:scope=ci-103")
+    assert result.exit_code == 3, result.output
+    assert "20261130T040000Z-0ther1" in result.stderr and "runner-b" in result.stderr
+    assert not [k for k in world.objects() if "/backups/" in k]  # nothing was backed up
+    assert store.unlock("ci-103", other)  # still the other run's lock
+
+
+def test_a_run_killed_during_backups_is_resumed_from_the_bucket_on_a_fresh_machine(
+    world: World,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    common = [
+        "--profile", str(world.sb.layout.profile), "--config", str(world.root / "teardown.toml"),
+    ]  # fmt: skip
+    env = {**os.environ, "TEARDOWN_CRASH_AT": "phase.verified"}
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.crash_cli", "run", *common, "--tag",
+         "teardown:scope=ci-103", "--yes", "--quiet"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    (run_id,) = {k.split("/")[2] for k in world.objects() if k.startswith("teardown/runs/")}
+    assert "ci-103-app" in servers(world)  # killed before its destroy
+
+    # a fresh machine: no journal, no staging, only the bucket
+    for path in (world.root / "journal.db", world.root / "staging"):
+        if path.is_dir():
+            import shutil
+
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    for leftover in world.root.glob("journal.db-*"):
+        leftover.unlink()
+    resumed = CliRunner().invoke(
+        cli, ["resume", run_id, *common, "--json", "--quiet"], catch_exceptions=False
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert "fetched run" in resumed.stderr
+    report = json.loads(resumed.stdout)
+    (rp,) = report["resources"]
+    assert rp["phase"] == "done" and rp["destroy"]["status"] == "succeeded"
+    (pull,) = rp["backups"]
+    assert "verified earlier" in pull["detail"]  # found in the bucket, not sent again
+    assert "ci-103-app" not in servers(world)
+    assert f"teardown/runs/{run_id}/report.json" in world.objects()
+
+
+def servers(world: World) -> set[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(world.root / "sb" / "state.db")
+    try:
+        return {str(r[0]) for r in conn.execute("SELECT name FROM servers WHERE deleted=0")}
+    finally:
+        conn.close()

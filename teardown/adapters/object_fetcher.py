@@ -47,10 +47,30 @@ class ObjectStoreFetcher:
     def pull(
         self, resource: Resource, spec: PullSpec, key: str, progress: ProgressCallback | None
     ) -> Artifact:
+        # The same key is the same step's attempt: a pull that reached the bucket before its
+        # process died (its outcome not journalled, or journalled only on another machine) is
+        # not sent again.
+        stored = self._stored(resource, spec, key)
+        if stored is not None:
+            return stored
         artifact = self.inner.pull(resource, spec, key, progress)
         if not artifact.verified:
             return artifact
         return self._upload(key, artifact)
+
+    def _stored(self, resource: Resource, spec: PullSpec, key: str) -> Artifact | None:
+        """The verified pull stored under ``key`` in the bucket, or None."""
+        index = self.store.get_bytes(self._key(key, INDEX))
+        manifest = self.store.get_bytes(self._key(key, MANIFEST))
+        if index is None or manifest is None:
+            return None
+        data = json.loads(manifest)
+        if not data.get("verified"):
+            return None
+        local = self.inner.find(resource, spec, key)
+        base = local if local is not None else _from_manifest(resource, spec, data)
+        ref = self.store.where(self._key(key, MANIFEST))
+        return replace(base, ref=ref, sha256=hashlib.sha256(index).hexdigest())
 
     def _upload(self, key: str, artifact: Artifact) -> Artifact:
         pd = self.inner.store.pull_dir(key)
@@ -89,15 +109,9 @@ class ObjectStoreFetcher:
     def find(self, resource: Resource, spec: PullSpec, key: str) -> Artifact | None:
         """A verified pull already in the bucket (from this run or one elsewhere), else one in
         local staging (copied to the bucket now), else None."""
-        index = self.store.get_bytes(self._key(key, INDEX))
-        manifest = self.store.get_bytes(self._key(key, MANIFEST))
-        if index is not None and manifest is not None:
-            data = json.loads(manifest)
-            if data.get("verified"):
-                local = self.inner.find(resource, spec, key)
-                base = local if local is not None else _from_manifest(resource, spec, data)
-                ref = self.store.where(self._key(key, MANIFEST))
-                return replace(base, ref=ref, sha256=hashlib.sha256(index).hexdigest())
+        stored = self._stored(resource, spec, key)
+        if stored is not None:
+            return stored
         found = self.inner.find(resource, spec, key)
         return None if found is None else self._upload(key, found)
 

@@ -21,6 +21,14 @@ from teardown.adapters.confusables import fold
 from teardown.adapters.object_fetcher import ObjectStoreFetcher
 from teardown.adapters.objstore import ObjectStore
 from teardown.adapters.pulumi.state import StackState
+from teardown.adapters.run_archive import (
+    JournalUploader,
+    fetch_journal,
+    release_scope,
+    take_scope,
+    upload_journal,
+    upload_reports,
+)
 from teardown.adapters.ssh.fetcher import SshFetcher
 from teardown.adapters.store import LocalStore
 from teardown.app.providers import account_from_pulumi_config, open_account, provider_of
@@ -36,7 +44,7 @@ from teardown.engine.events import Observer
 from teardown.engine.journal import Journal, RunRecord
 from teardown.engine.report import build_report, vault_month, write_report
 from teardown.engine.report_html import timeline_from_events
-from teardown.engine.runner import Ports, Runner, RunResult
+from teardown.engine.runner import Ports, Runner, RunResult, new_run_id
 from teardown.ports import Clock, Destroyer, Fetcher
 from teardown.ports.provider import Account
 from teardown.support.clock import SystemClock
@@ -386,13 +394,47 @@ def _with_journal(
     *,
     create: bool,
     destroyer: Destroyer | None = None,
+    run_id: str,
+    scope: str | None = None,
 ) -> Outcome:
+    """Open the journal, run ``go`` and report. With an object store (``[store] url``): the
+    scope's lock is taken in the bucket too (a runner elsewhere is refused, naming the holder),
+    the journal is uploaded as the run goes and the reports when it ends."""
     clock = clock or SystemClock()
     path = Path(config.journal.path)
+    store = ObjectStore.open(config.store, tuning.env) if config.store.url else None
+    notes: list[str] = []
     with Journal.open(path, clock, create=create, on_commit=tuning.on_commit) as journal:
-        runner = build_runner(profile, config, journal, clock, observers, tuning, destroyer)
-        result = go(runner)
-        return _finish(journal, result, config, profile, runner.warnings)
+        if store is not None:
+            uploader = JournalUploader(store, path, notes.append)
+            observers = [*observers, uploader]
+            scope = scope or journal.run(run_id).scope
+            take_scope(store, scope, run_id)
+        try:
+            runner = build_runner(profile, config, journal, clock, observers, tuning, destroyer)
+            result = go(runner)
+        finally:
+            if store is not None and scope is not None:
+                release_scope(store, scope, run_id)
+        outcome = _finish(journal, result, config, profile, [*runner.warnings, *notes])
+    if store is not None:
+        try:
+            upload_journal(store, path, run_id)
+            if outcome.report_paths is not None:
+                upload_reports(store, run_id, outcome.report_paths)
+        except TeardownError as e:
+            note = f"the journal and reports could not be uploaded to the object store: {e}"
+            outcome = replace(outcome, warnings=(*outcome.warnings, note))
+    return outcome
+
+
+def fetch_run(config: Config, run_id: str, env: Mapping[str, str]) -> bool:
+    """With an object store and no local journal: the run's journal fetched from the bucket,
+    so that it can be resumed on this machine (True when fetched)."""
+    if config.store.url is None:
+        return False
+    store = ObjectStore.open(config.store, env)
+    return fetch_journal(store, run_id, Path(config.journal.path))
 
 
 def run_plan(
@@ -410,6 +452,8 @@ def run_plan(
     ``destroyer`` replaces the cloud's (e.g. Pulumi's engine for ``--stack``); ``run_id`` names
     the run (the CLI chooses it first, to say how to resume after an interruption)."""
     check_runnable(plan, profile)
+    clock = clock or SystemClock()
+    run_id = run_id or new_run_id(clock)
     return _with_journal(
         profile,
         config,
@@ -419,6 +463,8 @@ def run_plan(
         lambda r: r.start(plan, run_id),
         create=True,
         destroyer=destroyer,
+        run_id=run_id,
+        scope=plan.scope,
     )
 
 
@@ -433,5 +479,12 @@ def resume_run(
 ) -> Outcome:
     """Continue an interrupted or partially failed run, then write its report again."""
     return _with_journal(
-        profile, config, clock, observers, tuning, lambda r: r.resume(run_id), create=False
+        profile,
+        config,
+        clock,
+        observers,
+        tuning,
+        lambda r: r.resume(run_id),
+        create=False,
+        run_id=run_id,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from teardown.cli.progress import events_option, observers_for, quiet_option
 from teardown.cli.render import render_status
 from teardown.cli.tables import echo_table, table
 from teardown.core.config import Config
+from teardown.core.errors import InputError
 from teardown.engine.journal import Journal
 from teardown.engine.status import run_status
 from teardown.support.clock import SystemClock
@@ -38,6 +40,14 @@ from teardown.support.clock import SystemClock
 @json_option
 @quiet_option
 @events_option
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    default=None,
+    help="The object store of the run (s3://bucket/prefix; default: [store] url): its journal "
+    "is fetched from there when this machine has none.",
+)
 @errors_to_exit_codes
 def resume(
     run_id: str,
@@ -46,8 +56,13 @@ def resume(
     as_json: bool,
     quiet: bool,
     events_path: Path | None,
+    store_url: str | None,
 ) -> None:
     """Continue an interrupted or partially failed run from what its journal records.
+
+    With an object store (``[store] url``, or ``--store s3://bucket/prefix``) and no journal
+    here, the run's journal is fetched from the bucket first: a run started on another machine
+    is resumed here, and the pulls it verified are found in the bucket, not sent again.
 
     A second `resume` of a run that is still running is refused (the scope lock).
 
@@ -56,7 +71,15 @@ def resume(
       teardown resume 20261126T101500Z-a1b2c3 --profile /tmp/sb/profile.toml
     """
     config = load_config(config_path)
+    if store_url is not None:
+        try:
+            config = replace(config, store=replace(config.store, url=store_url))
+        except ValueError as e:
+            raise InputError("--store", str(e)) from None
     profile = app.resolve_profile(profile_path, os.environ)
+    if app.fetch_run(config, run_id, os.environ):
+        where = store_url or config.store.url
+        echo(f"teardown: fetched run {run_id}'s journal from {where}", err=True)
     the_plan = app.recorded_plan(config, run_id)
     observers, close = observers_for(the_plan, quiet=quiet, events_path=events_path)
     outcome = execute.carry_out(
