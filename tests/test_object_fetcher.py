@@ -205,3 +205,26 @@ def servers(world: World) -> set[str]:
         return {str(r[0]) for r in conn.execute("SELECT name FROM servers WHERE deleted=0")}
     finally:
         conn.close()
+
+
+def test_a_whole_run_in_push_mode_moves_no_payload_through_the_runner(world: World) -> None:
+    """``transfer = "push"``: the sandbox server uploads its files to the bucket itself (curl
+    with presigned URLs); each object's checksum is confirmed before the destroy."""
+    cfg = world.root / "teardown.toml"
+    cfg.write_text(
+        cfg.read_text().replace('snapshot = "none"', 'snapshot = "none"\ntransfer = "push"')
+    )
+    result = run(world, "--tag", "teardown:scope=ci-103")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    (rp,) = report["resources"]
+    (pull,) = rp["backups"]
+    assert "pushed by the host" in pull["detail"], pull["detail"]
+    run_dir = f"teardown/runs/{report['run_id']}/"
+    assert {run_dir + "journal.db", run_dir + "report.json"} <= set(world.objects())
+    assert "0 payload bytes through the runner" in pull["detail"]
+    assert rp["phase"] == "done" and rp["destroy"]["status"] == "succeeded"
+    key = pull["ref"].split("/backups/", 1)[1].removesuffix("/" + MANIFEST)
+    assert any(k.startswith(f"teardown/backups/{key}/files/") for k in world.objects())
+    staging = world.root / "staging"
+    assert not staging.exists() or not any(staging.iterdir())

@@ -21,6 +21,7 @@ from teardown.adapters.confusables import fold
 from teardown.adapters.object_fetcher import ObjectStoreFetcher
 from teardown.adapters.objstore import ObjectStore
 from teardown.adapters.pulumi.state import StackState
+from teardown.adapters.push import PushFetcher
 from teardown.adapters.run_archive import (
     JournalUploader,
     fetch_journal,
@@ -33,7 +34,7 @@ from teardown.adapters.ssh.fetcher import SshFetcher
 from teardown.adapters.store import LocalStore
 from teardown.app.providers import account_from_pulumi_config, open_account, provider_of
 from teardown.core.config import Config, SshConfig
-from teardown.core.errors import InputError, TeardownError
+from teardown.core.errors import ConfigError, InputError, TeardownError
 from teardown.core.model import Kind, Plan, Resource
 from teardown.core.phases import StepStatus
 from teardown.core.planner import make_plan
@@ -325,8 +326,14 @@ def build_runner(
         local_ports=dict(profile.ssh.ports),
     )
     fetcher: Fetcher = ssh
+    if config.backup.transfer == "push" and config.store.url is None:
+        raise ConfigError(
+            "backup.transfer", 'push needs an object store: set [store] url = "s3://..."'
+        )
     if config.store.url is not None:  # the object store, with [store] path as staging
-        fetcher = ObjectStoreFetcher(ssh, ObjectStore.open(config.store, tuning.env))
+        store = ObjectStore.open(config.store, tuning.env)
+        via_runner = ObjectStoreFetcher(ssh, store)
+        fetcher = PushFetcher(via_runner, store) if config.backup.transfer == "push" else via_runner
     ports = Ports(
         snapshotter=profile.snapshotter(tuning.sleep, tuning.poll_interval),
         fetcher=fetcher,

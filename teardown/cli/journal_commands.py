@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from teardown import app
+from teardown.adapters.store_urls import is_store_url, list_runs, open_at
 from teardown.app.config import load_config
 from teardown.cli import execute
 from teardown.cli.common import (
@@ -128,10 +129,32 @@ def status(
 @journal_option
 @config_option
 @json_option
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    default=None,
+    help="List the runs kept in this object store (s3://bucket/prefix) instead of the journal's; "
+    "the endpoint, region and credentials are [store]'s.",
+)
 @errors_to_exit_codes
-def runs(journal_path: Path | None, config_path: Path | None, as_json: bool) -> None:
-    """Recent runs: id, state, scope, last change (the same as `teardown status`)."""
+def runs(
+    journal_path: Path | None, config_path: Path | None, as_json: bool, store_url: str | None
+) -> None:
+    """Recent runs: id, state, scope, last change (the same as `teardown status`).
+
+    With --store s3://bucket/prefix: the runs kept in the bucket (runs/<run_id>/), each with
+    whether its journal and report.json are there, and the report's phase and scope.
+
+    \b
+    Examples:
+      teardown runs
+      teardown runs --store s3://team-teardown/ci --json
+    """
     config = load_config(config_path)
+    if store_url is not None:
+        _show_stored_runs(config, store_url, as_json)
+        return
     path = journal_path or Path(config.journal.path)
     with Journal.open(path, SystemClock(), create=False) as journal:
         _show_runs(journal, as_json)
@@ -150,6 +173,40 @@ def _show_runs(journal: Journal, as_json: bool) -> None:
             for r in recent
         ]
         echo_table(table(("RUN", "STATE", "SCOPE", "STARTED", "UPDATED"), rows))
+
+
+def _show_stored_runs(config: Config, url: str, as_json: bool) -> None:
+    if not is_store_url(url):
+        raise InputError("--store", f"{url!r} is not s3://bucket[/prefix]")
+    store = open_at(config.store, url, os.environ)
+    stored = list_runs(store)
+    if as_json:
+        body = [
+            {
+                "run_id": r.run_id,
+                "journal": r.journal,
+                "report": r.report,
+                "phase": r.phase,
+                "scope": r.scope,
+                "objects": r.files,
+            }
+            for r in stored
+        ]
+        click.echo(json.dumps(body, indent=2))
+    elif not stored:
+        echo(f"No runs in {store.where('runs/')}.")
+    else:
+        rows = [
+            (
+                r.run_id,
+                r.phase or "-",
+                r.scope or "-",
+                "yes" if r.report else "no",
+                "yes" if r.journal else "no",
+            )
+            for r in stored
+        ]
+        echo_table(table(("RUN", "STATE", "SCOPE", "REPORT", "JOURNAL"), rows))
 
 
 def _run_summary(r: Any) -> dict[str, Any]:

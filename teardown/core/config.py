@@ -189,8 +189,14 @@ class BackupConfig:
     """A backup of the same machine with the same settings, verified by another run (or a
     Pulumi hook) this recently, is reused instead of made again: ``30m``, ``1h``, ``2d``, or
     ``0`` to always back up anew. A reused backup is still re-checked before the destroy."""
+    transfer: str = "via-runner"
+    """How pulled files reach an object store (``[store] url``): ``via-runner`` (pulled over
+    SSH to the runner, then uploaded) or ``push`` (the server uploads each file itself with
+    ``curl`` to a presigned URL; the runner moves no payload bytes)."""
 
     def __post_init__(self) -> None:
+        if self.transfer not in ("via-runner", "push"):
+            raise ValueError(f"transfer must be 'via-runner' or 'push', not {self.transfer!r}")
         if not 0 <= self.retention_days <= 36_500:  # CBR's own bound
             raise ValueError("retention_days must be 0 (keep until deleted) to 36500")
         try:
