@@ -16,6 +16,7 @@ from teardown.adapters.object_fetcher import INDEX, MANIFEST, ObjectStoreFetcher
 from teardown.adapters.objstore import ObjectStore
 from teardown.adapters.ssh.fetcher import SshFetcher
 from teardown.adapters.store import LocalStore
+from teardown.adapters.store_urls import retention_rule
 from teardown.app.config import load_config
 from teardown.cli.main import cli
 from teardown.core.config import SshConfig
@@ -211,9 +212,8 @@ def test_a_whole_run_in_push_mode_moves_no_payload_through_the_runner(world: Wor
     """``transfer = "push"``: the sandbox server uploads its files to the bucket itself (curl
     with presigned URLs); each object's checksum is confirmed before the destroy."""
     cfg = world.root / "teardown.toml"
-    cfg.write_text(
-        cfg.read_text().replace('snapshot = "none"', 'snapshot = "none"\ntransfer = "push"')
-    )
+    text = cfg.read_text().replace('snapshot = "none"', 'snapshot = "none"\ntransfer = "push"')
+    cfg.write_text(text.replace('region = "', 'retention_days = 7\nregion = "'))
     result = run(world, "--tag", "teardown:scope=ci-103")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -228,3 +228,10 @@ def test_a_whole_run_in_push_mode_moves_no_payload_through_the_runner(world: Wor
     assert any(k.startswith(f"teardown/backups/{key}/files/") for k in world.objects())
     staging = world.root / "staging"
     assert not staging.exists() or not any(staging.iterdir())
+
+    # the bucket expires the backups after [store] retention_days; the run verifies from there
+    store = ObjectStore.open(load_config(cfg).store, world.s3.env)
+    rule = retention_rule(store)
+    assert rule is not None and rule["Expiration"]["Days"] == 7
+    verified = CliRunner().invoke(cli, ["verify", report["run_id"], "--config", str(cfg)])
+    assert verified.exit_code == 0, verified.output

@@ -24,12 +24,10 @@ from typing import Any
 
 from teardown.adapters.objstore import ObjectStore
 from teardown.adapters.ssh.fetcher import SshFetcher, origin_of
+from teardown.adapters.store_urls import INDEX, MANIFEST, check_stored_pull
 from teardown.core.errors import TeardownError
 from teardown.core.model import Artifact, PullSpec, Resource
 from teardown.ports import ProgressCallback
-
-INDEX = "objects.json"
-MANIFEST = "manifest.json"
 
 
 class ObjectStoreFetcher:
@@ -122,17 +120,7 @@ class ObjectStoreFetcher:
             return self.inner.check(resource, spec, artifact)
         prefix = artifact.ref.removesuffix("/" + MANIFEST)
         key = prefix.rsplit("/", 1)[-1]
-        index = self.store.get_bytes(self._key(key, INDEX))
-        if index is None:
-            return f"{self.store.where(self._key(key, INDEX))} is gone"
-        if hashlib.sha256(index).hexdigest() != artifact.sha256:
-            return f"{self.store.where(self._key(key, INDEX))} changed since the backup"
-        for obj in json.loads(index)["objects"]:
-            try:
-                self.store.verify(self._key(key, obj["name"]), obj["sha256"], obj["size"])
-            except TeardownError as e:
-                return str(e)
-        return None
+        return check_stored_pull(self.store, key, artifact.sha256).first()
 
 
 def _from_manifest(resource: Resource, spec: PullSpec, data: dict[str, Any]) -> Artifact:
@@ -153,4 +141,4 @@ def _from_manifest(resource: Resource, spec: PullSpec, data: dict[str, Any]) -> 
     )
 
 
-__all__ = ["ObjectStoreFetcher"]
+__all__ = ["INDEX", "MANIFEST", "ObjectStoreFetcher"]

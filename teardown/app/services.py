@@ -32,6 +32,7 @@ from teardown.adapters.run_archive import (
 )
 from teardown.adapters.ssh.fetcher import SshFetcher
 from teardown.adapters.store import LocalStore
+from teardown.adapters.store_urls import apply_retention
 from teardown.app.providers import account_from_pulumi_config, open_account, provider_of
 from teardown.core.config import Config, SshConfig
 from teardown.core.errors import ConfigError, InputError, TeardownError
@@ -417,6 +418,8 @@ def _with_journal(
             observers = [*observers, uploader]
             scope = scope or journal.run(run_id).scope
             take_scope(store, scope, run_id)
+            if config.store.retention_days:
+                apply_retention(store, config.store.retention_days, notes.append)
         try:
             runner = build_runner(profile, config, journal, clock, observers, tuning, destroyer)
             result = go(runner)
