@@ -25,8 +25,8 @@ payload bytes through the runner"), bytes stored in the bucket (sum of the objec
 RSS of teardown; then the ratio push / via-runner wall time. The machine's load average and CPU
 count come first.
 
-moto keeps its objects in this process (small ones in memory, large ones in spooled temporary
-files): each mode gets its own bucket, emptied and deleted once measured, so the two modes never
+moto keeps its objects in this process's memory (8 x 256 MiB took this process to a 3.8 GiB
+peak): each mode gets its own bucket, emptied and deleted once measured, so the two modes never
 hold their payload at the same time. When the payload would not fit in the available memory,
 ``--mb`` is lowered and a line says so.
 

@@ -213,13 +213,16 @@ def test_a_whole_run_in_push_mode_moves_no_payload_through_the_runner(world: Wor
     with presigned URLs); each object's checksum is confirmed before the destroy."""
     cfg = world.root / "teardown.toml"
     text = cfg.read_text().replace('snapshot = "none"', 'snapshot = "none"\ntransfer = "push"')
-    cfg.write_text(text.replace('region = "', 'retention_days = 7\nregion = "'))
+    text = text.replace('region = "', 'retention_days = 7\nregion = "')
+    cfg.write_text(text + "[billing.prices]\nobject_storage_gb_month = 0.12\n")
     result = run(world, "--tag", "teardown:scope=ci-103")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     (rp,) = report["resources"]
     (pull,) = rp["backups"]
     assert "pushed by the host" in pull["detail"], pull["detail"]
+    kept = report["object_store"]  # what the run keeps in the bucket, and its monthly cost
+    assert kept["bytes"] == pull["bytes"] > 0 and kept["monthly_cost"] is not None
     run_dir = f"teardown/runs/{report['run_id']}/"
     assert {run_dir + "journal.db", run_dir + "report.json"} <= set(world.objects())
     assert "0 payload bytes through the runner" in pull["detail"]

@@ -379,6 +379,7 @@ def _finish(
         refund_arrival=arrival,
         backup_gb_month=config.billing.prices.backup_gb_month,
         public_ip_hour=config.billing.prices.public_ip_hour,
+        object_storage_gb_month=config.billing.prices.object_storage_gb_month,
     )
     directory = Path(config.journal.path).parent / "runs" / result.run_id
     try:

@@ -244,9 +244,12 @@ class PricesConfig:
     quote: set your region's price)."""
     public_ip_hour: Decimal | None = None
     """A pay-per-use public IP and its bandwidth per hour (None: unknown, reported so)."""
+    object_storage_gb_month: Decimal | None = None
+    """Object storage (``[store] url``) per GB and month, for what a run's pulls kept there cost
+    (None: unknown, reported so)."""
 
     def __post_init__(self) -> None:
-        for name in ("backup_gb_month", "public_ip_hour"):
+        for name in ("backup_gb_month", "public_ip_hour", "object_storage_gb_month"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 10**6:
                 raise ValueError(f"{name} must be 0 to 1000000")

@@ -236,11 +236,15 @@ def build_report(
     refund_arrival: str = "",
     backup_gb_month: Decimal | None = None,
     public_ip_hour: Decimal | None = None,
+    object_storage_gb_month: Decimal | None = None,
 ) -> dict[str, Any]:
     """Everything a person needs after a run, as one JSON-ready document. ``refund_arrival``
     is the cloud's word on where refunds go and when (its provider's ``refund_arrival``);
     ``backup_gb_month`` the price of backup storage (``billing.prices``), for the estimate of
-    what the vault costs a month; ``public_ip_hour`` that of a public IP an hour."""
+    what the vault costs a month; ``public_ip_hour`` that of a public IP an hour;
+    ``object_storage_gb_month`` that of the object store's storage, for what the run's pulls
+    kept there cost a month (``object_store`` in the report: bytes, and the estimate or None
+    when the price is unknown)."""
     status = run_status(journal, run_id)
     plan = plan_from_json(journal.run(run_id).plan_json, f"journal run {run_id}")
     by_urn = {rp.resource.urn: rp for rp in plan.resources}
@@ -301,9 +305,26 @@ def build_report(
         still.append(vault)
         totals["backups_monthly"] += Decimal(vault.get("monthly_cost", "0"))
     still += _left_by_unfinished(journal, status["scope"], run_id)
+    stored = sum(
+        a.size or 0 for a in artifacts.values() if a.verified and a.ref.startswith("s3://")
+    )
+    object_store: dict[str, Any] | None = None
+    if stored:
+        monthly = (
+            None
+            if object_storage_gb_month is None
+            else (Decimal(stored) / Decimal(1024**3) * object_storage_gb_month).quantize(
+                Decimal("0.01")
+            )
+        )
+        object_store = {
+            "bytes": stored,
+            "monthly_cost": None if monthly is None else str(monthly),
+        }
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "run_id": run_id,
+        "object_store": object_store,
         "scope": status["scope"],
         "phase": status["phase"],
         "created_at": status["created_at"],
@@ -394,6 +415,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"- Backup storage: about {_money(m['backups_monthly'])} CNY a month (estimate)."
         )
+    kept = report.get("object_store")
+    if kept:
+        cost = (
+            f"about {_money(kept['monthly_cost'])} CNY a month (estimate)"
+            if kept["monthly_cost"] is not None
+            else "price unknown: set billing.prices.object_storage_gb_month"
+        )
+        lines.append(f"- Object storage: {kept['bytes']:,} bytes of pulls, {cost}.")
     todo = [r for r in report["resources"] if r["next_step"]]
     if todo:
         lines += ["", "## What a person must do", ""]
