@@ -238,3 +238,48 @@ def test_a_whole_run_in_push_mode_moves_no_payload_through_the_runner(world: Wor
     assert rule is not None and rule["Expiration"]["Days"] == 7
     verified = CliRunner().invoke(cli, ["verify", report["run_id"], "--config", str(cfg)])
     assert verified.exit_code == 0, verified.output
+
+
+def test_the_whole_demo_in_push_mode_keeps_everything_in_the_bucket(
+    tmp_path: Path, s3_endpoint: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ACCEPTANCE: the demo scenario (its lock lifted) with ``store.url`` and ``transfer =
+    "push"``: every pull pushed by its server and confirmed by the store's checksum before its
+    server is destroyed, the report and journal in the bucket, no payload through the runner."""
+    from tests.sandbox_rig import demo_unlocked
+
+    sb_dir = tmp_path / "sb"
+    sb_dir.mkdir()
+    (sb_dir / "sandbox.toml").write_text(
+        "[durations]\ndelete_server = 0.1\nsnapshot = 0.1\ncheckpoint = 0.1\nrelease = 0.1\n"
+    )
+    bucket = s3_endpoint.new_bucket()
+    cfg = tmp_path / "teardown.toml"
+    cfg.write_text(
+        CONFIG.format(
+            root=tmp_path, bucket=bucket, endpoint=s3_endpoint.endpoint, region=s3_endpoint.region
+        )
+        .replace('name = "ci-103"', 'name = "shop-test"')
+        .replace('snapshot = "none"', 'snapshot = "cbr"\ntransfer = "push"')
+    )
+    for key, value in s3_endpoint.env.items():
+        monkeypatch.setenv(key, value)
+    with Sandbox(sb_dir, scenario=demo_unlocked(tmp_path)) as sb:
+        world = World(tmp_path, sb, s3_endpoint, bucket)
+        result = run(world, "--tag", "app=shop")
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        servers = [rp for rp in report["resources"] if rp["kind"] == "server"]
+        assert len(servers) == 5
+        for rp in servers:
+            pulls = [b for b in rp["backups"] if b["kind"] == "pull"]
+            assert pulls, rp["name"]
+            for pull in pulls:
+                assert pull["status"] == "succeeded", (rp["name"], pull)
+                assert "0 payload bytes through the runner" in pull["detail"], pull["detail"]
+                assert pull["ref"].startswith(f"s3://{bucket}/teardown/backups/")
+            assert rp["destroy"]["status"] == "succeeded", rp["name"]
+        run_dir = f"teardown/runs/{report['run_id']}/"
+        assert {run_dir + "journal.db", run_dir + "report.json"} <= set(world.objects())
+        staging = tmp_path / "staging"
+        assert not staging.exists() or not any(p.is_dir() for p in staging.iterdir())
