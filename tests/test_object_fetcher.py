@@ -283,3 +283,29 @@ def test_the_whole_demo_in_push_mode_keeps_everything_in_the_bucket(
         assert {run_dir + "journal.db", run_dir + "report.json"} <= set(world.objects())
         staging = tmp_path / "staging"
         assert not staging.exists() or not any(p.is_dir() for p in staging.iterdir())
+
+
+def test_the_plan_says_where_the_pulls_go_and_at_what_price(world: World) -> None:
+    cfg = world.root / "teardown.toml"
+    text = cfg.read_text().replace('region = "', 'retention_days = 30\nregion = "')
+    cfg.write_text(text + "[billing.prices]\nobject_storage_gb_month = 0.12\n")
+    result = CliRunner().invoke(
+        cli,
+        ["plan", "--profile", str(world.sb.layout.profile), "--config", str(cfg),
+         "--tag", "teardown:scope=ci-103", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    kept = json.loads(result.stdout)["backup_storage"]["object_store"]
+    assert kept == {
+        "url": f"s3://{world.bucket}/teardown",
+        "transfer": "via-runner",
+        "pulls": 1,
+        "retention_days": 30,
+        "price_per_gb_month": "0.12",
+    }
+    text_plan = CliRunner().invoke(
+        cli,
+        ["plan", "--profile", str(world.sb.layout.profile), "--config", str(cfg),
+         "--tag", "teardown:scope=ci-103"],
+    )  # fmt: skip
+    assert f"kept in s3://{world.bucket}/teardown" in text_plan.stdout

@@ -129,6 +129,18 @@ def backup_storage(plan: Plan, config: Config, account: Account | None) -> dict[
     read). A vault bills by its capacity, whatever it holds."""
     out = storage_estimate(plan, config.billing.prices.backup_gb_month)
     out["vaults"] = []
+    pulls = sum(1 for rp in plan.resources for b in rp.backups if b.pull is not None)
+    if config.store.url is not None and pulls:
+        # What the pulls will keep in the object store is known only once they are made: the
+        # report gives it; the plan says where and at what price.
+        price = config.billing.prices.object_storage_gb_month
+        out["object_store"] = {
+            "url": config.store.url,
+            "transfer": config.backup.transfer,
+            "pulls": pulls,
+            "retention_days": config.store.retention_days,
+            "price_per_gb_month": None if price is None else str(price),
+        }
     if account is None or not out["backups"]:
         return out
     try:

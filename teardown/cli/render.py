@@ -154,6 +154,19 @@ def render_plan(
     out.print()
     if storage and storage["backups"]:
         _render_storage(out, storage)
+    kept = (storage or {}).get("object_store")
+    if kept:
+        price = (
+            f"{kept['price_per_gb_month']} CNY per GB a month (estimate; the report gives the size)"
+            if kept["price_per_gb_month"] is not None
+            else "price unknown: set billing.prices.object_storage_gb_month"
+        )
+        days = kept["retention_days"]
+        out.print(
+            f"Pulls: {kept['pulls']} kept in {escape(kept['url'])} ({kept['transfer']}"
+            + (f", expired after {days} days" if days else ", kept until deleted")
+            + f"), {escape(price)}"
+        )
     t = plan_totals(plan)
     out.print(
         f"Totals (estimates, CNY): refund {t['estimated_refund']}, handling fees "
