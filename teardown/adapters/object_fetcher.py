@@ -24,7 +24,7 @@ from typing import Any
 
 from teardown.adapters.objstore import ObjectStore
 from teardown.adapters.ssh.fetcher import SshFetcher, origin_of
-from teardown.adapters.store_urls import INDEX, MANIFEST, check_stored_pull
+from teardown.adapters.store_urls import INDEX, MANIFEST, check_stored_pull, object_key
 from teardown.core.errors import TeardownError
 from teardown.core.model import Artifact, PullSpec, Resource
 from teardown.ports import ProgressCallback
@@ -37,10 +37,6 @@ class ObjectStoreFetcher:
     def __init__(self, inner: SshFetcher, store: ObjectStore) -> None:
         self.inner = inner
         self.store = store
-
-    @staticmethod
-    def _key(key: str, name: str) -> str:
-        return f"backups/{key}/{name}"
 
     def pull(
         self, resource: Resource, spec: PullSpec, key: str, progress: ProgressCallback | None
@@ -58,8 +54,8 @@ class ObjectStoreFetcher:
 
     def _stored(self, resource: Resource, spec: PullSpec, key: str) -> Artifact | None:
         """The verified pull stored under ``key`` in the bucket, or None."""
-        index = self.store.get_bytes(self._key(key, INDEX))
-        manifest = self.store.get_bytes(self._key(key, MANIFEST))
+        index = self.store.get_bytes(object_key(key, INDEX))
+        manifest = self.store.get_bytes(object_key(key, MANIFEST))
         if index is None or manifest is None:
             return None
         data = json.loads(manifest)
@@ -67,7 +63,7 @@ class ObjectStoreFetcher:
             return None
         local = self.inner.find(resource, spec, key)
         base = local if local is not None else _from_manifest(resource, spec, data)
-        ref = self.store.where(self._key(key, MANIFEST))
+        ref = self.store.where(object_key(key, MANIFEST))
         return replace(base, ref=ref, sha256=hashlib.sha256(index).hexdigest())
 
     def _upload(self, key: str, artifact: Artifact) -> Artifact:
@@ -80,7 +76,7 @@ class ObjectStoreFetcher:
         )
         for path in files:
             name = path.relative_to(pd.dir).as_posix()
-            stored = self.store.put_file(self._key(key, name), path)
+            stored = self.store.put_file(object_key(key, name), path)
             objects.append({"name": name, "size": stored.size, "sha256": stored.sha256})
         manifest_sha = hashlib.sha256(pd.manifest_path.read_bytes()).hexdigest()
         if manifest_sha != artifact.sha256:
@@ -88,14 +84,14 @@ class ObjectStoreFetcher:
         size = pd.manifest_path.stat().st_size
         objects.append({"name": MANIFEST, "size": size, "sha256": manifest_sha})
         index = json.dumps({"objects": objects}, sort_keys=True).encode()
-        self.store.put_bytes(self._key(key, INDEX), index)
-        stored = self.store.put_file(self._key(key, MANIFEST), pd.manifest_path)  # last
+        self.store.put_bytes(object_key(key, INDEX), index)
+        stored = self.store.put_file(object_key(key, MANIFEST), pd.manifest_path)  # last
         if stored.sha256 != manifest_sha:
             raise TeardownError(
-                f"{self.store.where(self._key(key, MANIFEST))} was not stored intact"
+                f"{self.store.where(object_key(key, MANIFEST))} was not stored intact"
             )
         shutil.rmtree(pd.dir)
-        ref = self.store.where(self._key(key, MANIFEST))
+        ref = self.store.where(object_key(key, MANIFEST))
         return replace(
             artifact,
             ref=ref,

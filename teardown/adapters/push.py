@@ -57,6 +57,7 @@ from teardown.adapters.ssh.remote import (
     run_command,
     tail,
 )
+from teardown.adapters.store_urls import object_key
 from teardown.core.errors import TeardownError
 from teardown.core.model import Artifact, Origin, PullSpec, Resource
 from teardown.core.text import printable
@@ -129,10 +130,6 @@ class PushFetcher:
         store.client.meta.events.register_first(
             "choose-signer.s3.PutObject", _keep_sigv4_presign, unique_id=_PRESIGN_HANDLER
         )
-
-    @staticmethod
-    def _key(key: str, name: str) -> str:
-        return f"backups/{key}/{name}"
 
     # -- the port --------------------------------------------------------------------------
 
@@ -283,7 +280,7 @@ class PushFetcher:
         problems += self._changed(transport, req, pushed)
         for item in pushed:
             try:
-                self.store.verify(self._key(key, item.name), item.sha256, item.entry.size)
+                self.store.verify(object_key(key, item.name), item.sha256, item.entry.size)
             except TeardownError as e:
                 problems.append(f"{printable(item.entry.path)}: {e}")
         if problems:
@@ -339,7 +336,7 @@ class PushFetcher:
     def _push_file(self, transport: Any, key: str, item: _Pushed, timeout: float) -> str | None:
         """Have the host upload one file; None when the store took it, else why not (never the
         URL). An object already there with the host's checksum and size is not sent again."""
-        obj = self._key(key, item.name)
+        obj = object_key(key, item.name)
         existing = self.store.head(obj)
         if existing is not None and (existing.sha256, existing.size) == (
             item.sha256,
@@ -416,13 +413,13 @@ class PushFetcher:
         objects = [{"name": p.name, "size": p.entry.size, "sha256": p.sha256} for p in pushed]
         objects.append({"name": MANIFEST, "size": len(data), "sha256": manifest_sha})
         index = json.dumps({"objects": objects}, sort_keys=True).encode()
-        self.store.put_bytes(self._key(key, INDEX), index)
-        stored = self.store.put_bytes(self._key(key, MANIFEST), data)
+        self.store.put_bytes(object_key(key, INDEX), index)
+        stored = self.store.put_bytes(object_key(key, MANIFEST), data)
         if stored.sha256 != manifest_sha:
             raise TeardownError(
-                f"{self.store.where(self._key(key, MANIFEST))} was not stored intact"
+                f"{self.store.where(object_key(key, MANIFEST))} was not stored intact"
             )
-        ref = self.store.where(self._key(key, MANIFEST))
+        ref = self.store.where(object_key(key, MANIFEST))
         total = int(manifest["total_bytes"])
         return Artifact(
             kind="pull",
@@ -432,7 +429,7 @@ class PushFetcher:
             size=total,
             sha256=hashlib.sha256(index).hexdigest(),
             detail=f"{len(pushed)} files ({total} bytes) pushed by the host to "
-            f"{self.store.where(self._key(key, ''))}; checksums confirmed; 0 payload bytes "
+            f"{self.store.where(object_key(key, ''))}; checksums confirmed; 0 payload bytes "
             "through the runner",
             origin=origin,
             host_key=host_key,
@@ -445,7 +442,7 @@ class PushFetcher:
     ) -> Artifact:
         return Artifact(
             kind="pull",
-            ref=self.store.where(self._key(key, MANIFEST)),
+            ref=self.store.where(object_key(key, MANIFEST)),
             verified=False,
             survives_destroy=True,
             detail=detail,
