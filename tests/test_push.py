@@ -283,3 +283,38 @@ def test_a_refused_upload_fails_the_push_without_showing_the_url(
     assert "curl exit status 22: the store refused the upload" in artifact.detail
     assert "X-Amz-" not in artifact.detail and "127.0.0.1" not in artifact.detail
     assert rig.fetcher.pushed_bytes == 0 and rig.fetcher.runner_payload_bytes == 0
+
+
+def test_a_pushed_backup_is_restored_from_its_url_and_verified_on_the_host(
+    tmp_path: Path, sshd: SshdInfo, s3_endpoint: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pushed backup holds plain files, not tar segments: ``teardown restore <url>`` puts them
+    in a segment after checking each against the index, then restores as for any pull."""
+    from click.testing import CliRunner
+
+    from teardown.cli.main import cli
+
+    rig = make_rig(tmp_path, sshd, s3_endpoint)
+    assert rig.fetcher.pull(rig.resource, spec_of(rig), KEY, None).verified
+    for name, value in s3_endpoint.env.items():
+        monkeypatch.setenv(name, value)
+    cfg = tmp_path / "teardown.toml"
+    cfg.write_text(
+        f'[store]\nurl = "s3://{rig.bucket}/{PREFIX}"\nendpoint_url = "{s3_endpoint.endpoint}"\n'
+        f'region = "{s3_endpoint.region}"\n'
+    )
+    dest = tmp_path / "restored"
+    url = f"s3://{rig.bucket}/{PREFIX}/backups/{KEY}/{MANIFEST}"
+    result = CliRunner().invoke(
+        cli,
+        ["restore", url, "--config", str(cfg),
+         "--to", f"{sshd.user}@127.0.0.1:{sshd.port}:{dest}",
+         "--identity", str(sshd.client_key), "--known-hosts", str(sshd.known_hosts), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["ok"] is True and body["files"] == 3 and body["source"] == url
+    for original in (rig.data / "a.txt", rig.data / "sub" / "big.bin"):
+        copy = dest / str(original).lstrip("/")
+        assert copy.read_bytes() == original.read_bytes()
+    assert not (dest / str(rig.data / "skip.tmp").lstrip("/")).exists()  # excluded: not pushed

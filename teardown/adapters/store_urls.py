@@ -29,6 +29,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -362,12 +364,44 @@ def _said(e: Exception) -> str:
     return type(e).__name__
 
 
+def as_pull_layout(directory: Path) -> None:
+    """Turn a downloaded *pushed* backup (its files under ``files/``, each as the host sent it)
+    into the layout of a pull (one tar segment, a manifest naming each file's segment), so that
+    it is checked and restored as any pull is. A pull downloaded as it was stored is left as is.
+    Each file's sha256 was checked against the index by the download."""
+    manifest_path = directory / MANIFEST
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest.get("transfer") != "push":
+        return
+    segments = directory / "segments"
+    segments.mkdir(mode=0o700, exist_ok=True)
+    segment = segments / "000001.tar"
+    files = manifest.get("files", [])
+    with tarfile.open(segment, "w", format=tarfile.PAX_FORMAT) as tar:
+        for entry in files:
+            name = str(entry["path"]).lstrip("/")
+            info = tar.gettarinfo(str(directory / "files" / name), arcname=name)
+            info.mode = int(entry.get("mode", 0o644)) & 0o7777
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with (directory / "files" / name).open("rb") as f:
+                tar.addfile(info, f)
+    for entry in files:
+        entry["segment"] = 1
+    manifest["segments"] = [{"name": segment.name, "size": segment.stat().st_size}]
+    manifest.setdefault("dirs", [])
+    manifest.setdefault("symlinks", [])
+    manifest_path.write_text(json.dumps(manifest, sort_keys=True), encoding="utf-8")
+    shutil.rmtree(directory / "files")
+
+
 __all__ = [
     "BackupUrl",
     "DownloadReport",
     "StoredPullCheck",
     "StoredRun",
     "apply_retention",
+    "as_pull_layout",
     "check_stored_pull",
     "download_stored_pull",
     "is_store_url",

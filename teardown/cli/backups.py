@@ -28,6 +28,7 @@ from teardown.adapters.store_check import VerifyReport, verify_backup
 from teardown.adapters.store_urls import (
     DownloadReport,
     StoredPullCheck,
+    as_pull_layout,
     check_stored_pull,
     download_stored_pull,
     is_store_url,
@@ -291,6 +292,7 @@ def restore(
         fetched = _download(config, backup, Path(staging))
         if not fetched.ok:
             _fail_download(fetched, as_json)
+        as_pull_layout(Path(fetched.directory))  # a pushed backup: plain files, put in a segment
         report = restore_backup(Path(fetched.directory), target, path, overwrite=overwrite)
     report.source = fetched.backup
     report_restore(report, as_json)
