@@ -158,7 +158,10 @@ class MemoryClaims:
 def test_two_runs_from_two_directories_exactly_one_acts(tmp_path: Path) -> None:
     sb, cfg_a = prepare(tmp_path / "a")
     slow = sb / "sandbox.toml"
-    slow.write_text(slow.read_text().replace("checkpoint = 0.05", "checkpoint = 2.0"))
+    # The first run must still hold its claims when the second one has started and planned:
+    # a slow backup keeps it busy long enough even on a loaded machine (the second process's
+    # start-up alone took over 2 s under load).
+    slow.write_text(slow.read_text().replace("checkpoint = 0.05", "checkpoint = 6.0"))
     cfg_b = tmp_path / "b" / "teardown.toml"
     cfg_b.parent.mkdir()
     cfg_b.write_text(cfg_a.read_text().replace(str(tmp_path / "a"), str(tmp_path / "b")))
