@@ -27,7 +27,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
@@ -453,35 +454,13 @@ class ObjectStore:
         except ObjectVerificationFailed:
             return None
 
-    def _get(self, key: str) -> tuple[bytes, str | None]:
-        """(body, ETag) of a small object; ObjectVerificationFailed when it is missing."""
+    @contextmanager
+    def _reading(self, key: str) -> Iterator[None]:
+        """Read errors of ``key`` as teardown errors: a missing object or a body that fails its
+        checksum is ObjectVerificationFailed; the rest is mapped (:meth:`_mapped`)."""
         where = self.where(key)
         try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self.full_key(key))
-            return answer["Body"].read(), answer.get("ETag")
-        except ClientError as e:
-            if _code(e) in ("NoSuchKey", "404"):
-                raise ObjectVerificationFailed(where, "missing") from None
-            raise self._mapped(e, "read", key) from None
-        except FlexibleChecksumError:
-            raise ObjectVerificationFailed(where, "the body read fails its checksum") from None
-        except BotoCoreError as e:
-            raise self._mapped(e, "read", key) from None
-
-    def _read(self, key: str, out: IO[bytes] | None) -> tuple[StoredObject, str, int]:
-        """Stream the object through sha256 (into ``out`` if given): (object, sha256, bytes)."""
-        where = self.where(key)
-        digest = hashlib.sha256()
-        read = 0
-        try:
-            answer = self.client.get_object(
-                Bucket=self.bucket, Key=self.full_key(key), ChecksumMode="ENABLED"
-            )
-            for chunk in answer["Body"].iter_chunks(READ_CHUNK):
-                digest.update(chunk)
-                read += len(chunk)
-                if out is not None:
-                    out.write(chunk)
+            yield
         except ClientError as e:
             if _code(e) in ("NoSuchKey", "404"):
                 raise ObjectVerificationFailed(where, "missing") from None
@@ -491,6 +470,27 @@ class ObjectStore:
             raise ObjectVerificationFailed(where, "the body read fails its checksum") from None
         except BotoCoreError as e:
             raise self._mapped(e, "read", key) from None
+
+    def _get(self, key: str) -> tuple[bytes, str | None]:
+        """(body, ETag) of a small object; ObjectVerificationFailed when it is missing."""
+        with self._reading(key):
+            answer = self.client.get_object(Bucket=self.bucket, Key=self.full_key(key))
+            return answer["Body"].read(), answer.get("ETag")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, key: str, out: IO[bytes] | None) -> tuple[StoredObject, str, int]:
+        """Stream the object through sha256 (into ``out`` if given): (object, sha256, bytes)."""
+        digest = hashlib.sha256()
+        read = 0
+        with self._reading(key):
+            answer = self.client.get_object(
+                Bucket=self.bucket, Key=self.full_key(key), ChecksumMode="ENABLED"
+            )
+            for chunk in answer["Body"].iter_chunks(READ_CHUNK):
+                digest.update(chunk)
+                read += len(chunk)
+                if out is not None:
+                    out.write(chunk)
         return _described(key, cast("HeadObjectOutputTypeDef", answer)), digest.hexdigest(), read
 
     def list(self, prefix: str = "") -> list[str]:
