@@ -4,7 +4,12 @@ Compares, in the same run and against the same server (``tests.sshd.Sshd``):
 
 - ``openssh-tar``: ``ssh HOST 'tar cf - -C PARENT SET' | tar xf - -C DEST`` (default cipher),
 - ``rsync``: ``rsync -a -e 'ssh ...' HOST:SRC/ DEST/``,
-- ``teardown``: ``bench_pull_hook.pull(info, paths, dest)`` (``scripts/bench_pull_hook.py``).
+- ``teardown``: ``bench_pull_hook.pull(info, paths, dest)`` (``scripts/bench_pull_hook.py``), a
+  verified pull with ``--parallel`` streams (default 2);
+- ``teardown-nohash``: the same pull with the host's checksums skipped: not a backup (it cannot
+  verify), the client side's ceiling, since on loopback the host's hashing shares the same cores;
+- ``teardown-paramiko``: the verified pull with its streams over paramiko instead of OpenSSH's
+  ``ssh`` (``[ssh] client = "paramiko"``).
 
 Big set: 4 files x 256 MiB random (``--big-mib``); small set: 20,000 files x 4 KiB in 100
 folders (``--small-count``). Each run goes into a fresh empty destination on the same filesystem as
@@ -14,7 +19,11 @@ manifest instead of extracting, the byte count ``pull`` returns). The page cache
 (that needs root): every set is read once before measuring so that every method sees a warm cache,
 and ``sync`` runs between runs so that one run's writeback does not land in the next.
 MB/s = payload bytes / wall seconds (MB = 10^6 bytes), connection included; each figure is the
-median of ``--rounds`` runs, the methods taking turns within each round.
+median of ``--rounds`` runs, the methods taking turns within each round. ``cpu`` is the client's
+CPU seconds (user + system of this process and of the processes it waited for: ``ssh``,
+``rsync``, ``tar``), ``machine`` all CPU seconds the machine spent meanwhile (/proc/stat: both
+ends, since the host is this machine). Each set ends with teardown's ratio against the fastest
+peer (and each peer), and the peak RSS of this process, in which teardown runs.
 
 Run it through ``scripts/bench_pull``; ``--help`` lists the options.
 """
@@ -23,8 +32,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib
 import os
+import resource
 import shlex
 import shutil
 import statistics
@@ -60,12 +71,30 @@ class FileSet:
 @dataclasses.dataclass
 class Result:
     walls: list[float] = dataclasses.field(default_factory=list)
+    cpus: list[float] = dataclasses.field(default_factory=list)
+    machine: list[float] = dataclasses.field(default_factory=list)
     error: str | None = None
     stored: tuple[int, int] = (0, 0)  # files, bytes in the last destination
 
     @property
     def wall(self) -> float:
         return statistics.median(self.walls)
+
+
+PEERS = ("openssh-tar", "rsync")
+
+
+def busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy so far (all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> float:
+    """This process's CPU seconds plus those of the children it waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 # --- the data sets ------------------------------------------------------------------------------
@@ -181,13 +210,15 @@ def load_hook() -> tuple[PullHook | None, str]:
     return hook, ""
 
 
-def teardown_pull(hook: PullHook) -> Callable[[SshdInfo, FileSet, Path], None]:
+def teardown_pull(hook: PullHook, **options: Any) -> Callable[[SshdInfo, FileSet, Path], None]:
+    """Teardown's pull through the hook, with ``options`` (streams, client, host_hashing)."""
+
     def run(info: SshdInfo, fileset: FileSet, dest: Path) -> None:
         info_dict = {
             key: str(value) if isinstance(value, Path) else value
             for key, value in dataclasses.asdict(info).items()
         }
-        pulled = hook(info_dict, [str(fileset.path)], dest)
+        pulled = functools.partial(hook, **options)(info_dict, [str(fileset.path)], dest)
         if pulled < fileset.payload:
             raise RuntimeError(f"pull() returned {pulled} bytes, payload is {fileset.payload}")
 
@@ -213,17 +244,19 @@ def measure(
             dest = work / f"dst-{fileset.name}-{name}-{r}"
             dest.mkdir()
             subprocess.run(["sync"], check=False)
+            cpu, machine = cpu_seconds(), busy_seconds()
             start = time.perf_counter()
             try:
                 method(info, fileset, dest)
             except Exception as exc:
                 result.error = f"{type(exc).__name__}: {exc}"
             wall = time.perf_counter() - start
+            cpu, machine = cpu_seconds() - cpu, busy_seconds() - machine
             if result.error is None:
                 files, size = result.stored = tally(dest)
                 # teardown may store an archive plus a manifest instead of one file per member;
                 # its pull() returning fewer bytes than the payload is the failure check then.
-                extracted = name != "teardown" or files == fileset.files
+                extracted = not name.startswith("teardown") or files == fileset.files
                 if extracted and (files, size) != (fileset.files, fileset.payload):
                     result.error = (
                         f"wrong result: {files} files, {size} bytes "
@@ -231,6 +264,8 @@ def measure(
                     )
                 else:
                     result.walls.append(wall)
+                    result.cpus.append(cpu)
+                    result.machine.append(machine)
             shutil.rmtree(dest)
     return results
 
@@ -238,30 +273,36 @@ def measure(
 def report(fileset: FileSet, results: dict[str, Result]) -> None:
     for name, result in results.items():
         if result.error is not None:
-            print(f"{fileset.name:<5} {name:<12} FAILED  {result.error}", flush=True)
+            print(f"{fileset.name:<5} {name:<17} FAILED  {result.error}", flush=True)
             continue
         spread = f"{min(result.walls):.3f}-{max(result.walls):.3f}s"
         files, size = result.stored
         layout = "" if files == fileset.files else f", stored as {files} files of {size} bytes"
         print(
-            f"{fileset.name:<5} {name:<12} MB/s={fileset.payload / result.wall / 1e6:.1f}"
-            f"  wall={result.wall:.3f}s  (runs {spread}{layout})",
+            f"{fileset.name:<5} {name:<17} MB/s={fileset.payload / result.wall / 1e6:6.1f}"
+            f"  wall={result.wall:.3f}s  cpu={statistics.median(result.cpus):.2f}s"
+            f"  machine={statistics.median(result.machine):.2f}s  (runs {spread}{layout})",
             flush=True,
         )
 
 
 def ratios(fileset: FileSet, results: dict[str, Result]) -> None:
+    """teardown's ratio against each peer and the fastest one: throughput for the big set
+    (higher is better), wall time for the small set (lower is better)."""
     ours = results.get("teardown")
-    if ours is None or ours.error is not None:
+    peers = {
+        name: r for name, r in results.items() if name in PEERS and r.error is None and r.walls
+    }
+    if ours is None or ours.error is not None or not peers:
         return
-    for other in ("openssh-tar", "rsync"):
-        theirs = results.get(other)
-        if theirs is None or theirs.error is not None:
-            continue
-        if fileset.name == "big":  # throughput ratio: higher is better
-            print(f"{fileset.name:<5} teardown/{other} = {theirs.wall / ours.wall:.2f}")
-        else:  # wall-time ratio: lower is better
-            print(f"{fileset.name:<5} teardown/{other} wall = {ours.wall / theirs.wall:.2f}")
+    fastest = min(peers, key=lambda name: peers[name].wall)
+    for other in (fastest, *sorted(set(peers) - {fastest})):
+        label = f"teardown/{other}" + (" (fastest peer)" if other == fastest else "")
+        theirs = peers[other]
+        if fileset.name == "big":
+            print(f"{fileset.name:<5} {label} = {theirs.wall / ours.wall:.2f}", flush=True)
+        else:
+            print(f"{fileset.name:<5} {label} wall = {ours.wall / theirs.wall:.2f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="defaults of 64 MiB big files and 5,000 small files"
     )
     parser.add_argument("--only", choices=["big", "small"], help="measure one set only")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=2,
+        help="teardown's streams per pull ([ssh] streams; default 2)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the sets and the sshd dir")
     args = parser.parse_args(argv)
     if args.big_mib is None:
@@ -292,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="teardown-bench-pull-", dir=args.dir))
-    print(f"work dir {work} ({os.cpu_count()} CPUs)", flush=True)
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"work dir {work} ({os.cpu_count()} CPUs, load average {load})", flush=True)
 
     methods: dict[str, Callable[[SshdInfo, FileSet, Path], None]] = {"openssh-tar": openssh_tar}
     if shutil.which("rsync"):
@@ -303,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     if hook is None:
         print(f"teardown: {why}")
     else:
-        methods["teardown"] = teardown_pull(hook)
+        methods["teardown"] = teardown_pull(hook, streams=args.parallel)
+        methods["teardown-nohash"] = teardown_pull(hook, streams=args.parallel, host_hashing=False)
+        methods["teardown-paramiko"] = teardown_pull(hook, streams=args.parallel, client="paramiko")
 
     server = Sshd(work / "sshd")
     try:
@@ -339,6 +389,13 @@ def main(argv: list[str] | None = None) -> int:
             results = measure(methods, info, fileset, work, args.rounds)
             report(fileset, results)
             ratios(fileset, results)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            print(
+                f"{fileset.name:<5} peak RSS {peak:.0f} MiB (this process, teardown runs in "
+                f"it); largest child {child:.0f} MiB",
+                flush=True,
+            )
     finally:
         server.stop()
         if args.keep:

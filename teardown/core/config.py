@@ -334,6 +334,12 @@ class SshConfig:
     """Seconds a ``before``/``after`` command (and each pull step) may take."""
     verify_with: str = "auto"
     """How the host checksums files: ``auto``, ``openssl``, ``sha256sum`` or ``sftp``."""
+    client: str = "auto"
+    """What carries a pull's ``tar`` streams: ``auto`` (OpenSSH's ``ssh``, pinned to the host
+    key paramiko verified, when it is installed, there is no jump host and it logs in without a
+    prompt; else paramiko) or ``paramiko`` (docs/ssh-pull.md)."""
+    streams: int = 2
+    """At most this many ``tar`` streams per pull at once, each with at least 64 MiB of files."""
     pass_env: tuple[str, ...] = ()
     """Environment variables ``before``/``after`` commands may use as ``${env:NAME}`` (sent on
     the command's standard input, never in its text). Cloud credentials can never be passed
@@ -342,6 +348,10 @@ class SshConfig:
     def __post_init__(self) -> None:
         if self.verify_with not in ("auto", "openssl", "sha256sum", "sftp"):
             raise ValueError("verify_with must be auto, openssl, sha256sum or sftp")
+        if self.client not in ("auto", "paramiko"):
+            raise ValueError("client must be auto or paramiko")
+        if not 1 <= self.streams <= 16:
+            raise ValueError("streams must be 1 to 16")
         if not (0 < self.connect_timeout <= 3600 and 0 < self.command_timeout <= 86_400):
             raise ValueError("timeouts must be positive: connect at most 3600 s, command 86400 s")
 

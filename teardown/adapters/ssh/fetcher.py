@@ -14,6 +14,7 @@ from teardown.adapters.ssh.connect import (
     open_transport,
     resolve,
 )
+from teardown.adapters.ssh.openssh import link_for
 from teardown.adapters.ssh.pull import PullRequest, pull
 from teardown.adapters.store import LocalStore, sha256_file
 from teardown.adapters.store_check import check_backup
@@ -90,6 +91,8 @@ class SshFetcher:
             allow_empty=spec.allow_empty,
             accept_refused=spec.accept_refused,
             rule=spec.name,
+            streams=self.config.streams,
+            client=self.config.client,
         )
         transport = open_transport(target)
         host_key = fingerprint(transport.get_remote_server_key())
@@ -105,6 +108,16 @@ class SshFetcher:
             },
         )
         try:
+            link = link_for(
+                resolved.hostname,
+                resolved.port,
+                resolved.user,
+                resolved.identity_files,
+                transport,
+                connect_timeout=target.connect_timeout,
+                jump=resolved.jump,
+                passphrase=target.passphrase,
+            )
             report = pull(
                 transport,
                 self.store.pull_dir(key),
@@ -112,6 +125,7 @@ class SshFetcher:
                 progress,
                 host_label=f"{resolved.hostname}:{resolved.port}",
                 user=resolved.user,
+                link=link,
             )
         finally:
             close_transport(transport)

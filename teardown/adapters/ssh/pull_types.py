@@ -23,8 +23,15 @@ class PullRequest:
     """``auto`` (openssl, else sha256sum, else SFTP re-read), ``openssl``, ``sha256sum``,
     ``sftp``."""
     method: str = "tar"
-    """``tar`` (one stream over exec), or ``sftp``; SFTP is also used when the host refuses
+    """``tar`` (streams over exec), or ``sftp``; SFTP is also used when the host refuses
     exec."""
+    streams: int = 2
+    """At most this many ``tar`` streams at once, each with at least ``stream_min_bytes`` of
+    files (docs/ssh-pull.md)."""
+    stream_min_bytes: int = 64 << 20
+    client: str = "auto"
+    """What carries the ``tar`` streams: ``auto`` (OpenSSH's ``ssh`` when the pull is given a
+    link to the host and ``ssh`` logs in, else paramiko) or ``paramiko``."""
     command_timeout: float = 600.0
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Values for ``${env:NAME}`` in hook commands: secrets stay out of config, plan and journal."""
@@ -54,6 +61,8 @@ class PullReport:
     manifest_path: str | None = None
     accepted_refusals: list[dict[str, str]] = field(default_factory=list)
     """Refused entries the rule's ``accept_refused`` lists (recorded, not failing)."""
+    streamed: str = ""
+    """How the files travelled: ``paramiko x1``, ``openssh x2``, ``sftp``."""
 
 
 @dataclass(frozen=True)

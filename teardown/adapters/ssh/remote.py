@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import weakref
 from typing import Any
 
 from teardown.adapters.ssh.connect import guarded
@@ -13,6 +14,10 @@ from teardown.core.errors import PermanentError
 
 RECV = 4 << 20
 """4 MiB reads: 1 MiB reads were ~7% slower."""
+_PROBE = b"teardown-exec-probe"
+_TOOLS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+"""What ``exec_works`` found on each transport's host (``command -v`` of the hashers): one
+command fewer per pull (about 50 ms against OpenSSH here)."""
 
 
 def run_command(
@@ -71,8 +76,10 @@ def choose_hasher(transport: Any, verify_with: str, timeout: float, names: list[
     ``sftp`` (a second read); PermanentError when the one asked for is missing."""
     if verify_with == "sftp":
         return "sftp"
-    _status, out, _ = run_command(transport, "command -v openssl; command -v sha256sum", timeout)
-    found = out.decode("utf-8", "replace")
+    found = _TOOLS.get(transport)
+    if found is None:
+        _status, out, _ = run_command(transport, _HASHERS, timeout)
+        found = out.decode("utf-8", "replace")
     has_newline = any("\n" in n for n in names)
     if verify_with in ("auto", "openssl") and "openssl" in found and not has_newline:
         return "openssl"
@@ -123,10 +130,20 @@ def sftp_hashes(sftp: Any, paths: list[str]) -> dict[str, str]:
 # -- probing the host ------------------------------------------------------------------
 
 
+_HASHERS = "command -v openssl; command -v sha256sum"
+
+
 def exec_works(transport: Any, timeout: float) -> bool:
-    """Whether the host runs commands (an SFTP-only account answers with an error)."""
+    """Whether the host runs commands (an SFTP-only account answers with an error). The same
+    command looks for the hashers ``choose_hasher`` picks from."""
     try:
-        status, out, _ = run_command(transport, "echo teardown-exec-probe", timeout)
+        status, out, _ = run_command(
+            transport, f"echo {_PROBE.decode()}; {_HASHERS}; true", timeout
+        )
     except PermanentError:
         return False
-    return status == 0 and out.strip() == b"teardown-exec-probe"
+    first, _, rest = out.partition(b"\n")
+    works = status == 0 and first.strip() == _PROBE
+    if works:
+        _TOOLS[transport] = rest.decode("utf-8", "replace")
+    return works

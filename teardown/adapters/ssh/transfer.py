@@ -1,21 +1,29 @@
-"""Receiving a pull's entries into the store: a ``tar`` stream over one exec channel (or SFTP
-reads when the host refuses exec) parsed as it arrives, each accepted member written to a tar
-segment with its file body hashed on the way.
+"""Receiving a pull's entries into the store: ``tar`` streams (or SFTP reads when the host
+refuses exec) parsed as they arrive, each accepted member written to a tar segment with its file
+body hashed on the way.
 
-The stream carries exactly the listed entries that are not yet verified in the store. A dropped
-connection keeps every file completed before it (the segment is cut at the last whole member),
-so a rerun sends only what was not yet received.
+The streams carry exactly the listed entries that are not yet verified in the store. A big pull
+is split into up to ``streams`` parallel streams of at least ``STREAM_MIN_BYTES`` each (files
+balanced by size; directories and symlinks in the first), each with its own sink and segments;
+each goes through OpenSSH's ``ssh`` when a link is given (``teardown.adapters.ssh.openssh``),
+else over its own channel of the paramiko transport. A dropped connection keeps every file
+completed before it (each segment is cut at its last whole member), so a rerun sends only what
+was not yet received.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from teardown.adapters.ssh import openssh
 from teardown.adapters.ssh.connect import guarded, translate
 from teardown.adapters.ssh.pull_types import Entry, Progress
 from teardown.adapters.ssh.remote import RECV, exit_status, host_hashes, tail
@@ -25,6 +33,44 @@ from teardown.core.errors import PermanentError
 
 PROGRESS_EVERY = 1 << 20
 """Report progress at most once per MiB (and at the end)."""
+WRITE_BUFFER = 64 << 10
+"""Headers gather in a 64 KiB buffer; a body chunk at least that big is written straight from
+the received buffer (Python's buffered writer copies only what fits its buffer)."""
+WRITEBACK_EVERY = 32 << 20
+"""Every 32 MiB written, the kernel is asked to start writing that range to disk (and to drop
+it from the page cache once written): the ``fsync`` that ends a segment then waits for little,
+and a backup does not push the host's other data out of the cache."""
+STREAM_MIN_BYTES = 64 << 20
+"""A pull is split into parallel streams only when each gets at least this much file data:
+below it, another connection costs more than it saves."""
+
+
+class _Shared:
+    """What the sinks of one pull share: segment numbers, the index, the progress total."""
+
+    def __init__(self, pd: PullDir, progress: Progress | None) -> None:
+        self.lock = threading.Lock()
+        self.progress = progress
+        self._next = pd.next_segment()
+        self._counts: dict[int, tuple[int, int]] = {}
+
+    def segment(self) -> int:
+        with self.lock:
+            n = self._next
+            self._next += 1
+            return n
+
+    def add_records(self, pd: PullDir, records: list[FileRecord]) -> None:
+        with self.lock:
+            pd.add_records(records)
+
+    def report(self, sink: int, sent: int, files: int) -> None:
+        if self.progress is None:
+            return
+        with self.lock:
+            self._counts[sink] = (sent, files)
+            total = [sum(c) for c in zip(*self._counts.values(), strict=True)]
+            self.progress(total[0], total[1])
 
 
 class SegmentSink:
@@ -36,10 +82,12 @@ class SegmentSink:
         expected: dict[str, Entry],
         progress: Progress | None,
         roots: tuple[str, ...] = (),
+        shared: _Shared | None = None,
     ):
         self.pd = pd
         self.expected = expected
         self.progress = progress
+        self.shared = shared if shared is not None else _Shared(pd, progress)
         self.roots = set(roots)
         self.followed: dict[str, str] = {}
         """Requested paths that are symlinks on the host -> their targets (followed)."""
@@ -54,17 +102,18 @@ class SegmentSink:
         self._records: list[FileRecord] = []
         self._current: tuple[Entry, Any] | None = None
         self._written = 0
+        self._flushed = 0
         self._offset = 0
         self._reported = 0
 
     def _open(self) -> BinaryIO:
         if self._f is None:
-            self._seg = self.pd.next_segment()
+            self._seg = self.shared.segment()
             # Kept open across members until the segment is finalized (``finish``).
             path = self.pd.segment_path(self._seg, part=True)
             fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)  # owner-only
-            self._f = os.fdopen(fd, "wb", buffering=1 << 20)
-            self._good = self._written = 0
+            self._f = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
+            self._good = self._written = self._flushed = 0
         return self._f
 
     def member(self, m: Member, raw: bytes) -> bool:
@@ -110,9 +159,24 @@ class SegmentSink:
         n = len(chunk)
         self._written += n
         self.sent_bytes += n
+        if self._written - self._flushed >= WRITEBACK_EVERY:
+            self._start_writeback()
         if self.progress is not None and self.sent_bytes - self._reported >= PROGRESS_EVERY:
             self._reported = self.sent_bytes
-            self.progress(self.sent_bytes, self.files)
+            self.shared.report(id(self), self.sent_bytes, self.files)
+
+    def _start_writeback(self) -> None:
+        """Start writing what was written since the last call to disk, without waiting."""
+        assert self._f is not None
+        self._f.flush()
+        with contextlib.suppress(OSError, AttributeError):  # advice only (not on every OS)
+            os.posix_fadvise(
+                self._f.fileno(),
+                self._flushed,
+                self._written - self._flushed,
+                os.POSIX_FADV_DONTNEED,
+            )
+        self._flushed = self._written
 
     def end_member(self) -> None:
         assert self._f is not None and self._current is not None
@@ -145,7 +209,7 @@ class SegmentSink:
         again next time, and nothing half-written is ever counted as received."""
         if self.progress is not None and self._reported != self.sent_bytes:
             self._reported = self.sent_bytes
-            self.progress(self.sent_bytes, self.files)
+            self.shared.report(id(self), self.sent_bytes, self.files)
         if self._f is None:
             return
         f, part = self._f, self.pd.segment_path(self._seg, part=True)
@@ -170,7 +234,7 @@ class SegmentSink:
             part.unlink()
             return
         part.replace(self.pd.segment_path(self._seg, part=False))
-        self.pd.add_records(self._records)
+        self.shared.add_records(self.pd, self._records)
         self._records = []
 
 
@@ -226,44 +290,77 @@ def sftp_linked_files(transport: Any, sink: SegmentSink) -> None:
         sftp.close()
 
 
-def tar_stream(transport: Any, listing: list[Entry], sink: SegmentSink, timeout: float) -> None:
-    """Have ``tar`` on the host send exactly ``listing`` (names on its standard input, nothing
-    recursed into) and parse the stream into ``sink`` as it arrives."""
-    names = b"".join(e.path[1:].encode("utf-8", "surrogateescape") + b"\0" for e in listing)
-    command = "tar -C / --null --no-recursion --verbatim-files-from --hard-dereference -T - -cf -"
+TAR = "tar -C / --null --no-recursion --verbatim-files-from --hard-dereference -b 256 -T - -cf -"
+"""Names on standard input, nothing recursed into; 128 KiB records (the default 10 KiB ones
+cost the host a write per 10 KiB). The stream's end is padded to a record: the parser stops at
+the end-of-archive marker."""
 
-    def go() -> None:
-        chan = transport.open_session()
-        try:
-            chan.settimeout(timeout)
-            chan.exec_command(command)
-            chan.sendall(names)
-            chan.shutdown_write()
-            parser = TarParser(sink)
-            while True:
-                data = chan.recv(RECV)
-                if not data:
-                    break
-                parser.feed(data)
-            status = exit_status(chan, transport, time.monotonic() + timeout)
-            err = b""
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(RECV)
-            if status == -1:
-                raise EOFError("connection closed before tar finished")
-            try:
-                parser.close()
-            except TarError as e:
-                raise EOFError(f"tar stream ended early: {e}") from None
-            if status not in (0, 1):  # 1: "file changed as we read it"; the checks decide
-                raise PermanentError(f"tar failed on the host (exit {status}): {tail(err)}")
-        finally:
-            chan.close()
 
+def _check_tar(status: int, parser: TarParser, err: str) -> None:
+    """Raise unless ``tar`` exited well and its stream ended whole."""
+    if status == -1:
+        raise EOFError("connection closed before tar finished")
     try:
-        guarded("tar stream", go)
+        parser.close()
+    except TarError as e:
+        raise EOFError(f"tar stream ended early: {e}") from None
+    if status not in (0, 1):  # 1: "file changed as we read it"; the checks decide
+        raise PermanentError(f"tar failed on the host (exit {status}): {err}")
+
+
+def _channel_tar(transport: Any, names: bytes, sink: SegmentSink, timeout: float) -> None:
+    """``tar`` over an exec channel of the paramiko transport."""
+    chan = transport.open_session()
+    try:
+        chan.settimeout(timeout)
+        chan.exec_command(TAR)
+        chan.sendall(names)
+        chan.shutdown_write()
+        parser = TarParser(sink)
+        while True:
+            data = chan.recv(RECV)
+            if not data:
+                break
+            parser.feed(data)
+        status = exit_status(chan, transport, time.monotonic() + timeout)
+        err = b""
+        while chan.recv_stderr_ready():
+            err += chan.recv_stderr(RECV)
+        _check_tar(status, parser, tail(err))
+    finally:
+        chan.close()
+
+
+def tar_stream(
+    transport: Any,
+    listing: list[Entry],
+    sink: SegmentSink,
+    timeout: float,
+    link: openssh.OpensshLink | None = None,
+    session: openssh.Session | None = None,
+) -> str:
+    """Have ``tar`` on the host send exactly ``listing`` and parse the stream into ``sink`` as
+    it arrives: through ``ssh`` when ``link`` is given (in ``session`` when one was started
+    for it) and it can log in, else over the paramiko transport. Return a note when ``ssh``
+    could not be used, else ''."""
+    names = b"".join(e.path[1:].encode("utf-8", "surrogateescape") + b"\0" for e in listing)
+    note = ""
+    try:
+        if link is not None:
+            parser = TarParser(sink)
+            try:
+                status, err = openssh.run(link, TAR, names, parser.feed, timeout, session)
+            except openssh.OpensshUnavailable as e:
+                note = f"OpenSSH's ssh could not log in ({e}): streamed over paramiko"
+            else:
+                _check_tar(status, parser, err)
+                return ""
+        guarded("tar stream", lambda: _channel_tar(transport, names, sink, timeout))
     except TarError as e:
         raise PermanentError(f"the host sent an invalid tar stream: {e}") from None
+    except (OSError, EOFError) as e:
+        raise translate(e, "tar stream") from None
+    return note
 
 
 def verified_with(method: str) -> str:
@@ -271,19 +368,118 @@ def verified_with(method: str) -> str:
     return "sftp-reread" if method == "sftp" else f"host:{method}"
 
 
+def split_streams(listing: list[Entry], streams: int, min_bytes: int) -> list[list[Entry]]:
+    """``listing`` as up to ``streams`` parts of at least ``min_bytes`` of files each: files
+    balanced by size (largest first, each to the lightest part), kept in listing order within
+    a part; directories and symlinks lead the first part (its segment is numbered first)."""
+    files = [e for e in listing if e.kind == "f"]
+    total = sum(e.size for e in files)
+    n = max(1, min(streams, total // max(1, min_bytes), len(files)))
+    if n == 1:
+        return [listing]
+    parts: list[list[Entry]] = [[] for _ in range(n)]
+    loads = [0] * n
+    for e in sorted(files, key=lambda e: -e.size):
+        i = loads.index(min(loads))
+        parts[i].append(e)
+        loads[i] += e.size
+    order = {e.path: k for k, e in enumerate(listing)}
+    parts = [sorted(part, key=lambda e: order[e.path]) for part in parts]
+    parts[0] = [e for e in listing if e.kind != "f"] + parts[0]
+    return parts
+
+
+@dataclass
+class Streamed:
+    """What the streams of one pull received, merged over its sinks."""
+
+    sinks: list[SegmentSink]
+    notes: list[str] = field(default_factory=list)
+    """Why ``ssh`` was not used for a stream, if it was meant to be."""
+    how: str = ""
+    """``paramiko`` or ``openssh``, with the number of streams (``openssh x2``)."""
+
+    @property
+    def refused(self) -> list[dict[str, str]]:
+        return [r for s in self.sinks for r in s.refused]
+
+    @property
+    def followed(self) -> dict[str, str]:
+        return {p: t for s in self.sinks for p, t in s.followed.items()}
+
+    @property
+    def sent_bytes(self) -> int:
+        return sum(s.sent_bytes for s in self.sinks)
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """How a pull's entries travel: at most ``streams`` parallel streams of at least
+    ``min_bytes`` each; through ``link`` (``ssh``) when given, the first in ``first`` when it
+    was started early (its login overlaps the listing)."""
+
+    streams: int = 1
+    min_bytes: int = STREAM_MIN_BYTES
+    link: openssh.OpensshLink | None = None
+    first: openssh.Session | None = None
+
+
+def _run_parts(
+    jobs: list[Callable[[], str]],
+) -> tuple[list[str], list[BaseException]]:
+    """Run each job (the first in this thread, the others each in a thread of its own); return
+    their notes and errors."""
+    notes: list[str] = []
+    errors: list[BaseException] = []
+
+    def one(job: Callable[[], str]) -> None:
+        try:
+            note = job()
+            if note:
+                notes.append(note)
+        except BaseException as e:  # raised after every stream ended
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=one, args=(job,), name=f"pull-stream-{i}", daemon=True)
+        for i, job in enumerate(jobs[1:], 1)
+    ]
+    for t in threads:
+        t.start()
+    if jobs:
+        one(jobs[0])
+    for t in threads:
+        t.join()
+    return notes, errors
+
+
+def _finish_all(sinks: list[SegmentSink]) -> None:
+    """Finalize every sink's segment; raise the first failure after trying them all."""
+    failed: list[BaseException] = []
+    for sink in sinks:
+        try:
+            guarded("backup store", sink.finish)
+        except BaseException as e:
+            failed.append(e)
+    if failed:
+        raise failed[0]
+
+
 def receive(
     transport: Any,
     sftp: Any,
-    sink: SegmentSink,
+    make_sink: Callable[[_Shared | None], SegmentSink],
     listing: list[Entry],
     method: str,
     to_hash: list[str],
     timeout: float,
-) -> None:
-    """Stream ``listing`` into ``sink`` (over ``sftp`` when given, else ``tar``) while the host
-    hashes ``to_hash`` with ``method`` on a second channel; store both. The segment is finalized
-    and the host's checksums recorded even when the stream fails; a failure of the hashing is
-    raised after the stream."""
+    plan: StreamPlan = StreamPlan(),
+) -> Streamed:
+    """Stream ``listing`` into sinks made by ``make_sink`` (over ``sftp`` when given, else
+    ``tar`` streams as ``plan`` says) while the host hashes ``to_hash`` with ``method`` on a
+    second channel; store both. Every segment is finalized and the host's checksums recorded
+    even when a stream fails; the first failure is raised after all streams ended, a failure
+    of the hashing after that."""
     via = verified_with(method)
     hashed: dict[str, str] = {}
     hash_error: list[BaseException] = []
@@ -298,20 +494,40 @@ def receive(
     if method != "sftp":
         worker = threading.Thread(target=hash_worker, name="host-sha256", daemon=True)
         worker.start()
+    parts = [listing] if sftp is not None else split_streams(listing, plan.streams, plan.min_bytes)
+    first = make_sink(None)
+    sinks = [first] + [make_sink(first.shared) for _ in parts[1:]]
+    link = plan.link
+    streamed = Streamed(sinks, how=f"{'openssh' if link else 'paramiko'} x{len(parts)}")
     try:
         if sftp is not None:
-            guarded("sftp transfer", lambda: sftp_stream(sftp, listing, sink))
+            streamed.how = "sftp"
+            guarded("sftp transfer", lambda: sftp_stream(sftp, listing, first))
         elif listing:
-            tar_stream(transport, listing, sink, timeout)
-            if sink.linked_files:
+            if len(parts) > 1 and any(e.kind != "f" for e in parts[0]):
+                first._open()  # the part with the directories gets the first segment
+            jobs: list[Callable[[], str]] = [
+                functools.partial(
+                    tar_stream, transport, part, sink, timeout, link, plan.first if i == 0 else None
+                )
+                for i, (part, sink) in enumerate(zip(parts, sinks, strict=True))
+            ]
+            notes, errors = _run_parts(jobs)
+            streamed.notes = notes
+            if errors:
+                raise errors[0]
+            linked = [e for s in sinks for e in s.linked_files]
+            if linked:
                 # requested files that are symlinks: tar sent the link, SFTP reads the file
-                guarded("sftp transfer", lambda: sftp_linked_files(transport, sink))
+                first.linked_files = linked
+                guarded("sftp transfer", lambda: sftp_linked_files(transport, first))
     finally:
         try:
-            guarded("backup store", sink.finish)
+            _finish_all(sinks)
         finally:
             if worker is not None:
                 worker.join()
-            guarded("backup store", lambda: sink.pd.add_hostsums(hashed, via))
+            guarded("backup store", lambda: first.pd.add_hostsums(hashed, via))
     if hash_error:
         raise translate(hash_error[0], "host checksums")
+    return streamed
