@@ -28,6 +28,7 @@ member), so a rerun sends only what was not yet received.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import re
 from collections.abc import Iterator, Mapping
@@ -42,7 +43,7 @@ from teardown.adapters.ssh.pull_check import Received, check_pull, split_refused
 from teardown.adapters.ssh.pull_types import Entry, Progress, PullReport, PullRequest
 from teardown.adapters.ssh.remote import choose_hasher, exec_works, run_command, sftp_hashes
 from teardown.adapters.ssh.transfer import TAR, SegmentSink, StreamPlan, receive, verified_with
-from teardown.adapters.store import PullDir
+from teardown.adapters.store import FileRecord, PullDir
 from teardown.core.errors import PermanentError, TransientError
 
 __all__ = [
@@ -161,7 +162,18 @@ def _pull(
 ) -> PullReport:
     """Steps 1 to 5 of the module docstring. ``sessions``: the first stream's ssh if it was
     started already; else it is started here and added (the caller closes them)."""
+    listed = None
+    if not req.before and req.method == "tar":
+        # Without before commands, the listing need not wait for the probe (about 50 ms):
+        # it is used only if the host runs commands.
+        lister = concurrent.futures.ThreadPoolExecutor(1, "pull-listing")
+        listed = lister.submit(inventory, transport, req)
+        lister.shutdown(wait=False)  # its thread ends with the listing
     can_exec = exec_works(transport, req.command_timeout)
+    if listed is not None and not can_exec:
+        with contextlib.suppress(Exception):  # an SFTP-only host: it is walked over SFTP
+            listed.result()
+        listed = None
     if (req.before or req.after) and not can_exec:
         return PullReport(False, "before/after commands are configured but the host refuses exec")
     failed = _run_hooks(transport, req.before, "before", req.command_timeout, req.env)
@@ -175,7 +187,7 @@ def _pull(
         plan = StreamPlan(
             req.streams, req.stream_min_bytes, link, sessions[0] if sessions else None
         )
-        report = _transfer(transport, pd, req, progress, started, who, plan, use_sftp)
+        report = _transfer(transport, pd, req, progress, started, who, plan, use_sftp, listed)
     finally:
         after_failed = _run_hooks(transport, req.after, "after", req.command_timeout, req.env)
     if after_failed:
@@ -198,10 +210,13 @@ def _sftp_session(transport: Any, wanted: bool) -> Iterator[Any]:
         sftp.close()
 
 
-def _still_missing(pd: PullDir, files: list[Entry]) -> tuple[list[Entry], list[str]]:
-    """(the files to send, the files the host must hash). A file received earlier is kept only
-    if its size and mtime are unchanged and its host checksum, if any, matches the stored one;
-    otherwise the store forgets it and it is sent and hashed again."""
+def _still_missing(
+    pd: PullDir, files: list[Entry]
+) -> tuple[list[Entry], list[str], dict[str, FileRecord], dict[str, tuple[str, str]]]:
+    """(the files to send, the files the host must hash, the records and host checksums kept
+    from earlier pulls). A file received earlier is kept only if its size and mtime are
+    unchanged and its host checksum, if any, matches the stored one; otherwise the store
+    forgets it and it is sent and hashed again."""
     received = pd.received()
     hostsums = pd.hostsums()
     stale = {
@@ -220,7 +235,7 @@ def _still_missing(pd: PullDir, files: list[Entry]) -> tuple[list[Entry], list[s
         hostsums.pop(p, None)
     to_send = [e for e in files if e.path not in received]
     to_hash = [e.path for e in files if e.path not in hostsums]
-    return to_send, to_hash
+    return to_send, to_hash, received, hostsums
 
 
 def _transfer(
@@ -232,16 +247,19 @@ def _transfer(
     who: tuple[str, str],
     plan: StreamPlan,
     use_sftp: bool,
+    listed: concurrent.futures.Future[tuple[list[Entry], list[dict[str, str]]]] | None = None,
 ) -> PullReport:
     """List, receive and check: steps 2 to 4 of the module docstring. ``who``: the host's label
-    and the user, for the manifest."""
+    and the user, for the manifest; ``listed``: the listing, if it was started already."""
     with _sftp_session(transport, use_sftp) as sftp:
         if sftp is not None:
             entries, refused = guarded("sftp listing", lambda: sftp_inventory(sftp, req))
+        elif listed is not None:
+            entries, refused = listed.result()
         else:
             entries, refused = inventory(transport, req)
         files = [e for e in entries if e.kind == "f"]
-        to_send, to_hash = _still_missing(pd, files)
+        to_send, to_hash, kept, sums = _still_missing(pd, files)
         method = (
             "sftp"
             if sftp is not None
@@ -264,10 +282,22 @@ def _transfer(
         if method == "sftp":  # nothing hashed on the host: read every file a second time
             with _sftp_session(transport, sftp is None) as opened:
                 reader = sftp if sftp is not None else opened
-                sums = guarded("sftp re-read", lambda: sftp_hashes(reader, to_hash))
-            pd.add_hostsums(sums, via)
+                reread = guarded("sftp re-read", lambda: sftp_hashes(reader, to_hash))
+            pd.add_hostsums(reread, via)
+            streamed.hashed.update(reread)
+        # What this pull stored, added to what earlier ones kept: as the index and the host
+        # checksums on disk now say, without reading them back.
+        kept.update((r.path, r) for s in streamed.sinks for r in s.committed)
+        sums.update((path, (digest, via)) for path, digest in streamed.hashed.items())
         got = Received(
-            files, entries, refused + streamed.refused, streamed.followed, streamed.sent_bytes, via
+            files,
+            entries,
+            refused + streamed.refused,
+            streamed.followed,
+            streamed.sent_bytes,
+            via,
+            records=kept,
+            hostsums=sums,
         )
         report = check_pull(pd, req, got, started=started, host_label=who[0], user=who[1])
         report.streamed = streamed.how

@@ -33,6 +33,10 @@ class Received:
     via: str
     """How the host's checksums were made (``host:openssl``, ``host:sha256sum``,
     ``sftp-reread``)."""
+    records: dict[str, FileRecord] | None = None
+    """The store's records by path, when the caller has them (else read from the index)."""
+    hostsums: dict[str, tuple[str, str]] | None = None
+    """The host's checksums by path, when the caller has them (else read from the store)."""
 
 
 def split_refused(
@@ -166,8 +170,9 @@ def check_pull(
 ) -> PullReport:
     """Compare what was received with the host's checksums, forget the files that differ, and
     write the manifest when the pull holds everything asked (see above)."""
-    received = pd.received()
-    problems, bad = _mismatches(got.files, received, pd.hostsums())
+    received = pd.received() if got.records is None else got.records
+    hostsums = pd.hostsums() if got.hostsums is None else got.hostsums
+    problems, bad = _mismatches(got.files, received, hostsums)
     pd.forget(bad)
     files = got.files
     total = sum(received[e.path].size for e in files if e.path in received)

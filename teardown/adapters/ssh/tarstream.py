@@ -57,6 +57,7 @@ _KINDS = {
     "5": "dir",
 }
 _META = frozenset("LKxg")
+_NO_PAX: dict[str, str] = {}
 
 
 def _number(field: bytes, what: str, offset: int) -> int:
@@ -84,8 +85,7 @@ def _checksum_ok(header: bytes) -> bool:
         want = int(stored, 8)
     except ValueError:
         return False
-    total = sum(header[:148]) + 8 * 32 + sum(header[156:])
-    return total == want
+    return sum(header) - sum(header[148:156]) + 8 * 32 == want
 
 
 def _pax(data: bytes, offset: int) -> dict[str, str]:
@@ -239,7 +239,7 @@ class TarParser:
             if size == 0:
                 self._apply_meta()
             return
-        pax = {**self._global, **self._pax}
+        pax = {**self._global, **self._pax} if self._global or self._pax else _NO_PAX
         name = self._long_name or _text(header[0:100])
         prefix = _text(header[345:500]) if header[257:262] == b"ustar" else ""
         if prefix and self._long_name is None:

@@ -45,6 +45,10 @@ STREAM_MIN_BYTES = 64 << 20
 below it, another connection costs more than it saves."""
 
 
+_KIND_LETTER = {"file": "f", "dir": "d", "symlink": "l"}
+"""A stream member's kind as the listing's letter."""
+
+
 class _Shared:
     """What the sinks of one pull share: segment numbers, the index, the progress total."""
 
@@ -100,6 +104,8 @@ class SegmentSink:
         self._f: BinaryIO | None = None
         self._good = 0
         self._records: list[FileRecord] = []
+        self.committed: list[FileRecord] = []
+        """The records of the finalized segments (as added to the index)."""
         self._current: tuple[Entry, Any] | None = None
         self._written = 0
         self._flushed = 0
@@ -125,7 +131,6 @@ class SegmentSink:
         if entry is None:
             self.refused.append({"path": name[:300], "reason": "not requested (sent by host)"})
             return False
-        kinds = {"file": "f", "dir": "d", "symlink": "l"}
         if m.kind == "symlink" and entry.kind in ("d", "f") and name in self.roots:
             # A requested path that is a symlink: followed by the listing, sent by tar as the
             # link itself. A directory's contents come as members below it; a file is read
@@ -134,7 +139,7 @@ class SegmentSink:
             if entry.kind == "f":
                 self.linked_files.append(entry)
             return False
-        if kinds.get(m.kind) != entry.kind:
+        if _KIND_LETTER.get(m.kind) != entry.kind:
             self.refused.append({"path": name, "reason": f"host sent a {m.kind}"})
             return False
         if m.kind == "symlink" and m.linkname != entry.link:
@@ -235,6 +240,7 @@ class SegmentSink:
             return
         part.replace(self.pd.segment_path(self._seg, part=False))
         self.shared.add_records(self.pd, self._records)
+        self.committed += self._records
         self._records = []
 
 
@@ -398,6 +404,8 @@ class Streamed:
     """Why ``ssh`` was not used for a stream, if it was meant to be."""
     how: str = ""
     """``paramiko`` or ``openssh``, with the number of streams (``openssh x2``)."""
+    hashed: dict[str, str] = field(default_factory=dict)
+    """The host's checksums made in this pull (as added to the store)."""
 
     @property
     def refused(self) -> list[dict[str, str]]:
@@ -528,6 +536,7 @@ def receive(
             if worker is not None:
                 worker.join()
             guarded("backup store", lambda: first.pd.add_hostsums(hashed, via))
+            streamed.hashed = hashed
     if hash_error:
         raise translate(hash_error[0], "host checksums")
     return streamed
