@@ -3,11 +3,13 @@ used by the ``host`` fixture (``conftest.py``) that runs a test against each."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from teardown.adapters.ssh.connect import SshTarget, connected
+from teardown.adapters.ssh.connect import SshTarget, connected, resolve
+from teardown.adapters.ssh.openssh import OpensshLink, link_for
 from teardown.adapters.ssh.pull import PullReport, PullRequest, pull
+from teardown.adapters.ssh.pull_types import Progress
 from teardown.adapters.store import PullDir
 from teardown.sandbox.ssh import (
     SshFleet,
@@ -59,3 +61,24 @@ def sshd_target(info: SshdInfo) -> SshTarget:
 def do_pull(target: SshTarget, pd: PullDir, req: PullRequest) -> PullReport:
     with connected(target) as transport:
         return pull(transport, pd, req, host_label=target.host)
+
+
+def link_to(target: SshTarget, transport: object, **changes: object) -> OpensshLink:
+    """How OpenSSH's ssh reaches ``target`` (as the fetcher builds it), with ``changes``."""
+    r = resolve(target)
+    link = link_for(r.hostname, r.port, r.user, r.identity_files, transport, connect_timeout=15)
+    assert link is not None, "OpenSSH's ssh is not installed"
+    return replace(link, **changes)  # type: ignore[arg-type]
+
+
+def do_pull_openssh(
+    target: SshTarget,
+    pd: PullDir,
+    req: PullRequest,
+    progress: Progress | None = None,
+    **changes: object,
+) -> PullReport:
+    """``do_pull`` with the tar streams through OpenSSH's ssh (``link_to``)."""
+    with connected(target) as transport:
+        link = link_to(target, transport, **changes)
+        return pull(transport, pd, req, progress, host_label=target.host, link=link)

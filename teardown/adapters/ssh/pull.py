@@ -301,6 +301,8 @@ def _transfer(
         )
         report = check_pull(pd, req, got, started=started, host_label=who[0], user=who[1])
         report.streamed = streamed.how
+        if report.verified:
+            report.detail += f" over {streamed.how}"
         if streamed.notes:
             report.detail += f" (note: {streamed.notes[0]})"
         return report

@@ -357,7 +357,7 @@ def tar_stream(
             try:
                 status, err = openssh.run(link, TAR, names, parser.feed, timeout, session)
             except openssh.OpensshUnavailable as e:
-                note = f"OpenSSH's ssh could not log in ({e}): streamed over paramiko"
+                note = f"OpenSSH's ssh could not be used ({e}): streamed over paramiko"
             else:
                 _check_tar(status, parser, err)
                 return ""
@@ -522,6 +522,9 @@ def receive(
             ]
             notes, errors = _run_parts(jobs)
             streamed.notes = notes
+            if link is not None and notes:  # those parts went over paramiko after all
+                over_ssh = len(parts) - len(notes)
+                streamed.how = f"openssh x{over_ssh}, paramiko x{len(notes)}"
             if errors:
                 raise errors[0]
             linked = [e for s in sinks for e in s.linked_files]
