@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_PARTS = frozenset(("..", ".", ""))
 
 PROBE_NAMES = ("a", "data.db", ".hidden", "x y", "0", "UPPER.LOG", "dir.d", "-")
 """Names tried under each requested path to tell whether the excludes leave anything."""
@@ -32,8 +33,7 @@ def bad_name(path: str) -> str | None:
         return "control character in name"
     if path == "/":
         return None
-    parts = path.split("/")[1:]
-    if any(p in ("..", ".", "") for p in parts):
+    if not _BAD_PARTS.isdisjoint(path.split("/")[1:]):  # one C loop: 20,000 names a pull
         return "'..', '.' or an empty component in name"
     return None
 
