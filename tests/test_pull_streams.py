@@ -7,8 +7,10 @@ import functools
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -350,3 +352,28 @@ def test_ssh_client_and_streams_are_checked_in_config() -> None:
         SshConfig(client="openssh-please")
     with pytest.raises(ValueError, match="streams must be 1 to 16"):
         SshConfig(streams=0)
+
+
+def test_the_pull_benchmark_runs_every_method_and_prints_its_figures(tmp_path: Path) -> None:
+    """scripts/bench_pull on tiny sets: every method succeeds and prints its figures (the
+    figures themselves are for people, not for a test)."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "bench_pull.py"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            *("--dir", str(tmp_path), "--big-mib", "1", "--small-count", "40"),
+            *("--rounds", "1", "--parallel", "3"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "FAILED" not in out, out
+    for name in ("openssh-tar", "teardown", "teardown-nohash", "teardown-paramiko"):
+        assert re.search(rf"^big +{name} +MB/s= *[\d.]+ +wall=[\d.]+s +cpu=[\d.]+s", out, re.M)
+    assert re.search(r"^big +teardown/\S+ \(fastest peer\) = [\d.]+$", out, re.M), out
+    assert re.search(r"^small +teardown/\S+ \(fastest peer\) wall = [\d.]+$", out, re.M), out
+    assert re.search(r"^small +peak RSS \d+ MiB", out, re.M), out
