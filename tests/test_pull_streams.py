@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,16 @@ from teardown.adapters.ssh.fetcher import SshFetcher
 from teardown.adapters.ssh.openssh import Session, link_for
 from teardown.adapters.ssh.pull import PullRequest, pull
 from teardown.adapters.ssh.pull_types import Entry
-from teardown.adapters.ssh.transfer import split_streams
-from teardown.adapters.store import BATCH_KEY, FileRecord, LocalStore, _append_jsonl, _read_jsonl
+from teardown.adapters.ssh.tarstream import TarParser
+from teardown.adapters.ssh.transfer import SegmentSink, _finish_all, _run_parts, split_streams
+from teardown.adapters.store import (
+    BATCH_KEY,
+    FileRecord,
+    LocalStore,
+    PullDir,
+    _append_jsonl,
+    _read_jsonl,
+)
 from teardown.core.config import SshConfig
 from teardown.core.errors import TransientError
 from teardown.core.model import Kind, PullSpec, Resource
@@ -148,15 +157,19 @@ def test_a_key_the_host_refuses_falls_back_to_paramiko(sshd: SshdInfo, tmp_path:
     assert "Permission denied" in report.detail
 
 
-def test_killed_session_through_openssh_then_rerun_resends_little(
-    sshd: SshdInfo, tmp_path: Path
-) -> None:
+def twenty_mib(tmp_path: Path) -> tuple[Path, PullDir, PullRequest]:
+    """20 files of 1 MiB, a store for them, and the request that pulls them."""
     data = tmp_path / "src"
     data.mkdir()
     for i in range(20):
         (data / f"part{i:02d}.bin").write_bytes(os.urandom(MiB))
-    pd = LocalStore(tmp_path / "store").pull_dir("k1")
-    req = PullRequest("big", (str(data),))
+    return data, LocalStore(tmp_path / "store").pull_dir("k1"), PullRequest("big", (str(data),))
+
+
+def test_killed_session_through_openssh_then_rerun_resends_little(
+    sshd: SshdInfo, tmp_path: Path
+) -> None:
+    _data, pd, req = twenty_mib(tmp_path)
     killed: list[int] = []
     sshd_pid = int((sshd.root / "sshd.pid").read_text())
 
@@ -178,12 +191,7 @@ def test_killed_session_through_openssh_then_rerun_resends_little(
 
 
 def test_dropped_connection_through_openssh_then_rerun_verifies(tmp_path: Path) -> None:
-    data = tmp_path / "src"
-    data.mkdir()
-    for i in range(20):
-        (data / f"part{i:02d}.bin").write_bytes(os.urandom(MiB))
-    pd = LocalStore(tmp_path / "store").pull_dir("k1")
-    req = PullRequest("big", (str(data),))
+    data, pd, req = twenty_mib(tmp_path)
     fleet, target = sandbox_host(tmp_path / "h", data, drop_after_bytes=(21 * MiB) // 2)
     try:
         with pytest.raises(TransientError):
@@ -377,3 +385,43 @@ def test_the_pull_benchmark_runs_every_method_and_prints_its_figures(tmp_path: P
     assert re.search(r"^big +teardown/\S+ \(fastest peer\) = [\d.]+$", out, re.M), out
     assert re.search(r"^small +teardown/\S+ \(fastest peer\) wall = [\d.]+$", out, re.M), out
     assert re.search(r"^small +peak RSS \d+ MiB", out, re.M), out
+
+
+def test_one_failing_stream_stops_the_others_which_keep_what_they_completed(
+    tmp_path: Path,
+) -> None:
+    pd = LocalStore(tmp_path / "store").pull_dir("k1")
+    pd.prepare()
+    expected = {p: Entry(p, "f", 0o644, 0, 1.0) for p in ("/srv/a", "/srv/b")}
+    first = SegmentSink(pd, expected, None)
+    second = SegmentSink(pd, expected, None, shared=first.shared)
+    completed = threading.Event()
+    chunks_after_failure: list[int] = []
+
+    def header(name: str, size: int) -> bytes:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        return info.tobuf(tarfile.GNU_FORMAT)
+
+    def long_stream() -> str:
+        parser = TarParser(second)
+        parser.feed(header("srv/a", 5) + b"whole".ljust(512, b"\0"))  # /srv/a: complete
+        parser.feed(header("srv/b", 1 << 40))  # /srv/b: a terabyte, never complete
+        completed.set()
+        for n in range(10_000):
+            if first.shared.stop.is_set():
+                chunks_after_failure.append(n)
+            parser.feed(bytes(1 << 16))
+        return ""
+
+    def failing_stream() -> str:
+        completed.wait(30)
+        raise TransientError("tar stream: connection reset")
+
+    notes, errors = _run_parts([failing_stream, long_stream], first.shared.stop)
+    assert notes == []
+    assert isinstance(errors[0], TransientError)
+    assert isinstance(errors[1], EOFError) and "another stream" in str(errors[1])
+    assert len(chunks_after_failure) <= 1  # it stopped at its next chunk
+    _finish_all([first, second])
+    assert set(pd.received()) == {"/srv/a"}

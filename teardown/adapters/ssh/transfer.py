@@ -54,6 +54,9 @@ class _Shared:
 
     def __init__(self, pd: PullDir, progress: Progress | None) -> None:
         self.lock = threading.Lock()
+        self.stop = threading.Event()
+        """Set when one stream failed: the others stop at their next chunk (what they
+        completed is kept), so that a failure or Ctrl-C is not held up by a long stream."""
         self.progress = progress
         self._next = pd.next_segment()
         self._counts: dict[int, tuple[int, int]] = {}
@@ -157,6 +160,8 @@ class SegmentSink:
 
     def data(self, chunk: memoryview) -> None:
         assert self._f is not None and self._current is not None
+        if self.shared.stop.is_set():
+            raise EOFError("stopped: another stream of this pull failed")
         self._f.write(chunk)
         h = self._current[1]
         if h is not None:
@@ -433,10 +438,10 @@ class StreamPlan:
 
 
 def _run_parts(
-    jobs: list[Callable[[], str]],
+    jobs: list[Callable[[], str]], stop: threading.Event
 ) -> tuple[list[str], list[BaseException]]:
     """Run each job (the first in this thread, the others each in a thread of its own); return
-    their notes and errors."""
+    their notes and errors, the first failure first. A failure sets ``stop``."""
     notes: list[str] = []
     errors: list[BaseException] = []
 
@@ -447,6 +452,7 @@ def _run_parts(
                 notes.append(note)
         except BaseException as e:  # raised after every stream ended
             errors.append(e)
+            stop.set()
 
     threads = [
         threading.Thread(target=one, args=(job,), name=f"pull-stream-{i}", daemon=True)
@@ -520,7 +526,7 @@ def receive(
                 )
                 for i, (part, sink) in enumerate(zip(parts, sinks, strict=True))
             ]
-            notes, errors = _run_parts(jobs)
+            notes, errors = _run_parts(jobs, first.shared.stop)
             streamed.notes = notes
             if link is not None and notes:  # those parts went over paramiko after all
                 over_ssh = len(parts) - len(notes)
