@@ -58,14 +58,24 @@ def classify(
     return entries, refused
 
 
-def inventory(transport: Any, req: PullRequest) -> tuple[list[Entry], list[dict[str, str]]]:
-    """The host's entries under the requested paths (``find``), and the refused ones."""
+def listing_command(req: PullRequest) -> str:
+    """The ``find`` that lists the requested paths (see ``inventory``)."""
     roots = requested_roots(req)
     # -H: a requested path that is a symlink is followed; symlinks below it are not.
-    cmd = (
+    return (
         "find -H " + " ".join(shlex.quote(p) for p in roots) + " -printf '%y %m %s %T@ %p\\0%l\\0'"
     )
-    status, out, err = run_command(transport, cmd, req.command_timeout)
+
+
+def inventory(
+    transport: Any, req: PullRequest, answer: tuple[int, bytes, bytes] | None = None
+) -> tuple[list[Entry], list[dict[str, str]]]:
+    """The host's entries under the requested paths (``find``), and the refused ones. ``answer``:
+    the listing command's (status, stdout, stderr) when it ran already."""
+    roots = requested_roots(req)
+    if answer is None:
+        answer = run_command(transport, listing_command(req), req.command_timeout)
+    status, out, err = answer
     if status != 0:
         raise PermanentError(f"listing the paths failed on the host: {tail(err)}")
     fields = out.split(b"\0")

@@ -28,7 +28,6 @@ member), so a rerun sends only what was not yet received.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import contextlib
 import re
 from collections.abc import Iterator, Mapping
@@ -37,11 +36,23 @@ from typing import Any
 
 from teardown.adapters.ssh import openssh
 from teardown.adapters.ssh.connect import guarded
-from teardown.adapters.ssh.inventory import classify, inventory, requested_roots, sftp_inventory
+from teardown.adapters.ssh.inventory import (
+    classify,
+    inventory,
+    listing_command,
+    requested_roots,
+    sftp_inventory,
+)
 from teardown.adapters.ssh.openssh import OpensshLink
 from teardown.adapters.ssh.pull_check import Received, check_pull, split_refused
 from teardown.adapters.ssh.pull_types import Entry, Progress, PullReport, PullRequest
-from teardown.adapters.ssh.remote import choose_hasher, exec_works, run_command, sftp_hashes
+from teardown.adapters.ssh.remote import (
+    choose_hasher,
+    exec_works,
+    probe_then,
+    run_command,
+    sftp_hashes,
+)
 from teardown.adapters.ssh.transfer import TAR, SegmentSink, StreamPlan, receive, verified_with
 from teardown.adapters.store import FileRecord, PullDir
 from teardown.core.errors import PermanentError, TransientError
@@ -164,16 +175,12 @@ def _pull(
     started already; else it is started here and added (the caller closes them)."""
     listed = None
     if not req.before and req.method == "tar":
-        # Without before commands, the listing need not wait for the probe (about 50 ms):
-        # it is used only if the host runs commands.
-        lister = concurrent.futures.ThreadPoolExecutor(1, "pull-listing")
-        listed = lister.submit(inventory, transport, req)
-        lister.shutdown(wait=False)  # its thread ends with the listing
-    can_exec = exec_works(transport, req.command_timeout)
-    if listed is not None and not can_exec:
-        with contextlib.suppress(Exception):  # an SFTP-only host: it is walked over SFTP
-            listed.result()
-        listed = None
+        # Without before commands, the listing runs in the probe's own exec request: one
+        # round trip fewer (about 45 ms against OpenSSH here).
+        listed = probe_then(transport, listing_command(req), req.command_timeout)
+        can_exec = listed is not None
+    else:
+        can_exec = exec_works(transport, req.command_timeout)
     if (req.before or req.after) and not can_exec:
         return PullReport(False, "before/after commands are configured but the host refuses exec")
     failed = _run_hooks(transport, req.before, "before", req.command_timeout, req.env)
@@ -247,17 +254,15 @@ def _transfer(
     who: tuple[str, str],
     plan: StreamPlan,
     use_sftp: bool,
-    listed: concurrent.futures.Future[tuple[list[Entry], list[dict[str, str]]]] | None = None,
+    listed: tuple[int, bytes, bytes] | None = None,
 ) -> PullReport:
     """List, receive and check: steps 2 to 4 of the module docstring. ``who``: the host's label
-    and the user, for the manifest; ``listed``: the listing, if it was started already."""
+    and the user, for the manifest; ``listed``: the listing command's answer, if it ran."""
     with _sftp_session(transport, use_sftp) as sftp:
         if sftp is not None:
             entries, refused = guarded("sftp listing", lambda: sftp_inventory(sftp, req))
-        elif listed is not None:
-            entries, refused = listed.result()
         else:
-            entries, refused = inventory(transport, req)
+            entries, refused = inventory(transport, req, listed)
         files = [e for e in entries if e.kind == "f"]
         to_send, to_hash, kept, sums = _still_missing(pd, files)
         method = (

@@ -136,14 +136,26 @@ _HASHERS = "command -v openssl; command -v sha256sum"
 def exec_works(transport: Any, timeout: float) -> bool:
     """Whether the host runs commands (an SFTP-only account answers with an error). The same
     command looks for the hashers ``choose_hasher`` picks from."""
+    return probe_then(transport, "true", timeout) is not None
+
+
+_THEN = b"teardown-probe-end"
+
+
+def probe_then(transport: Any, command: str, timeout: float) -> tuple[int, bytes, bytes] | None:
+    """``exec_works`` and then ``command`` in the same exec request (one round trip fewer):
+    ``command``'s (exit status, stdout, stderr), or None when the host does not run commands."""
     try:
-        status, out, _ = run_command(
-            transport, f"echo {_PROBE.decode()}; {_HASHERS}; true", timeout
+        status, out, err = run_command(
+            transport,
+            f"echo {_PROBE.decode()}; {_HASHERS}; echo {_THEN.decode()}; {command}",
+            timeout,
         )
     except PermanentError:
-        return False
+        return None
     first, _, rest = out.partition(b"\n")
-    works = status == 0 and first.strip() == _PROBE
-    if works:
-        _TOOLS[transport] = rest.decode("utf-8", "replace")
-    return works
+    tools, found, after = rest.partition(_THEN + b"\n")
+    if first.strip() != _PROBE or not found:
+        return None
+    _TOOLS[transport] = tools.decode("utf-8", "replace")
+    return status, after, err
