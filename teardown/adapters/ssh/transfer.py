@@ -498,9 +498,17 @@ def receive(
     hashed: dict[str, str] = {}
     hash_error: list[BaseException] = []
 
+    parts = [listing] if sftp is not None else split_streams(listing, plan.streams, plan.min_bytes)
+    first = make_sink(None)
+    sinks = [first] + [make_sink(first.shared) for _ in parts[1:]]
+    stored = threading.Event()
+
     def hash_worker() -> None:
         try:
             hashed.update(host_hashes(transport, method, to_hash, timeout))
+            # Stored as soon as they arrive (while the streams still run), not after them.
+            first.pd.add_hostsums(hashed, via)
+            stored.set()
         except BaseException as e:  # reported after the stream
             hash_error.append(e)
 
@@ -508,9 +516,6 @@ def receive(
     if method != "sftp":
         worker = threading.Thread(target=hash_worker, name="host-sha256", daemon=True)
         worker.start()
-    parts = [listing] if sftp is not None else split_streams(listing, plan.streams, plan.min_bytes)
-    first = make_sink(None)
-    sinks = [first] + [make_sink(first.shared) for _ in parts[1:]]
     link = plan.link
     streamed = Streamed(sinks, how=f"{'openssh' if link else 'paramiko'} x{len(parts)}")
     try:
@@ -544,7 +549,8 @@ def receive(
         finally:
             if worker is not None:
                 worker.join()
-            guarded("backup store", lambda: first.pd.add_hostsums(hashed, via))
+            if not stored.is_set():
+                guarded("backup store", lambda: first.pd.add_hostsums(hashed, via))
             streamed.hashed = hashed
     if hash_error:
         raise translate(hash_error[0], "host checksums")
