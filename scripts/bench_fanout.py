@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scripts.bench_sandbox import bench_server, write_sandbox_config, write_scenario
 from teardown.adapters.huawei.profile import load_profile
 from teardown.app import Targets, Tuning, plan_servers, run_plan
 from teardown.core.config import (
@@ -33,30 +34,10 @@ from teardown.support.retry import RetryPolicy
 
 
 def scenario_file(root: Path, servers: int) -> Path:
-    lines = ['name = "fanout"']
-    for i in range(servers):
-        lines += [
-            "[[servers]]",
-            f'name = "node-{i:02d}"',
-            'charging = "postPaid"',
-            'hourly_price = "0.30"',
-            'tags = { env = "bench" }',
-            "[servers.system_disk]",
-            "size = 40",
-            f'files = {{ "srv/app/data.txt" = "node {i}" }}',
-        ]
-    path = root / "fanout.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def write_sandbox_config(root: Path, latency: float, backup: float) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "sandbox.toml").write_text(
-        "[durations]\n"
-        f"checkpoint = {backup}\ndelete_server = 1.0\n"
-        "[faults]\nseed = 1\n"
-        f'latency = {{ "*" = {latency} }}\n'
+    return write_scenario(
+        root / "fanout.toml",
+        ['name = "fanout"'],
+        [bench_server(f"node-{i:02d}", 'env = "bench"', f"node {i}") for i in range(servers)],
     )
 
 
@@ -64,7 +45,7 @@ def one(servers: int, latency: float, backup: float, parallel: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         sb_dir = root / "sb"
-        write_sandbox_config(sb_dir, latency, backup)
+        write_sandbox_config(sb_dir, {"checkpoint": backup, "delete_server": 1.0}, latency)
         with Sandbox(sb_dir, scenario=str(scenario_file(root, servers))):
             profile = load_profile(sb_dir / "profile.toml")
             config = Config(

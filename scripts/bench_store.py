@@ -51,6 +51,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scripts.bench_sandbox import bench_server, write_sandbox_config, write_scenario
 from teardown.sandbox.runtime import Sandbox
 from tests.s3_server import S3Server, running_s3
 
@@ -77,32 +78,17 @@ the parent's peak into its own (kept at exec), and this process holds moto's obj
 
 def scenario_file(root: Path, servers: int, mb: int) -> Path:
     """``servers`` pay-per-use servers tagged env=bench, each disk with ``mb`` MiB of data."""
-    lines = [
+    header = [
         'name = "store-bench"',
         f'description = "{servers} servers x {mb} MiB for scripts/bench_store"',
     ]
-    for i in range(servers):
-        lines += [
-            "[[servers]]",
-            f'name = "node-{i:02d}"',
-            'charging = "postPaid"',
-            'hourly_price = "0.30"',
-            'tags = { env = "bench" }',
-            "[servers.system_disk]",
-            "size = 40",
-            f"generated_mb = {mb}",
-            f'files = {{ "srv/app/data.txt" = "node {i}" }}',
-        ]
-    path = root / "store-bench.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def write_sandbox_config(root: Path) -> None:
-    """Short cloud-side durations: the transfer is what is measured."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "sandbox.toml").write_text(
-        "[durations]\ndelete_server = 0.1\nsnapshot = 0.1\ncheckpoint = 0.1\nrelease = 0.1\n"
+    return write_scenario(
+        root / "store-bench.toml",
+        header,
+        [
+            bench_server(f"node-{i:02d}", 'env = "bench"', f"node {i}", f"disk:generated_mb = {mb}")
+            for i in range(servers)
+        ],
     )
 
 
@@ -183,7 +169,12 @@ def one(mode: str, s3: S3Server, servers: int, mb: int, parallel: int, tmp_root:
     root = Path(tempfile.mkdtemp(prefix=f"bench-store-{mode}-", dir=tmp_root))
     try:
         sb_dir = root / "sb"
-        write_sandbox_config(sb_dir)
+        # Short cloud-side durations: the transfer is what is measured.
+        write_sandbox_config(
+            sb_dir,
+            {"delete_server": 0.1, "snapshot": 0.1, "checkpoint": 0.1, "release": 0.1},
+            None,
+        )
         bucket = s3.new_bucket("bench")
         config = write_config(root, s3, bucket, mode, parallel)
         with Sandbox(sb_dir, scenario=str(scenario_file(root, servers, mb))) as sb:

@@ -51,6 +51,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scripts.bench_sandbox import bench_server, write_sandbox_config, write_scenario
 from teardown.sandbox.config import SandboxConfig
 from teardown.sandbox.runtime import Sandbox
 from teardown.sandbox.store import Store
@@ -65,37 +66,19 @@ def scope_name(i: int, scopes: int) -> str:
 def scenario_file(root: Path, scopes: int, per_scope: int) -> Path:
     """``scopes`` x ``per_scope`` pay-per-use servers, tagged env=bench and their scope, a day
     old (so ``--older-than 6h`` selects them all)."""
-    lines = [
+    servers = []
+    for s in range(scopes):
+        scope = scope_name(s, scopes)
+        tags = f'env = "bench", "teardown:scope" = "{scope}"'
+        servers += [
+            bench_server(f"{scope}-node-{n}", tags, f"{scope} node {n}", "provisioned_days_ago = 1")
+            for n in range(per_scope)
+        ]
+    header = [
         'name = "sweep-bench"',
         f'description = "{scopes} scopes x {per_scope} servers for scripts/bench_sweep"',
     ]
-    for s in range(scopes):
-        scope = scope_name(s, scopes)
-        for n in range(per_scope):
-            lines += [
-                "[[servers]]",
-                f'name = "{scope}-node-{n}"',
-                'charging = "postPaid"',
-                'hourly_price = "0.30"',
-                "provisioned_days_ago = 1",
-                f'tags = {{ env = "bench", "teardown:scope" = "{scope}" }}',
-                "[servers.system_disk]",
-                "size = 40",
-                f'files = {{ "srv/app/data.txt" = "{scope} node {n}" }}',
-            ]
-    path = root / "sweep-bench.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def write_sandbox_config(root: Path, latency: float, backup: float) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "sandbox.toml").write_text(
-        "[durations]\n"
-        f"checkpoint = {backup}\ndelete_server = 1.0\n"
-        "[faults]\nseed = 1\n"
-        f'latency = {{ "*" = {latency} }}\n'
-    )
+    return write_scenario(root / "sweep-bench.toml", header, servers)
 
 
 def write_config(root: Path, run_parallel: int, poll: float) -> Path:
@@ -210,7 +193,9 @@ def sweep_once(label: str, scopes: int, only: int | None, args: argparse.Namespa
     with tempfile.TemporaryDirectory(prefix="teardown-bench-sweep-") as tmp:
         root = Path(tmp)
         sb_dir = root / "sb"
-        write_sandbox_config(sb_dir, args.latency, args.backup_seconds)
+        write_sandbox_config(
+            sb_dir, {"checkpoint": args.backup_seconds, "delete_server": 1.0}, args.latency
+        )
         scenario = scenario_file(root, scopes, args.servers_per_scope)
         sandbox = TimedSandbox(sb_dir, scenario=str(scenario))
         t0 = time.perf_counter()
