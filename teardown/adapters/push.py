@@ -172,21 +172,7 @@ class PushFetcher:
         return f"PATH={shlex.quote(self.remote_path)}; export PATH; {command}"
 
     def _request(self, resource: Resource, spec: PullSpec) -> PullRequest:
-        config = self.via_runner.inner.config
-        return PullRequest(
-            server=resource.name,
-            paths=spec.paths,
-            excludes=spec.excludes,
-            before=spec.before,
-            after=spec.after,
-            verify_with=config.verify_with,
-            method=spec.method.value,
-            command_timeout=config.command_timeout,
-            env=self.via_runner.inner._env,
-            allow_empty=spec.allow_empty,
-            accept_refused=spec.accept_refused,
-            rule=spec.name,
-        )
+        return self.via_runner.inner.request_for(resource, spec)
 
     def _push(
         self,

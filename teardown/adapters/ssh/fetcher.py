@@ -73,12 +73,10 @@ class SshFetcher:
         self._env = {k: v for k, v in (env or {}).items() if k in config.pass_env}
         self._local_ports = dict(local_ports or {})
 
-    def pull(
-        self, resource: Resource, spec: PullSpec, key: str, progress: ProgressCallback | None
-    ) -> Artifact:
-        target = target_for(resource, self.config, self._local_ports)
-        resolved = resolve(target)
-        request = PullRequest(
+    def request_for(self, resource: Resource, spec: PullSpec) -> PullRequest:
+        """What a pull of ``resource`` by the rule ``spec`` asks the host, with this fetcher's
+        SSH settings and the environment values it may pass."""
+        return PullRequest(
             server=resource.name,
             paths=spec.paths,
             excludes=spec.excludes,
@@ -94,6 +92,13 @@ class SshFetcher:
             streams=self.config.streams,
             client=self.config.client,
         )
+
+    def pull(
+        self, resource: Resource, spec: PullSpec, key: str, progress: ProgressCallback | None
+    ) -> Artifact:
+        target = target_for(resource, self.config, self._local_ports)
+        resolved = resolve(target)
+        request = self.request_for(resource, spec)
         transport = open_transport(target)
         host_key = fingerprint(transport.get_remote_server_key())
         origin = origin_of(resource, spec)
